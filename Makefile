@@ -1,0 +1,33 @@
+# Gatehouse: `make run` starts the server on the embedded defaults; `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+export FLASK_APP := app:create_app
+
+.PHONY: install run test migrate bench clean
+
+# Reinstall whenever the dependency list changes.
+$(VENV)/.installed: backend/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e "backend[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	cd backend && $(BIN)/flask db upgrade
+	@echo "Gatehouse listening on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/api/docs)"
+	cd backend && $(BIN)/flask run --host $(HOST) --port $(PORT)
+
+test: install
+	cd backend && $(BIN)/pytest $(PYTEST_ARGS)
+
+# Autogenerate a migration from the models: make migrate m="add invitations"; then read and edit it.
+migrate: install
+	cd backend && $(BIN)/flask db migrate -m "$(m)"
+
+clean:
+	rm -rf $(VENV) backend/instance backend/.pytest_cache

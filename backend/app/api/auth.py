@@ -1,0 +1,104 @@
+"""/api/v1/auth: registration, sign-in and the caller's sessions."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint
+
+from app.api.context import current_actor, current_session, current_user, load_body, require_session
+from app.api.envelope import created, ok
+from app.api.openapi import documented
+from app.errors import AppError
+from app.extensions import current_settings, db, limiter
+from app.schemas.sessions import IssuedSessionOut, LoginIn, MeOut, SessionOut, SessionsEndedOut
+from app.schemas.users import RegisterIn, UserOut
+from app.services import authentication, sessions, users
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+
+@bp.post("/register")
+@documented(summary="Create an account", tag="auth", body=RegisterIn, response=UserOut, status=201,
+            errors=(409, 429))
+@limiter.limit(lambda: current_settings().RATELIMIT_REGISTER)
+def register():
+    data = load_body(RegisterIn())
+    user = users.register_user(db.session, actor=current_actor(),
+                               bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
+    db.session.commit()
+    return created(UserOut().dump(user), message="Account created.")
+
+
+@bp.post("/login")
+@documented(summary="Sign in with email and password; returns a session token", tag="auth", body=LoginIn,
+            response=IssuedSessionOut, errors=(401, 403, 423, 429))
+@limiter.limit(lambda: current_settings().RATELIMIT_LOGIN)
+def login():
+    data = load_body(LoginIn())
+    try:
+        issued = authentication.login(db.session, actor=current_actor(), settings=current_settings(), **data)
+    except AppError:
+        db.session.commit()  # the failure count, lockout and audit event are kept, then reported
+        raise
+    db.session.commit()
+    return ok(IssuedSessionOut().dump(issued), message="Signed in.")
+
+
+@bp.post("/logout")
+@documented(summary="End the current session", tag="auth")
+@require_session
+def logout():
+    sessions.logout(db.session, actor=current_actor(), session=current_session())
+    db.session.commit()
+    return ok(message="Signed out.")
+
+
+@bp.post("/logout-all")
+@documented(summary="End every session of the current user, this one included", tag="auth",
+            response=SessionsEndedOut)
+@require_session
+def logout_all():
+    ended = sessions.logout_everywhere(db.session, actor=current_actor(), user=current_user())
+    db.session.commit()
+    return ok({"sessions_ended": ended}, message="Signed out everywhere.")
+
+
+@bp.get("/me")
+@documented(summary="The current user and session", tag="auth", response=MeOut)
+@require_session
+def me():
+    session = current_session()
+    return ok({"user": UserOut().dump(current_user()),
+               "session": SessionOut(current_session_id=session.id).dump(session)})
+
+
+@bp.get("/sessions")
+@documented(summary="The current user's live sessions; `current` marks this one", tag="auth",
+            response=SessionOut, many=True)
+@require_session
+def list_sessions():
+    live = sessions.list_live_sessions(db.session, user_id=current_user().id)
+    return ok(SessionOut(many=True, current_session_id=current_session().id).dump(live))
+
+
+@bp.post("/sessions/refresh")
+@documented(summary="Rotate the current session token and extend its idle window", tag="auth",
+            response=IssuedSessionOut,
+            description="The old token stops working at once. The absolute expiry never moves.")
+@require_session
+def refresh_session():
+    issued = sessions.refresh_session(db.session, actor=current_actor(), session=current_session(),
+                                      settings=current_settings())
+    db.session.commit()
+    return ok(IssuedSessionOut().dump(issued), message="Session refreshed.")
+
+
+@bp.delete("/sessions/<uuid:session_id>")
+@documented(summary="End one of the current user's sessions", tag="auth", response=SessionOut, errors=(404,))
+@require_session
+def revoke_session(session_id: uuid.UUID):
+    session = sessions.revoke_session(db.session, actor=current_actor(), user=current_user(),
+                                      session_id=session_id)
+    db.session.commit()
+    return ok(SessionOut(current_session_id=current_session().id).dump(session), message="Session ended.")

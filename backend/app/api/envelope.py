@@ -1,0 +1,100 @@
+"""The management API's response envelope (DESIGN.md) and its error handlers.
+
+Every /api response, success or error, has the same top-level shape. The
+handlers below render errors from anywhere (our AppErrors, marshmallow,
+werkzeug, Flask-Limiter, uncaught exceptions) as envelopes, for /api paths only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask_limiter import RateLimitExceeded
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app import errors
+from app.security.request_id import current_request_id
+
+VERSION = "1.0"
+log = logging.getLogger(__name__)
+
+# werkzeug exceptions we map to an error type by status.
+_HTTP_TYPES = {
+    400: "BAD_REQUEST", 401: "AUTHENTICATION_ERROR", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR", 429: "RATE_LIMITED",
+}
+
+
+def ok(data: Any = None, *, message: str = "OK", status: int = 200, meta: dict | None = None) -> Response:
+    body = {"version": VERSION, "success": True, "code": status, "message": message,
+            "request_id": current_request_id(), "data": data if data is not None else {},
+            "meta": meta or {}}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def created(data: Any, *, message: str = "Created.") -> Response:
+    return ok(data, message=message, status=201)
+
+
+def error_response(status: int, error_type: str, message: str, *, details: dict | None = None,
+                   headers: dict[str, str] | None = None, data: Any = None) -> Response:
+    body: dict[str, Any] = {"version": VERSION, "success": False, "code": status, "message": message,
+                            "request_id": current_request_id(),
+                            "error": {"type": error_type, "details": details or {}}}
+    if data is not None:
+        body["data"] = data
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def _from_app_error(err: errors.AppError) -> Response:
+    return error_response(err.status, err.type, err.message, details=err.details, headers=err.headers)
+
+
+def _from_validation_error(err: ValidationError) -> Response:
+    details = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+    return error_response(422, "VALIDATION_ERROR", "The request has invalid fields.", details=details)
+
+
+def _from_http_exception(err: HTTPException) -> Response | HTTPException:
+    if not is_api_request():
+        return err
+    status = err.code or 500
+    headers = {}
+    if isinstance(err, RateLimitExceeded):
+        message = "Too many requests; slow down and retry later."
+    else:
+        message = err.description or "Error."
+        if status == 405 and err.valid_methods:
+            headers["Allow"] = ", ".join(sorted(err.valid_methods))
+        if status == 401 and err.www_authenticate:
+            headers["WWW-Authenticate"] = str(err.www_authenticate[0])
+    return error_response(status, _HTTP_TYPES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"),
+                          message, headers=headers)
+
+
+def _from_unhandled(err: Exception) -> Response | tuple[str, int]:
+    log.exception("unhandled exception on %s %s", request.method, request.path)
+    if not is_api_request():
+        return "Internal Server Error", 500
+    return error_response(500, "INTERNAL_ERROR", "Internal server error.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(errors.AppError, _from_app_error)
+    app.register_error_handler(ValidationError, _from_validation_error)
+    app.register_error_handler(HTTPException, _from_http_exception)
+    app.register_error_handler(Exception, _from_unhandled)

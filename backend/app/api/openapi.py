@@ -1,0 +1,119 @@
+"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas.
+
+Each /api view declares what it takes and returns with @documented; the
+builder walks the URL map, so a route without a declaration is caught by
+tests/api/test_openapi.py rather than silently missing from the document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from marshmallow import Schema
+
+from app.schemas.common import EnvelopeBase, ErrorEnvelope, PageMeta
+
+_STATUS_TEXT = {
+    400: "Malformed request (e.g. invalid JSON)", 401: "Missing, invalid or expired session token",
+    403: "Not allowed", 404: "Not found", 409: "Conflict with existing data", 413: "Body too large",
+    415: "Body is not application/json", 422: "Invalid fields; details per field",
+    423: "Account locked after repeated failures", 429: "Rate limited; see Retry-After",
+    500: "Internal error", 503: "A dependency is down",
+}
+
+
+def documented(*, summary: str, tag: str, body: type[Schema] | None = None, query: type[Schema] | None = None,
+               response: type[Schema] | None = None, status: int = 200, many: bool = False,
+               paginated: bool = False, errors: tuple[int, ...] = (), raw_content: str | None = None,
+               description: str = "") -> Callable:
+    """Declare a view's contract for the OpenAPI document.
+
+    `raw_content` marks the few documentation routes that return a media type
+    other than the JSON envelope.
+    """
+    def decorate(view: Callable) -> Callable:
+        view.openapi = dict(summary=summary, tag=tag, body=body, query=query, response=response, status=status,
+                            many=many, paginated=paginated, errors=errors, raw_content=raw_content,
+                            description=description)
+        return view
+    return decorate
+
+
+def _openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
+
+
+def _path_parameters(rule: str) -> list[dict[str, Any]]:
+    params = []
+    for converter, name in re.findall(r"<(?:([a-z]+):)?([a-z_]+)>", rule):
+        schema = {"type": "string", "format": "uuid"} if converter == "uuid" else {"type": "string"}
+        params.append({"in": "path", "name": name, "required": True, "schema": schema})
+    return params
+
+
+def _success(meta: dict[str, Any]) -> dict[str, Any]:
+    if meta["raw_content"]:
+        return {"description": meta["summary"], "content": {meta["raw_content"]: {"schema": {"type": "string"}}}}
+    data: Any = {"type": "object"}
+    if meta["response"] is not None:
+        data = {"type": "array", "items": meta["response"]} if meta["many"] else meta["response"]
+    properties = {"data": data}
+    if meta["paginated"]:
+        properties["meta"] = PageMeta
+    return {"description": meta["summary"], "content": {"application/json": {"schema": {
+        "allOf": [EnvelopeBase, {"type": "object", "properties": properties}]}}}}
+
+
+def _operation(view: Callable, rule: str) -> dict[str, Any]:
+    meta = view.openapi
+    statuses = set(meta["errors"]) | {500}
+    operation: dict[str, Any] = {"summary": meta["summary"], "tags": [meta["tag"]],
+                                 "parameters": _path_parameters(rule)}
+    if meta["description"]:
+        operation["description"] = meta["description"]
+    if meta["query"] is not None:
+        operation["parameters"].append({"in": "query", "schema": meta["query"]})
+        statuses.add(422)
+    if meta["body"] is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
+        statuses |= {400, 413, 415, 422}
+    if getattr(view, "requires_session", False):
+        operation["security"] = [{"sessionToken": []}]
+        statuses.add(401)
+    else:
+        operation["security"] = []
+    responses: dict[Any, Any] = {str(meta["status"]): _success(meta)}
+    for status in sorted(statuses):
+        responses[str(status)] = {"description": _STATUS_TEXT.get(status, "Error"),
+                                  "content": {"application/json": {"schema": ErrorEnvelope}}}
+    operation["responses"] = responses
+    return operation
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    spec = APISpec(title="Gatehouse management API", version="1.0.0", openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()],
+                   info={"description": "Every response, success or error, uses the envelope below. "
+                                        "Errors carry `error.type` from a closed set."})
+    spec.components.security_scheme("sessionToken", {
+        "type": "http", "scheme": "bearer",
+        "description": "An opaque session token from POST /api/v1/auth/login."})
+    spec.components.schema("ErrorEnvelope", schema=ErrorEnvelope)
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith("/api"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        operations = {method.lower(): _operation(view, rule.rule)
+                      for method in sorted(rule.methods - {"HEAD", "OPTIONS"})}
+        spec.path(path=_openapi_path(rule.rule), operations=operations)
+    return spec.to_dict()
+
+
+def undocumented_api_rules(app: Flask) -> list[str]:
+    """The /api rules whose view has no @documented declaration."""
+    return [rule.rule for rule in app.url_map.iter_rules()
+            if rule.rule.startswith("/api") and not hasattr(app.view_functions[rule.endpoint], "openapi")]

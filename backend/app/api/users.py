@@ -1,0 +1,56 @@
+"""/api/v1/users/me: the signed-in user's own account."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from app.api.context import current_actor, current_user, load_body, require_session
+from app.api.envelope import ok
+from app.api.openapi import documented
+from app.extensions import current_settings, db
+from app.schemas.sessions import SessionsEndedOut
+from app.schemas.users import AccountDeleteIn, PasswordChangeIn, UserOut, UserUpdateIn
+from app.services import users
+
+bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
+
+
+@bp.get("/me")
+@documented(summary="The current user's profile", tag="users", response=UserOut)
+@require_session
+def get_me():
+    return ok(UserOut().dump(current_user()))
+
+
+@bp.patch("/me")
+@documented(summary="Update the current user's profile", tag="users", body=UserUpdateIn, response=UserOut)
+@require_session
+def update_me():
+    data = load_body(UserUpdateIn())
+    user = users.update_profile(db.session, actor=current_actor(), user=current_user(), **data)
+    db.session.commit()
+    return ok(UserOut().dump(user), message="Profile updated.")
+
+
+@bp.delete("/me")
+@documented(summary="Delete the current user's account (requires the password)", tag="users",
+            body=AccountDeleteIn,
+            description="Removes the user and their sessions; audit events stay with the actor anonymised.")
+@require_session
+def delete_me():
+    data = load_body(AccountDeleteIn())
+    users.delete_account(db.session, actor=current_actor(), user=current_user(), **data)
+    db.session.commit()
+    return ok(message="Account deleted.")
+
+
+@bp.post("/me/password")
+@documented(summary="Change the password; every other session ends", tag="users", body=PasswordChangeIn,
+            response=SessionsEndedOut)
+@require_session
+def change_password():
+    data = load_body(PasswordChangeIn())
+    ended = users.change_password(db.session, actor=current_actor(), user=current_user(),
+                                  bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
+    db.session.commit()
+    return ok({"sessions_ended": ended}, message="Password changed.")

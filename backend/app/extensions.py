@@ -1,0 +1,26 @@
+"""Unbound extension singletons, bound to an app in `create_app`."""
+
+from flask import current_app
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from redis import Redis
+
+from app.config import Settings
+from app.models.base import Base
+from app.security.client_ip import client_ip
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+# Limits are declared per route; storage comes from RATELIMIT_STORAGE_URI at init.
+limiter = Limiter(key_func=client_ip, headers_enabled=True, retry_after="delta-seconds")
+
+
+def redis_client() -> Redis | None:
+    """The app's Redis client, or None when REDIS_URL is not set."""
+    return current_app.extensions.get("gatehouse.redis")
+
+
+def current_settings() -> Settings:
+    """The Settings of the app handling this request or CLI command."""
+    return current_app.extensions["gatehouse.settings"]

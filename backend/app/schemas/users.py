@@ -1,0 +1,38 @@
+"""Users: registration, profile, password and deletion payloads."""
+
+from marshmallow import Schema, fields, validate
+
+
+def password_field() -> fields.String:
+    """A password input. Shape only: services.users applies the password policy."""
+    return fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+
+
+class RegisterIn(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = password_field()
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class UserOut(Schema):
+    id = fields.UUID()
+    email = fields.String()
+    email_verified = fields.Boolean()
+    name = fields.String()
+    status = fields.String()
+    is_platform_admin = fields.Boolean()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class UserUpdateIn(Schema):
+    name = fields.String(validate=validate.Length(max=200))
+
+
+class PasswordChangeIn(Schema):
+    current_password = password_field()
+    new_password = password_field()
+
+
+class AccountDeleteIn(Schema):
+    password = password_field()

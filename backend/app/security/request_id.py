@@ -1,0 +1,38 @@
+"""X-Request-ID on every request and response, and in every log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+HEADER = "X-Request-ID"
+# An incoming id is echoed only if it is a plain token: no spaces, no control
+# characters, nothing that could forge a log line or a header.
+_WELL_FORMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
+
+
+def current_request_id() -> str | None:
+    return g.get("request_id") if has_request_context() else None
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id() or "-"
+        return True
+
+
+def init_request_id(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        incoming = request.headers.get(HEADER, "")
+        g.request_id = incoming if _WELL_FORMED.match(incoming) else str(uuid.uuid4())
+
+    @app.after_request
+    def send_request_id(response: Response) -> Response:
+        response.headers[HEADER] = current_request_id() or str(uuid.uuid4())
+        return response

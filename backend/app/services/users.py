@@ -1,0 +1,119 @@
+"""User accounts: registration, profile, password changes, deletion."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app import errors
+from app.models import User, UserSession
+from app.models.session import SessionEndReason
+from app.security import passwords
+from app.services import audit, sessions
+from app.services.actor import Actor
+
+
+def normalize_email(email: str) -> str:
+    """The stored form of an email: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+def get_user_by_email(db: Session, email: str) -> User | None:
+    """The user with this email (any case), or None."""
+    return db.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def require_password_policy(password: str, *, field: str = "password") -> None:
+    """Raises:
+        ValidationFailed: the password is too short, too long for bcrypt or too common.
+    """
+    problems = passwords.password_problems(password)
+    if problems:
+        raise errors.ValidationFailed(details={field: problems})
+
+
+def create_user(db: Session, *, email: str, password: str | None, name: str = "",
+                bcrypt_rounds: int, is_platform_admin: bool = False) -> User:
+    """Create an active user. `password=None` makes a federated-only account.
+
+    Raises:
+        ValidationFailed: the password breaks the policy.
+        Conflict: the email is taken.
+    """
+    if password is not None:
+        require_password_policy(password)
+    if get_user_by_email(db, email) is not None:
+        raise errors.Conflict("An account with this email already exists.", details={"email": ["Already registered."]})
+    user = User(
+        email=normalize_email(email),
+        name=name,
+        password_hash=passwords.hash_password(password, bcrypt_rounds) if password is not None else None,
+        is_platform_admin=is_platform_admin,
+    )
+    db.add(user)
+    db.flush()  # assign user.id for the audit event
+    return user
+
+
+def register_user(db: Session, *, actor: Actor, email: str, password: str, name: str,
+                  bcrypt_rounds: int) -> User:
+    """Self-service registration.
+
+    Raises:
+        ValidationFailed, Conflict: as create_user.
+    """
+    user = create_user(db, email=email, password=password, name=name, bcrypt_rounds=bcrypt_rounds)
+    audit.record_event(db, actor=actor.as_user(user), action="auth.register", target_type="user", target_id=user.id)
+    return user
+
+
+def update_profile(db: Session, *, actor: Actor, user: User, name: str | None = None) -> User:
+    """Change the editable profile fields that were given."""
+    if name is not None and name != user.name:
+        user.name = name
+        audit.record_event(db, actor=actor, action="user.updated", target_type="user", target_id=user.id,
+                           details={"fields": ["name"]})
+    return user
+
+
+def _require_current_password(user: User, password: str) -> None:
+    if user.password_hash is None or not passwords.verify_password(password, user.password_hash):
+        raise errors.InvalidCredentials("The current password is incorrect.")
+
+
+def change_password(db: Session, *, actor: Actor, user: User, current_password: str, new_password: str,
+                    bcrypt_rounds: int) -> int:
+    """Set a new password and end every other session of the user.
+
+    Returns the number of sessions ended.
+
+    Raises:
+        InvalidCredentials: the current password is wrong.
+        ValidationFailed: the new password breaks the policy.
+    """
+    _require_current_password(user, current_password)
+    require_password_policy(new_password, field="new_password")
+    user.password_hash = passwords.hash_password(new_password, bcrypt_rounds)
+    ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.PASSWORD_CHANGED,
+                                       keep_session_id=actor.session_id)
+    audit.record_event(db, actor=actor, action="user.password_changed", target_type="user", target_id=user.id,
+                       details={"sessions_ended": ended})
+    return ended
+
+
+def delete_account(db: Session, *, actor: Actor, user: User, password: str) -> uuid.UUID:
+    """Delete the user and their personal data; audit events stay, anonymised.
+
+    Raises:
+        InvalidCredentials: the password is wrong.
+    """
+    _require_current_password(user, password)
+    user_id = user.id
+    audit.record_event(db, actor=actor, action="user.deleted", target_type="user", target_id=user_id)
+    db.flush()  # write the event before its actor reference is cleared
+    audit.anonymise_actor(db, user_id=user_id)
+    db.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    db.delete(user)
+    return user_id

@@ -1,0 +1,176 @@
+"""Test fixtures.
+
+The schema is built once per run with the real migrations (`flask db upgrade`)
+on SQLite by default, or on PostgreSQL when DATABASE_URL is set; REDIS_URL, when
+set, puts rate limits in Redis. Each test gets a fresh app; afterwards every
+table is emptied. Truncation rather than a rolled-back outer transaction,
+because requests, live servers and the concurrency tests commit on their own
+connections and must see each other's commits.
+
+Tests never hold an app context while calling the app: Flask would reuse it for
+the request and share one SQLAlchemy session between test and view. Tests use
+`db_session`, a separate Session on the same engine.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import MetaData, create_engine, delete
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.config import Settings
+from app.extensions import db
+from app.models import Base
+from tests import factories
+
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    # Start from an empty database so the migrations, not leftovers, make the schema.
+    engine = create_engine(url)
+    existing = MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    engine.dispose()
+    app = create_app(Settings(ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=url))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Test settings: fast bcrypt, a rate-limit namespace of its own, Redis when REDIS_URL is set."""
+    values: dict[str, Any] = dict(
+        ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=database_url,
+        REDIS_URL=os.environ.get("REDIS_URL") or None, BCRYPT_ROUNDS=4,
+        RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    app = create_app(settings)
+    yield app
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(delete(table))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Session:
+    with app.app_context():
+        engine = db.engine
+    session = Session(engine)
+    factories.bind(session)
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: dict[str, Any]
+    headers: Any
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def error_type(self) -> str | None:
+        return (self.body.get("error") or {}).get("type")
+
+
+class Api:
+    """Calls the API and returns the parsed envelope, checking its shape every time."""
+
+    def __init__(self, client, db_session: Session) -> None:
+        self.client = client
+        self.db_session = db_session
+
+    def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
+                headers: dict[str, str] | None = None, **kwargs: Any) -> ApiResponse:
+        # End the test's own transaction: commit its setup, release SQLite's
+        # write lock, and read fresh rows afterwards.
+        self.db_session.commit()
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = self.client.open(path, method=method, json=json, headers=headers, **kwargs)
+        body = response.get_json(silent=True)
+        assert body is not None, f"{method} {path} returned a non-JSON body: {response.data[:200]!r}"
+        assert_envelope(body, response.status_code, response.headers)
+        return ApiResponse(response.status_code, body, response.headers)
+
+    def get(self, path: str, **kw: Any) -> ApiResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> ApiResponse:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> ApiResponse:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> ApiResponse:
+        return self.request("DELETE", path, **kw)
+
+
+def assert_envelope(body: dict[str, Any], status: int, headers: Any) -> None:
+    """The DESIGN.md envelope: the same keys for every /api response."""
+    assert body["version"] == "1.0"
+    assert body["code"] == status
+    assert body["success"] is (status < 400)
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["request_id"] == headers["X-Request-ID"]
+    if status < 400:
+        assert "data" in body and "meta" in body and "error" not in body
+    else:
+        assert set(body["error"]) == {"type", "details"}
+        assert isinstance(body["error"]["details"], dict)
+
+
+@pytest.fixture
+def api(client, db_session: Session) -> Api:
+    return Api(client, db_session)
+
+
+@pytest.fixture
+def user(db_session: Session):
+    return factories.UserFactory()
+
+
+@pytest.fixture
+def login(api: Api):
+    """Sign a user in through the API; returns the session token."""
+    def sign_in(user, password: str = factories.DEFAULT_PASSWORD) -> str:
+        response = api.post("/api/v1/auth/login", json={"email": user.email, "password": password})
+        assert response.status == 200, response.body
+        return response.data["token"]
+    return sign_in
