@@ -2,7 +2,11 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base
+from app.models.client import OAuthClient, TokenEndpointAuthMethod
+from app.models.consent import Consent
 from app.models.session import SessionEndReason, SessionKind, UserSession
+from app.models.tokens import AuthorizationCode, RefreshToken
 from app.models.user import User, UserStatus
 
-__all__ = ["AuditEvent", "Base", "SessionEndReason", "SessionKind", "User", "UserSession", "UserStatus"]
+__all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "OAuthClient", "RefreshToken",
+           "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]
