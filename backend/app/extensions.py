@@ -4,14 +4,19 @@ from flask import current_app
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 from redis import Redis
 
 from app.config import Settings
 from app.models.base import Base
 from app.security.client_ip import client_ip
+from app.services.keys import KeyStore
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+# CSRF is checked explicitly by the HTML form handlers (WTF_CSRF_CHECK_DEFAULT=False):
+# protocol and API endpoints authenticate with tokens, not cookies.
+csrf = CSRFProtect()
 # Limits are declared per route; storage comes from RATELIMIT_STORAGE_URI at init.
 limiter = Limiter(key_func=client_ip, headers_enabled=True, retry_after="delta-seconds")
 
@@ -24,3 +29,8 @@ def redis_client() -> Redis | None:
 def current_settings() -> Settings:
     """The Settings of the app handling this request or CLI command."""
     return current_app.extensions["gatehouse.settings"]
+
+
+def key_store() -> KeyStore:
+    """The signing keyring of the app handling this request or CLI command."""
+    return current_app.extensions["gatehouse.keys"]

@@ -33,7 +33,8 @@ def register():
 @bp.post("/login")
 @documented(summary="Sign in with email and password; returns a session token", tag="auth", body=LoginIn,
             response=IssuedSessionOut, errors=(401, 403, 423, 429))
-@limiter.limit(lambda: current_settings().RATELIMIT_LOGIN)
+# One budget per client IP shared with the HTML sign-in form (web/pages.py).
+@limiter.shared_limit(lambda: current_settings().RATELIMIT_LOGIN, scope="login")
 def login():
     data = load_body(LoginIn())
     try:

@@ -61,11 +61,24 @@ class OAuthClient(UUIDPrimaryKey, ClientMixin, Base):
         # Only an unambiguous default: with several registered URIs the request must name one.
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
-    def get_allowed_scope(self, scope: str) -> str:
+    def get_allowed_scope(self, scope: str) -> str | None:
+        """The requested scope if the client may have all of it, else None.
+
+        Authlib's default drops what is not allowed; we never silently narrow a
+        request: None makes the grant answer invalid_scope (RFC 6749 §4.1.2.1).
+        """
         if not scope:
             return ""
-        allowed = set(self.scopes)
-        return " ".join(s for s in scope.split() if s in allowed)
+        requested = scope.split()
+        if not set(requested) <= set(self.scopes):
+            return None
+        return " ".join(dict.fromkeys(requested))
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        # Read by Authlib's RP-initiated logout (post_logout_redirect_uris) and
+        # UserInfoEndpoint (userinfo_signed_response_alg: absent, we return plain JSON).
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris)}
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris

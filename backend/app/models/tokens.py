@@ -87,3 +87,11 @@ class RefreshToken(UUIDPrimaryKey, Base):
 
     client: Mapped[OAuthClient] = relationship()
     user: Mapped[User] = relationship()
+
+    # --- the parts of authlib's TokenMixin the refresh grant uses ---
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.client_pk == client.id
+
+    def get_scope(self) -> str:
+        return self.scope

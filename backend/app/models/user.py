@@ -37,5 +37,9 @@ class User(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    def get_user_id(self) -> str:
+        """The OIDC subject (`sub`), read by Authlib's token generators."""
+        return str(self.id)
+
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now

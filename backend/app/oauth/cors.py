@@ -1,0 +1,45 @@
+"""CORS for the endpoints an SPA calls directly: token, userinfo, revocation, JWKS.
+
+Allowed origins are those of the registered clients' redirect URIs plus
+CORS_EXTRA_ORIGINS. flask-cors takes a static origin list; ours changes
+whenever a client is registered, so the check is done here.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Callable
+
+from flask import Response, make_response, request
+
+from app.extensions import current_settings, db
+from app.services import clients
+
+ALLOWED_METHODS = "GET, POST"
+ALLOWED_HEADERS = "Authorization, Content-Type"
+PREFLIGHT_MAX_AGE = "600"
+
+
+def _allowed(origin: str) -> bool:
+    return origin in current_settings().cors_extra_origins or origin in clients.all_cors_origins(db.session)
+
+
+def with_cors(view: Callable) -> Callable:
+    """Answer preflights and add Access-Control-Allow-Origin for allowed origins.
+    No credentials: these endpoints use bearer tokens or client authentication, never cookies."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS":
+            response = Response(status=204)
+            if origin and _allowed(origin):
+                response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+                response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+                response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        else:
+            response = make_response(view(*args, **kwargs))
+        if origin and _allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+        response.vary.add("Origin")
+        return response
+    return wrapper

@@ -1,0 +1,169 @@
+"""Protocol endpoints (never enveloped): discovery, JWKS, authorize, token,
+userinfo, introspection, revocation and RP-initiated logout."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
+
+from app.extensions import csrf, current_settings, db, key_store
+from app.models import UserSession
+from app.models.base import utcnow
+from app.oauth.cors import with_cors
+from app.oauth.metadata import authorization_server_metadata, openid_configuration
+from app.oauth.server import IssuerInResponse, oauth_server
+from app.request_context import request_actor
+from app.services import consents, sessions
+from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
+
+bp = Blueprint("oauth", __name__)
+
+AMR_PASSWORD = ["pwd"]
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery():
+    return jsonify(openid_configuration(current_settings()))
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def oauth_metadata():
+    return jsonify(authorization_server_metadata(current_settings()))
+
+
+@bp.route("/oauth2/jwks", methods=["GET", "OPTIONS"])
+@with_cors
+def jwks():
+    response = jsonify(key_store().jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _authorization_error(error: OAuth2Error) -> Response:
+    """RFC 6749 §4.1.2.1: redirect the error to the client only when the
+    redirect URI is known to be the client's; otherwise show a page."""
+    if not error.redirect_uri:
+        return Response(render_template("oauth_error.html", error=error), status=400)
+    response = oauth_server().handle_error_response(None, error)
+    IssuerInResponse().add_issuer_parameter(oauth_server(), response)
+    return response
+
+
+def _authorize_url() -> str:
+    params = {k: v for k, v in request.values.items() if k not in {"csrf_token", "decision"}}
+    return url_for("oauth.authorize") + "?" + urlencode(params)
+
+
+def _fresh_login(browser: UserSession) -> bool:
+    if session.get(FRESH_LOGIN_KEY) == str(browser.id):
+        session.pop(FRESH_LOGIN_KEY)
+        return True
+    return False
+
+
+def _needs_login(browser: UserSession | None, prompts: set[str]) -> bool:
+    """OIDC Core §3.1.2.1: prompt=login forces re-authentication; max_age bounds its age."""
+    if browser is None:
+        return True
+    max_age = request.values.get("max_age")
+    too_old = max_age is not None and max_age.isdigit() and \
+        (utcnow() - browser.created_at).total_seconds() > int(max_age)
+    if "login" in prompts or too_old:
+        return not _fresh_login(browser)
+    return False
+
+
+@bp.route("/oauth2/authorize", methods=["GET", "POST"])
+def authorize():
+    server = oauth_server()
+    browser = current_browser_session()
+    user = browser.user if browser else None
+    try:
+        grant = server.get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        return _authorization_error(error)
+    state = request.values.get("state")
+    prompts = set(request.values.get("prompt", "").split())
+    if _needs_login(browser, prompts):
+        if "none" in prompts:
+            return _authorization_error(LoginRequiredError(redirect_uri=grant.redirect_uri, state=state))
+        return redirect(url_for("web.login", next=_authorize_url(), login_hint=request.values.get("login_hint")))
+
+    client, scopes = grant.client, (grant.request.scope or "").split()
+    decision = request.form.get("decision") if request.method == "POST" else None
+    if decision is not None:
+        csrf.protect()
+        if decision != "allow":
+            return server.create_authorization_response(grant_user=None, grant=grant)
+        consents.grant_consent(db.session, actor=request_actor(user, browser.id), user=user, client=client,
+                               scopes=scopes)
+    elif not client.first_party and ("consent" in prompts or
+                                     not consents.has_consent(db.session, user=user, client=client, scopes=scopes)):
+        if "none" in prompts:
+            return _authorization_error(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=state))
+        return render_template("consent.html", client=client, scopes=scopes, user=user, action=_authorize_url())
+
+    grant.auth_context = (browser.created_at, AMR_PASSWORD)
+    response = server.create_authorization_response(grant_user=user, grant=grant)
+    db.session.commit()
+    return response
+
+
+@bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
+@with_cors
+def token():
+    response = oauth_server().create_token_response()
+    db.session.commit()  # failure paths commit too: reuse detection revokes and audits
+    return response
+
+
+@bp.route("/oauth2/userinfo", methods=["GET", "POST", "OPTIONS"])
+@with_cors
+def userinfo():
+    return oauth_server().create_endpoint_response("userinfo")
+
+
+@bp.post("/oauth2/introspect")
+def introspect():
+    return oauth_server().create_endpoint_response("introspection")
+
+
+@bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
+@with_cors
+def revoke():
+    response = oauth_server().create_endpoint_response("revocation")
+    db.session.commit()
+    return response
+
+
+@bp.route("/oauth2/logout", methods=["GET", "POST"])
+def logout():
+    """OIDC RP-Initiated Logout 1.0. Without a valid id_token_hint the user confirms first
+    (a cross-site request must not sign them out silently)."""
+    server = oauth_server()
+    try:
+        end_session_request = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return Response(render_template("oauth_error.html", error=error), status=400)
+    claims = end_session_request.id_token_claims
+    if claims is not None and claims.get("iss") != current_settings().ISSUER:
+        return Response(render_template("oauth_error.html", error=OAuth2Error(
+            error="invalid_request", description="id_token_hint was not issued by this server.")), status=400)
+    confirmed = request.method == "POST" and request.form.get("confirm") == "yes"
+    if confirmed:
+        csrf.protect()
+    elif end_session_request.needs_confirmation:
+        return render_template("logout_confirm.html", action=request.full_path)
+
+    browser = current_browser_session()
+    if browser is not None:
+        sessions.logout(db.session, actor=request_actor(browser.user, browser.id), session=browser)
+        db.session.commit()
+    response = server.create_endpoint_response("end_session", end_session_request)
+    if response is None:
+        response = Response(render_template("logged_out.html"))
+    clear_session_cookie(response)
+    return response

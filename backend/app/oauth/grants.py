@@ -1,0 +1,220 @@
+"""Authlib grants, specialised: each hook delegates to a service.
+
+Hooks follow Authlib 1.9's names (query_authorization_code, authenticate_refresh_token …).
+What a grant persists is written in `save_token`, which first *claims* the
+code or refresh token with a conditional UPDATE, so two concurrent
+redemptions cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import OpenIDCode, UserInfo
+from joserfc.jwk import KeySet
+
+from app.extensions import current_settings, db, key_store
+from app.models import AuthorizationCode, OAuthClient, RefreshToken, User, UserStatus
+from app.models.base import utcnow
+from app.oauth.tokens import denylist, private_keyset, unverified_claims
+from app.request_context import request_actor
+from app.security.crypto import decrypt, encrypt, fernet_for
+from app.services import grants as grant_store
+
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
+
+
+def _active(user: User | None) -> User | None:
+    return user if user is not None and user.status == UserStatus.ACTIVE else None
+
+
+def _expiry(token: dict) -> tuple[str, datetime]:
+    claims = unverified_claims(token["access_token"])
+    return claims["jti"], datetime.fromtimestamp(claims["exp"], UTC)
+
+
+def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
+    """Every grant: a scope the client may not have is invalid_scope, never dropped (RFC 6749 §3.3)."""
+    if scope and client.get_allowed_scope(scope) is None:
+        raise InvalidScopeError(f"The client may not request: {' '.join(sorted(set(scope.split()) - set(client.scopes)))}")
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def generate_authorization_code(self) -> str:
+        return grant_store.new_authorization_code()
+
+    def save_authorization_code(self, code: str, request) -> None:
+        auth_time, amr = self.auth_context
+        grant_store.store_authorization_code(
+            db.session, code=code, client=request.client, user=request.user, redirect_uri=request.payload.redirect_uri
+            or request.client.get_default_redirect_uri(), scope=request.scope or "",
+            nonce=request.payload.data.get("nonce"), code_challenge=request.payload.data.get("code_challenge"),
+            code_challenge_method=request.payload.data.get("code_challenge_method"), auth_time=auth_time, amr=amr,
+            lifetime=current_settings().AUTHORIZATION_CODE_LIFETIME)
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
+        return grant_store.find_authorization_code(db.session, actor=request_actor(), code=code, client=client,
+                                                   denylist=denylist())
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        # Nothing to delete: save_token already claimed the code, keeping the row
+        # so a replay can be recognised and its tokens revoked.
+        pass
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        return _active(authorization_code.user)
+
+    def save_token(self, token: dict) -> None:
+        code: AuthorizationCode = self.request.authorization_code
+        jti, expires_at = _expiry(token)
+        family_id = uuid.uuid4() if "refresh_token" in token else None
+        if not grant_store.claim_authorization_code(db.session, code=code, family_id=family_id,
+                                                    access_token_jti=jti, access_token_expires_at=expires_at):
+            raise InvalidGrantError("The authorization code was already used.")
+        if family_id is not None:
+            grant_store.store_refresh_token(
+                db.session, token=token["refresh_token"], family_id=family_id, client=self.request.client,
+                user=code.user, scope=code.scope, auth_time=code.auth_time, amr=code.amr,
+                lifetime=self.request.client.refresh_token_lifetime or current_settings().REFRESH_TOKEN_LIFETIME,
+                access_token_jti=jti, access_token_expires_at=expires_at)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Rotation on every use; reuse of a rotated token revokes its family (RFC 9700 §4.14.2),
+    except the immediately previous token within REFRESH_REUSE_GRACE_SECONDS."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        now = utcnow()
+        row = grant_store.find_refresh_token(db.session, token=refresh_token)
+        if row is None or not grant_store.is_usable(row, now):
+            return None
+        if row.rotated_at is not None and not grant_store.in_grace_window(
+                db.session, row=row, grace_seconds=current_settings().REFRESH_REUSE_GRACE_SECONDS, now=now):
+            grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=row, denylist=denylist(), now=now)
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        return _active(refresh_token.user)
+
+    def issue_token(self, user: User, refresh_token: RefreshToken) -> dict:
+        # RFC 6749 §6: a narrower scope may be asked for; the refresh token keeps the original.
+        scope = self.request.payload.scope or refresh_token.get_scope()
+        token = self.generate_token(user=user, scope=scope, include_refresh_token=False)
+        if self.server.token_generator.refresh_allowed(self.request.client, refresh_token.get_scope()):
+            token["refresh_token"] = grant_store.new_refresh_token()
+        return token
+
+    def save_token(self, token: dict) -> None:
+        old: RefreshToken = self.request.refresh_token
+        settings = current_settings()
+        fernet = fernet_for(settings.SECRET_KEY, REFRESH_SUCCESSOR_PURPOSE)
+        successor = token.get("refresh_token")
+        keep_for_grace = successor is not None and settings.REFRESH_REUSE_GRACE_SECONDS > 0
+        if grant_store.claim_rotation(db.session, row=old, now=utcnow(),
+                                      successor_ciphertext=encrypt(fernet, successor) if keep_for_grace else None):
+            if successor is not None:
+                jti, expires_at = _expiry(token)
+                grant_store.store_refresh_token(
+                    db.session, token=successor, family_id=old.family_id, client=old.client, user=old.user,
+                    scope=old.scope, auth_time=old.auth_time, amr=old.amr,
+                    lifetime=old.client.refresh_token_lifetime or settings.REFRESH_TOKEN_LIFETIME,
+                    access_token_jti=jti, access_token_expires_at=expires_at)
+            return
+        # Already rotated (by an earlier or a concurrent request): within the
+        # grace window the caller gets the same successor; otherwise it is reuse.
+        db.session.refresh(old)
+        now = utcnow()
+        if grant_store.in_grace_window(db.session, row=old, grace_seconds=settings.REFRESH_REUSE_GRACE_SECONDS,
+                                       now=now):
+            previous_successor = decrypt(fernet, old.successor_ciphertext or "")
+            if previous_successor is not None:
+                token["refresh_token"] = previous_successor
+                return
+        grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=old, denylist=denylist(), now=now)
+        raise InvalidGrantError("The refresh token was already used.")
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        # Done in save_token, atomically with issuing the successor.
+        pass
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        check_requested_scope(self.request.client, self.request.payload.scope)
+
+    def create_token_response(self):
+        # No scope requested: the client's whole allowed set (RFC 6749 §3.3 lets the server default).
+        scope = self.request.payload.scope or " ".join(self.request.client.scopes)
+        token = self.generate_token(scope=scope, include_refresh_token=False)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 7636 §4.2; RFC 9700 §2.1.1 discourages plain), and
+    required whenever the client requires it (always for public clients)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        payload = grant.request.payload.data
+        if grant.request.client.require_pkce and not payload.get("code_challenge"):
+            raise InvalidRequestError("code_challenge is required (PKCE, RFC 7636).")
+        if payload.get("code_challenge") and payload.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        code: AuthorizationCode = grant.request.authorization_code
+        if code.code_challenge and not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        return super().validate_code_verifier(grant, result)
+
+
+def user_claims(user: User, scope: str) -> UserInfo:
+    """OIDC standard claims by scope (OIDC Core §5.4)."""
+    scopes = set((scope or "").split())
+    claims = {"sub": str(user.id)}
+    if "profile" in scopes:
+        claims.update(name=user.name, updated_at=int(user.updated_at.timestamp()))
+    if "email" in scopes:
+        claims.update(email=user.email, email_verified=user.email_verified)
+    return UserInfo(claims)
+
+
+class GatehouseOpenIDCode(OpenIDCode):
+    """ID tokens for the code flow, signed with the keyring key for the client's alg."""
+
+    def exists_nonce(self, nonce: str, request) -> bool:
+        # A nonce is single-use per client: a repeat is a replay (OIDC Core §3.1.2.1).
+        return grant_store.nonce_used(db.session, client_id=request.payload.client_id, nonce=nonce)
+
+    def get_client_algorithm(self, client: OAuthClient) -> str:
+        return client.id_token_signed_response_alg or "RS256"
+
+    def resolve_client_private_key(self, client: OAuthClient) -> KeySet:
+        return private_keyset(key_store().signing_key(self.get_client_algorithm(client)))
+
+    def get_client_claims(self, client: OAuthClient) -> dict:
+        settings = current_settings()
+        now = int(utcnow().timestamp())
+        return {"iss": settings.ISSUER, "aud": client.client_id, "iat": now, "exp": now + settings.ID_TOKEN_LIFETIME}
+
+    def get_encode_header(self, client: OAuthClient) -> dict:
+        return {"alg": self.get_client_algorithm(client), "typ": "JWT"}
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return user_claims(user, scope)

@@ -1,0 +1,54 @@
+"""Server metadata: OIDC Discovery 1.0 §3 and RFC 8414 §2. It advertises exactly what is implemented."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import Settings
+
+SCOPES = ["openid", "profile", "email", "offline_access"]
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr",
+          "name", "updated_at", "email", "email_verified"]
+SIGNING_ALGS = ["RS256", "ES256"]
+CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
+    issuer = settings.ISSUER.rstrip("/")
+    return {
+        "issuer": settings.ISSUER,
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/oauth2/jwks",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "scopes_supported": SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH + ["none"],
+        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH,
+        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH + ["none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "code_challenge_methods_supported": ["S256"],
+        # RFC 9207: every authorization response carries iss.
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+def openid_configuration(settings: Settings) -> dict[str, Any]:
+    issuer = settings.ISSUER.rstrip("/")
+    return authorization_server_metadata(settings) | {
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": SIGNING_ALGS,
+        "claims_supported": CLAIMS,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        # Discovery §3 defaults this to true; we do not support request_uri.
+        "request_uri_parameter_supported": False,
+    }

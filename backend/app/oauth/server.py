@@ -1,0 +1,249 @@
+"""The Authlib authorization server, its endpoints and the bearer-token validator.
+
+`authorization` is created unbound at import and configured by `init_oauth(app)`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import Flask, current_app
+from joserfc.jwk import KeySet
+
+from app.extensions import current_settings, db, key_store
+from app.models import OAuthClient, RefreshToken, User
+from app.models.base import utcnow
+from app.oauth import grants
+from app.oauth.tokens import AccessToken, AccessTokenGenerator, denylist, verify_access_token
+from app.request_context import request_actor
+from app.services import audit, clients
+from app.services import grants as grant_store
+
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class GatehouseAuthorizationServer(AuthorizationServer):
+    token_generator: AccessTokenGenerator
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        return clients.get_client(db.session, client_id)
+
+    def save_token(self, token: dict, request) -> None:
+        # Every grant persists what it issues in its own save_token (oauth/grants.py).
+        raise NotImplementedError("grants save their own tokens")
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        # Scopes are checked against the requesting client, in each grant.
+        pass
+
+    def handle_error_response(self, request, error):
+        # RFC 6749 §5.2: a failed client authentication is 401 with a challenge.
+        if isinstance(error, InvalidClientError):
+            error.status_code = 401
+        return super().handle_error_response(request, error)
+
+
+class IssuerInResponse(IssuerParameter):
+    """RFC 9207: `iss` on every authorization response, errors included."""
+
+    def get_issuer(self) -> str:
+        return current_settings().ISSUER
+
+
+# --- tokens as seen by introspection, revocation and resource endpoints ---
+
+class AccessTokenRecord:
+    """A verified JWT access token, with the methods Authlib's endpoints call."""
+
+    def __init__(self, token: AccessToken) -> None:
+        self.token = token
+        self.scope = token.scope
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.token.client_id == client.client_id
+
+    def is_expired(self) -> bool:
+        return self.token.exp <= time.time()
+
+    def is_revoked(self) -> bool:
+        return False  # verify_access_token already consulted the denylist
+
+    def get_scope(self) -> str:
+        return self.token.scope
+
+    def get_client(self) -> OAuthClient | None:
+        return clients.get_client(db.session, self.token.client_id)
+
+    def get_user(self) -> User | None:
+        user_id = _uuid_or_none(self.token.claims.get("sub"))
+        return grants._active(db.session.get(User, user_id)) if user_id else None
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _find_access_token(token_string: str) -> AccessTokenRecord | None:
+    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(), denied=denylist())
+    return AccessTokenRecord(verified) if verified else None
+
+
+def _find_refresh_token(token_string: str) -> RefreshToken | None:
+    row = grant_store.find_refresh_token(db.session, token=token_string)
+    return row if row is not None and grant_store.is_usable(row, utcnow()) and row.rotated_at is None else None
+
+
+def _find_token(token_string: str, hint: str | None) -> AccessTokenRecord | RefreshToken | None:
+    # The hint orders the lookups; a wrong hint must still find the token (RFC 7009 §2.1, RFC 7662 §2.1).
+    lookups = [_find_refresh_token, _find_access_token]
+    if hint != "refresh_token":
+        lookups.reverse()
+    for lookup in lookups:
+        found = lookup(token_string)
+        if found is not None:
+            return found
+    return None
+
+
+class GatehouseIntrospection(IntrospectionEndpoint):
+    """RFC 7662. A client may introspect tokens issued to it, and access tokens
+    whose audience names it (a resource server); anything else is active:false."""
+
+    CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        return _find_token(token_string, token_type_hint)
+
+    def check_permission(self, token, client, request) -> bool:
+        if token.check_client(client):
+            return True
+        if isinstance(token, AccessTokenRecord):
+            aud = token.token.claims.get("aud")
+            return client.client_id in ([aud] if isinstance(aud, str) else aud or [])
+        return False
+
+    def create_introspection_payload(self, token):
+        if token is None:
+            return {"active": False}
+        if isinstance(token, AccessTokenRecord):
+            claims = token.token.claims
+            payload = {key: claims[key] for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+                       if key in claims}
+            payload.update(active=True, token_type="Bearer")
+            return payload
+        return {"active": True, "token_type": "refresh_token", "scope": token.scope,
+                "client_id": token.client.client_id, "sub": str(token.user_id), "iss": current_settings().ISSUER,
+                "exp": _ts(token.expires_at), "iat": _ts(token.created_at)}
+
+
+def _ts(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+class GatehouseRevocation(RevocationEndpoint):
+    """RFC 7009. Access tokens go on the denylist until they expire; a refresh
+    token revokes its whole family. Unknown tokens still get 200 (§2.2)."""
+
+    CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS + ["none"]
+
+    def query_token(self, token_string, token_type_hint):
+        return _find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token, request) -> None:
+        if isinstance(token, AccessTokenRecord):
+            denylist().deny(token.token.jti, token.token.exp)
+            target_type, target_id = "access_token", token.token.jti
+        else:
+            grant_store.revoke_family(db.session, family_id=token.family_id, denylist=denylist())
+            target_type, target_id = "refresh_token_family", token.family_id
+        audit.record_event(db.session, actor=request_actor(), action="oauth.token_revoked",
+                           target_type=target_type, target_id=target_id,
+                           details={"client_id": request.client.client_id})
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """private_key_jwt client authentication (RFC 7523 §2.2, OIDC Core §9) against the client's registered JWKS."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        issuer = current_settings().ISSUER
+        return [issuer, f"{issuer.rstrip('/')}/oauth2/token"]
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        if not client.jwks:
+            raise InvalidClientError(description="The client has no registered JWKS.")
+        return KeySet.import_key_set(client.jwks)
+
+    def validate_jti(self, claims: dict, jti: str) -> bool:
+        # An assertion is single-use: remember its jti until it expires (RFC 7523 §3, item 7).
+        seen = denylist()
+        key = f"client-assertion:{claims['iss']}:{jti}"
+        if seen.is_denied(key):
+            return False
+        seen.deny(key, int(claims["exp"]))
+        return True
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> AccessTokenRecord | None:
+        return _find_access_token(token_string)
+
+
+class GatehouseUserInfo(UserInfoEndpoint):
+    def generate_user_info(self, user: User, scope: str):
+        return grants.user_claims(user, scope)
+
+    def get_issuer(self) -> str:
+        return current_settings().ISSUER
+
+
+class GatehouseEndSession(EndSessionEndpoint):
+    def get_server_jwks(self) -> dict:
+        return key_store().jwks()
+
+    def end_session(self, end_session_request) -> None:
+        # The browser session is ended by the view, which owns the cookie.
+        pass
+
+
+def init_oauth(app: Flask) -> GatehouseAuthorizationServer:
+    """Build this app's authorization server. One per app (not a module
+    singleton): Authlib's registries accumulate, and tests build many apps."""
+    server = GatehouseAuthorizationServer()
+    server.init_app(app)
+    generator = AccessTokenGenerator(app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"])
+    server.token_generator = generator
+    server.register_token_generator("default", generator)
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(grants.AuthorizationCodeGrant,
+                          [grants.S256CodeChallenge(required=True), grants.GatehouseOpenIDCode()])
+    server.register_grant(grants.RefreshTokenGrant)
+    server.register_grant(grants.ClientCredentialsGrant)
+    server.register_extension(IssuerInResponse())
+    server.register_endpoint(GatehouseIntrospection)
+    server.register_endpoint(GatehouseRevocation)
+    server.register_endpoint(GatehouseEndSession)
+    protector = ResourceProtector()
+    protector.register_token_validator(AccessTokenValidator())
+    server.register_endpoint(GatehouseUserInfo(resource_protector=protector))
+    app.extensions["gatehouse.oauth"] = server
+    return server
+
+
+def oauth_server() -> GatehouseAuthorizationServer:
+    return current_app.extensions["gatehouse.oauth"]

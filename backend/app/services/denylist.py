@@ -1,0 +1,50 @@
+"""Revoked access tokens: their `jti` is denied until the token would have expired anyway.
+
+Redis when configured (shared by every instance), in-process otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from redis import Redis
+
+
+class TokenDenylist(Protocol):
+    def deny(self, jti: str, expires_at: int) -> None: ...
+
+    def is_denied(self, jti: str) -> bool: ...
+
+
+class RedisDenylist:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def deny(self, jti: str, expires_at: int) -> None:
+        if expires_at > time.time():
+            self.redis.set(f"{self.prefix}:denied-jti:{jti}", 1, exat=expires_at)
+
+    def is_denied(self, jti: str) -> bool:
+        return bool(self.redis.exists(f"{self.prefix}:denied-jti:{jti}"))
+
+
+class MemoryDenylist:
+    """For a single process (development, tests without Redis)."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def deny(self, jti: str, expires_at: int) -> None:
+        now = time.time()
+        with self._lock:
+            self._expiry = {k: v for k, v in self._expiry.items() if v > now}
+            if expires_at > now:
+                self._expiry[jti] = expires_at
+
+    def is_denied(self, jti: str) -> bool:
+        with self._lock:
+            return self._expiry.get(jti, 0) > time.time()

@@ -1,0 +1,169 @@
+"""What an authorization grant leaves behind: codes and refresh-token families.
+
+Codes and refresh tokens are stored as SHA-256 hashes. Both are single-use:
+redeeming a code twice (RFC 6749 §4.1.2) or presenting a rotated refresh
+token (RFC 9700 §4.14.2) revokes everything the grant issued. Claims of a
+code or a refresh token are conditional UPDATEs, so of two concurrent
+requests exactly one wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
+from app.models.base import utcnow
+from app.security.tokens import hash_token, new_token
+from app.services import audit
+from app.services.actor import Actor
+from app.services.denylist import TokenDenylist
+
+
+def new_authorization_code() -> str:
+    return new_token()
+
+
+def store_authorization_code(db: Session, *, code: str, client: OAuthClient, user: User, redirect_uri: str,
+                             scope: str, nonce: str | None, code_challenge: str | None,
+                             code_challenge_method: str | None, auth_time: datetime, amr: list[str], lifetime: int,
+                             now: datetime | None = None) -> None:
+    """Store a new authorization code, hashed; the clear value goes only to the client."""
+    now = now or utcnow()
+    db.add(AuthorizationCode(
+        code_hash=hash_token(code), client_pk=client.id, user_id=user.id, redirect_uri=redirect_uri,
+        scope=scope, nonce=nonce, code_challenge=code_challenge, code_challenge_method=code_challenge_method,
+        auth_time=auth_time, amr=amr, created_at=now, expires_at=now + timedelta(seconds=lifetime),
+    ))
+
+
+def find_authorization_code(db: Session, *, actor: Actor, code: str, client: OAuthClient, denylist: TokenDenylist,
+                            now: datetime | None = None) -> AuthorizationCode | None:
+    """The code if this client may redeem it now; None otherwise.
+
+    A code that was already redeemed is evidence of theft or replay: what it
+    issued is revoked (RFC 6749 §4.1.2) and the attempt audited.
+    """
+    now = now or utcnow()
+    row = db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_token(code)))
+    if row is None or row.client_pk != client.id:
+        return None
+    if row.redeemed_at is not None:
+        revoked = revoke_family(db, family_id=row.family_id, denylist=denylist, now=now) if row.family_id else 0
+        if row.access_token_jti and row.access_token_expires_at:
+            denylist.deny(row.access_token_jti, int(row.access_token_expires_at.timestamp()))
+        audit.record_event(db, actor=actor, action="oauth.code_reused", result="failure", target_type="client",
+                           target_id=client.client_id, details={"refresh_tokens_revoked": revoked})
+        return None
+    if row.expires_at <= now:
+        return None
+    return row
+
+
+def claim_authorization_code(db: Session, *, code: AuthorizationCode, family_id: uuid.UUID | None,
+                             access_token_jti: str, access_token_expires_at: datetime,
+                             now: datetime | None = None) -> bool:
+    """Mark the code redeemed, recording what it issued. False if another request redeemed it first."""
+    claimed = db.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code.id, AuthorizationCode.redeemed_at.is_(None))
+        .values(redeemed_at=now or utcnow(), family_id=family_id, access_token_jti=access_token_jti,
+                access_token_expires_at=access_token_expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1
+
+
+def new_refresh_token() -> str:
+    return new_token()
+
+
+def store_refresh_token(db: Session, *, token: str, family_id: uuid.UUID, client: OAuthClient, user: User,
+                        scope: str, auth_time: datetime, amr: list[str], lifetime: int,
+                        access_token_jti: str | None, access_token_expires_at: datetime | None,
+                        now: datetime | None = None) -> RefreshToken:
+    now = now or utcnow()
+    row = RefreshToken(
+        token_hash=hash_token(token), family_id=family_id, client_pk=client.id, user_id=user.id, scope=scope,
+        auth_time=auth_time, amr=amr, created_at=now, expires_at=now + timedelta(seconds=lifetime),
+        access_token_jti=access_token_jti, access_token_expires_at=access_token_expires_at,
+    )
+    db.add(row)
+    return row
+
+
+def find_refresh_token(db: Session, *, token: str) -> RefreshToken | None:
+    return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(token)))
+
+
+def is_usable(row: RefreshToken, now: datetime) -> bool:
+    """Neither revoked nor expired (it may have been rotated)."""
+    return row.revoked_at is None and row.expires_at > now
+
+
+def in_grace_window(db: Session, *, row: RefreshToken, grace_seconds: int, now: datetime) -> bool:
+    """Whether a rotated token may be presented again: only the immediately
+    previous token of its family, only within the grace window."""
+    if grace_seconds <= 0 or row.rotated_at is None or row.successor_ciphertext is None:
+        return False
+    if now - row.rotated_at > timedelta(seconds=grace_seconds):
+        return False
+    newer = db.scalar(select(RefreshToken).where(RefreshToken.family_id == row.family_id,
+                                                 RefreshToken.created_at > row.created_at,
+                                                 RefreshToken.rotated_at.is_not(None)))
+    return newer is None
+
+
+def claim_rotation(db: Session, *, row: RefreshToken, successor_ciphertext: str | None,
+                   now: datetime | None = None) -> bool:
+    """Mark the token rotated. False if another request rotated it first."""
+    claimed = db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(rotated_at=now or utcnow(), successor_ciphertext=successor_ciphertext)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1
+
+
+def revoke_family(db: Session, *, family_id: uuid.UUID, denylist: TokenDenylist,
+                  now: datetime | None = None) -> int:
+    """Revoke every refresh token of a family and deny the access tokens issued with them.
+
+    Returns how many refresh tokens were still unrevoked.
+    """
+    now = now or utcnow()
+    rows = list(db.scalars(select(RefreshToken).where(RefreshToken.family_id == family_id)))
+    for row in rows:
+        if row.access_token_jti and row.access_token_expires_at and row.access_token_expires_at > now:
+            denylist.deny(row.access_token_jti, int(row.access_token_expires_at.timestamp()))
+    revoked = db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return revoked.rowcount
+
+
+def report_refresh_reuse(db: Session, *, actor: Actor, row: RefreshToken, denylist: TokenDenylist,
+                         now: datetime | None = None) -> int:
+    """A rotated refresh token came back outside the grace window: revoke its family and audit it."""
+    revoked = revoke_family(db, family_id=row.family_id, denylist=denylist, now=now)
+    audit.record_event(db, actor=actor, action="oauth.refresh_token_reused", result="failure",
+                       target_type="refresh_token_family", target_id=row.family_id,
+                       details={"client_id": row.client.client_id, "refresh_tokens_revoked": revoked})
+    return revoked
+
+
+def nonce_used(db: Session, *, client_id: str, nonce: str) -> bool:
+    """Whether this client already sent this nonce in an authorization request."""
+    return db.scalar(
+        select(AuthorizationCode.id)
+        .join(OAuthClient, OAuthClient.id == AuthorizationCode.client_pk)
+        .where(OAuthClient.client_id == client_id, AuthorizationCode.nonce == nonce)
+        .limit(1)
+    ) is not None

@@ -1,0 +1,58 @@
+"""HTML pages: sign-in. Server-rendered, no JavaScript, CSRF-protected forms."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, redirect, render_template, request, session
+
+from app.errors import AccountLocked, AppError
+from app.extensions import csrf, current_settings, db, limiter
+from app.models import SessionEndReason, SessionKind
+from app.request_context import request_actor
+from app.services import authentication, sessions
+from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_session, set_session_cookie
+
+bp = Blueprint("web", __name__, template_folder="templates")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only our own authorization endpoint is a valid place to return to (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/oauth2/authorize"):
+        return None
+    return target
+
+
+@bp.get("/login")
+def login_form():
+    return render_template("login.html", next=_safe_next(request.args.get("next")),
+                           email=request.args.get("login_hint", ""))
+
+
+@bp.post("/login")
+@limiter.shared_limit(lambda: current_settings().RATELIMIT_LOGIN, scope="login")
+def login():
+    csrf.protect()
+    next_url = _safe_next(request.form.get("next"))
+    email = request.form.get("email", "")
+    previous = current_browser_session()
+    try:
+        issued = authentication.login(db.session, actor=request_actor(), email=email,
+                                      password=request.form.get("password", ""), settings=current_settings(),
+                                      kind=SessionKind.BROWSER)
+    except AppError as err:
+        db.session.commit()  # the failure count, lockout and audit event are kept
+        status = 423 if isinstance(err, AccountLocked) else err.status
+        return Response(render_template("login.html", next=next_url, email=email, error=err.message),
+                        status=status)
+    if previous is not None:
+        sessions.end_session(db.session, session_id=previous.id, reason=SessionEndReason.LOGOUT)
+    db.session.commit()
+    session[FRESH_LOGIN_KEY] = str(issued.session.id)
+    response = redirect(next_url) if next_url else Response(
+        render_template("signed_in.html", user=issued.session.user))
+    set_session_cookie(response, issued.token, issued.session)
+    return response
