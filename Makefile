@@ -19,8 +19,9 @@ install: $(VENV)/.installed
 
 run: install
 	cd backend && $(BIN)/flask db upgrade
+	cd backend && ISSUER=$${ISSUER:-http://$(HOST):$(PORT)} $(BIN)/flask seed
 	@echo "Gatehouse listening on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/api/docs)"
-	cd backend && $(BIN)/flask run --host $(HOST) --port $(PORT)
+	cd backend && ISSUER=$${ISSUER:-http://$(HOST):$(PORT)} $(BIN)/flask run --host $(HOST) --port $(PORT)
 
 test: install
 	cd backend && $(BIN)/pytest $(PYTEST_ARGS)
