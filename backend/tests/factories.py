@@ -9,8 +9,9 @@ from __future__ import annotations
 import factory
 from sqlalchemy.orm import Session
 
-from app.models import User
+from app.models import OAuthClient, User
 from app.security.passwords import hash_password
+from app.security.tokens import hash_token
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 # Hashed once: bcrypt at cost 4 is cheap, but not free across hundreds of users.
@@ -25,7 +26,7 @@ class BaseFactory(factory.alchemy.SQLAlchemyModelFactory):
 
 def bind(session: Session) -> None:
     """Point every factory at the test's session."""
-    for factory_cls in (UserFactory,):
+    for factory_cls in (UserFactory, OAuthClientFactory):
         factory_cls._meta.sqlalchemy_session = session
 
 
@@ -37,3 +38,38 @@ class UserFactory(BaseFactory):
     name = factory.Sequence(lambda n: f"User {n}")
     password_hash = _DEFAULT_HASH
     email_verified = True
+
+
+DEFAULT_CLIENT_SECRET = "test-client-secret-" + "s" * 32
+
+
+class OAuthClientFactory(BaseFactory):
+    """A confidential client_secret_basic web app whose secret is DEFAULT_CLIENT_SECRET.
+
+    OAuthClientFactory(public=True) makes a public (auth method none) client instead;
+    pass client_secret=... for another secret.
+    """
+
+    # Not a model field: the plain secret behind the default client_secret_hash.
+    DEFAULT_CLIENT_SECRET = DEFAULT_CLIENT_SECRET
+
+    class Meta:
+        model = OAuthClient
+        exclude = ("DEFAULT_CLIENT_SECRET",)
+
+    class Params:
+        client_secret = DEFAULT_CLIENT_SECRET
+        public = factory.Trait(token_endpoint_auth_method="none", client_secret=None)
+
+    client_id = factory.Sequence(lambda n: f"test-client-{n}")
+    client_secret_hash = factory.LazyAttribute(lambda o: hash_token(o.client_secret) if o.client_secret else None)
+    name = factory.Sequence(lambda n: f"Client {n}")
+    redirect_uris = factory.LazyFunction(lambda: ["https://app.example.com/callback"])
+    post_logout_redirect_uris = factory.LazyFunction(lambda: ["https://app.example.com/"])
+    grant_types = factory.LazyFunction(lambda: ["authorization_code", "refresh_token"])
+    response_types = factory.LazyFunction(lambda: ["code"])
+    scopes = factory.LazyFunction(lambda: ["openid", "profile", "email", "offline_access"])
+    token_endpoint_auth_method = "client_secret_basic"
+    require_pkce = True
+    first_party = False
+    id_token_signed_response_alg = "RS256"

@@ -12,8 +12,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from app import errors
 from app.extensions import current_settings, db
 from app.models import User, UserSession
-from app.security.client_ip import client_ip
-from app.security.request_id import current_request_id
+from app.request_context import request_actor
 from app.services import sessions
 from app.services.actor import Actor
 
@@ -41,8 +40,7 @@ def load_query(schema: Schema) -> dict[str, Any]:
 def current_actor() -> Actor:
     """The caller: the signed-in user when there is one, with IP, user agent and request id."""
     session: UserSession | None = g.get("session")
-    return Actor(user=g.get("user"), ip=client_ip(), user_agent=request.headers.get("User-Agent"),
-                 request_id=current_request_id(), session_id=session.id if session else None)
+    return request_actor(user=g.get("user"), session_id=session.id if session else None)
 
 
 def _bearer_token() -> str | None:
@@ -67,6 +65,20 @@ def require_session(view: Callable) -> Callable:
 
     wrapper.requires_session = True  # read by the OpenAPI builder
     return wrapper
+
+
+def require_platform_admin(view: Callable) -> Callable:
+    """Authenticate as require_session does, then allow platform administrators only.
+
+    No or a bad token is 401; a signed-in user who is not a platform admin is 403.
+    """
+    @wraps(view)
+    def admin_only(*args: Any, **kwargs: Any) -> Any:
+        if not g.user.is_platform_admin:
+            raise errors.PermissionDenied("Only platform administrators can do this.")
+        return view(*args, **kwargs)
+
+    return require_session(admin_only)
 
 
 def current_user() -> User:

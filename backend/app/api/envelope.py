@@ -42,6 +42,11 @@ def created(data: Any, *, message: str = "Created.") -> Response:
     return ok(data, message=message, status=201)
 
 
+def page(items: list[Any], *, page: int, per_page: int, total: int, message: str = "OK") -> Response:
+    """One page of a list, with `meta` carrying page, per_page and total (DESIGN.md)."""
+    return ok(items, message=message, meta={"page": page, "per_page": per_page, "total": total})
+
+
 def error_response(status: int, error_type: str, message: str, *, details: dict | None = None,
                    headers: dict[str, str] | None = None, data: Any = None) -> Response:
     body: dict[str, Any] = {"version": VERSION, "success": False, "code": status, "message": message,

@@ -1,0 +1,115 @@
+"""`flask clients ...`: register and list OAuth clients from the command line.
+
+Input goes through the same schema as POST /api/v1/clients, so the CLI accepts
+exactly what the API accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+from marshmallow import ValidationError
+
+from app.errors import AppError
+from app.extensions import db
+from app.models import TokenEndpointAuthMethod
+from app.schemas.clients import ClientIn, ClientOut, IssuedClientOut
+from app.services import clients
+from app.services.actor import Actor
+
+cli = AppGroup("clients", help="Manage OAuth clients.")
+
+# Recorded as the user agent of the audit events, which have no user behind them.
+CLI_USER_AGENT = "gatehouse-cli"
+_PAGE_SIZE = 100
+
+
+def _split(values: tuple[str, ...], separators: str) -> list[str]:
+    """Repeated option values, each of which may hold several items."""
+    items: list[str] = []
+    for value in values:
+        for sep in separators[1:]:
+            value = value.replace(sep, separators[0])
+        items.extend(item for item in value.split(separators[0]) if item)
+    return items
+
+
+def _messages(details: Any, prefix: str = "") -> list[str]:
+    """Flatten marshmallow or ValidationFailed details into 'field: message' lines."""
+    if isinstance(details, dict):
+        return [line for key, value in details.items()
+                for line in _messages(value, f"{prefix}.{key}" if prefix else str(key))]
+    if isinstance(details, list):
+        return [line for value in details for line in _messages(value, prefix)]
+    return [f"{prefix}: {details}" if prefix else str(details)]
+
+
+def _fail(message: str, details: Any) -> click.ClickException:
+    return click.ClickException("\n  ".join([message, *_messages(details)]))
+
+
+@cli.command("create")
+@click.option("--name", required=True, help="Shown to users on the consent page.")
+@click.option("--public", "public", is_flag=True, help="A client that cannot keep a secret: SPA, mobile, CLI.")
+@click.option("--confidential", "confidential", is_flag=True, help="A server-side client with a secret or keys.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several; matched exactly.")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True, help="Repeat for several.")
+@click.option("--grant-types", required=True, multiple=True,
+              help="Comma-separated: authorization_code,refresh_token,client_credentials.")
+@click.option("--scopes", required=True, multiple=True,
+              help='Space-separated, e.g. "openid profile email offline_access"; may be repeated.')
+@click.option("--first-party", is_flag=True, help="Skip the consent page for this client.")
+@click.option("--token-endpoint-auth-method", type=click.Choice([m.value for m in TokenEndpointAuthMethod]),
+              help="Default: none (public) or client_secret_basic (confidential).")
+@click.option("--jwks", "jwks_file", type=click.File("r"),
+              help="A JWK Set file of public keys, for private_key_jwt ('-' reads stdin).")
+@click.option("--id-token-signed-response-alg", type=click.Choice(["RS256", "ES256"]))
+@click.option("--access-token-lifetime", type=int, help="Seconds; default: the server's.")
+@click.option("--refresh-token-lifetime", type=int, help="Seconds; default: the server's.")
+def create(name: str, public: bool, confidential: bool, redirect_uris: tuple[str, ...],
+           post_logout_redirect_uris: tuple[str, ...], grant_types: tuple[str, ...], scopes: tuple[str, ...],
+           first_party: bool, token_endpoint_auth_method: str | None, jwks_file: Any,
+           id_token_signed_response_alg: str | None, access_token_lifetime: int | None,
+           refresh_token_lifetime: int | None) -> None:
+    """Register a client and print it as JSON, with its secret (shown only this once)."""
+    if public == confidential:
+        raise click.UsageError("Choose exactly one of --public and --confidential.")
+    payload: dict[str, Any] = {
+        "name": name, "client_type": "public" if public else "confidential",
+        "redirect_uris": list(redirect_uris), "post_logout_redirect_uris": list(post_logout_redirect_uris),
+        "grant_types": _split(grant_types, ", "), "scopes": _split(scopes, " ,"), "first_party": first_party,
+    }
+    optional = {"token_endpoint_auth_method": token_endpoint_auth_method,
+                "id_token_signed_response_alg": id_token_signed_response_alg,
+                "access_token_lifetime": access_token_lifetime, "refresh_token_lifetime": refresh_token_lifetime}
+    payload.update({key: value for key, value in optional.items() if value is not None})
+    if jwks_file is not None:
+        try:
+            payload["jwks"] = json.load(jwks_file)
+        except json.JSONDecodeError as err:
+            raise click.ClickException(f"--jwks: not valid JSON ({err}).") from None
+    try:
+        data = ClientIn().load(payload)
+        issued = clients.create_client(db.session, actor=Actor(user=None, user_agent=CLI_USER_AGENT), **data)
+    except ValidationError as err:
+        raise _fail("Invalid client:", err.messages) from None
+    except AppError as err:
+        raise _fail(err.message, err.details) from None
+    db.session.commit()
+    click.echo(json.dumps(IssuedClientOut().dump(issued), indent=2))
+
+
+@cli.command("list")
+def list_() -> None:
+    """Print every client as a JSON array (never secrets)."""
+    everything, number = [], 1
+    while True:
+        batch, total = clients.list_clients(db.session, page=number, per_page=_PAGE_SIZE)
+        everything.extend(ClientOut(many=True).dump(batch))
+        if not batch or len(everything) >= total:
+            break
+        number += 1
+    click.echo(json.dumps(everything, indent=2))

@@ -1,0 +1,551 @@
+"""OAuth clients: registration, configuration rules, secret rotation and CORS origins.
+
+Every rule about what a client may be lives in `_configuration_problems`, which
+both creation and updates run on the client's complete resulting settings, so
+an update can never produce a client that creation would have refused.
+
+The format of each redirect URI (absolute, https except loopback, no fragment)
+is checked by `app.schemas.clients`, which the API and the CLI both load.
+
+Secrets are generated here, returned once in an `IssuedClient` and stored only
+as SHA-256 (DESIGN.md, "Secrets at rest"); `OAuthClient.check_client_secret`
+compares them in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
+
+from app import errors
+from app.models import OAuthClient, TokenEndpointAuthMethod
+from app.models.base import utcnow
+from app.security.redirect_uris import redirect_uri_problem
+from app.security.tokens import hash_token, new_token
+from app.services import audit
+from app.services.actor import Actor
+
+log = logging.getLogger(__name__)
+
+CLIENT_TYPES = ("public", "confidential")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# Scopes with a meaning defined by OIDC Core §5.4 / §11, plus our organization claims.
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access", "organization"})
+# Scopes a user grants: a token obtained without a user (client credentials) cannot carry them.
+USER_ONLY_SCOPES = frozenset({"openid", "offline_access"})
+# Scopes for resource servers, e.g. "invoices:read" or "api.billing".
+API_SCOPE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+MIN_LIFETIME, MAX_LIFETIME = 60, 86400 * 90
+SECRET_METHODS = frozenset({TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, TokenEndpointAuthMethod.CLIENT_SECRET_POST})
+CONFIDENTIAL_METHODS = (*sorted(SECRET_METHODS), TokenEndpointAuthMethod.PRIVATE_KEY_JWT)
+MAX_JWKS_KEYS = 10
+MIN_RSA_BITS = 2048
+# JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_PUBLIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
+
+# The fields update_client may change; the type and authentication method are fixed at creation.
+UPDATABLE_FIELDS = frozenset({
+    "name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "first_party", "jwks",
+    "id_token_signed_response_alg", "access_token_lifetime", "refresh_token_lifetime",
+})
+
+
+@dataclass(frozen=True)
+class IssuedClient:
+    client: OAuthClient
+    # The plain client secret: returned to the caller once and never stored. None when the
+    # client has no secret (public and private_key_jwt clients).
+    client_secret: str | None
+
+
+def client_type_of(client: OAuthClient) -> str:
+    """'public' for clients that cannot keep a secret (auth method none), else 'confidential'."""
+    return "public" if client.is_public else "confidential"
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    """The values in their first-seen order, without repeats."""
+    return list(dict.fromkeys(values))
+
+
+def _jwks_problems(jwks: Any) -> list[str]:
+    """Why `jwks` is not an acceptable JWK Set of public signing keys (RFC 7517 §5), if it is not."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        return ['Must be a JWK Set: an object with a "keys" array.']
+    keys = jwks["keys"]
+    if not keys:
+        return ["Must contain at least one public key."]
+    if len(keys) > MAX_JWKS_KEYS:
+        return [f"Must contain at most {MAX_JWKS_KEYS} keys."]
+    problems = []
+    for index, key in enumerate(keys):
+        where = f"keys[{index}]"
+        if not isinstance(key, dict):
+            problems.append(f"{where}: must be a JWK object.")
+            continue
+        private = sorted(_PRIVATE_JWK_MEMBERS & key.keys())
+        if private:
+            # A client registers only its public key; private material here means it leaked.
+            problems.append(f"{where}: contains private or symmetric key material ({', '.join(private)}); "
+                            "register the public key only.")
+            continue
+        if key.get("kty") not in _PUBLIC_KEY_TYPES:
+            problems.append(f"{where}: kty must be one of {', '.join(sorted(_PUBLIC_KEY_TYPES))}.")
+            continue
+        if key.get("use", "sig") != "sig":
+            problems.append(f"{where}: use must be sig.")
+            continue
+        if key["kty"] == "RSA" and isinstance(key.get("n"), str):
+            try:
+                modulus = base64.urlsafe_b64decode(key["n"] + "=" * (-len(key["n"]) % 4))
+            except (binascii.Error, ValueError):
+                problems.append(f"{where}: n is not base64url.")
+                continue
+            if len(modulus.lstrip(b"\0")) * 8 < MIN_RSA_BITS:
+                problems.append(f"{where}: RSA keys must have at least {MIN_RSA_BITS} bits.")
+                continue
+        try:
+            JWKRegistry.import_key(key)
+        except (JoseError, ValueError, TypeError) as err:
+            problems.append(f"{where}: not a valid public key ({err}).")
+    return problems
+
+
+def _lifetime_problems(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_LIFETIME <= value <= MAX_LIFETIME:
+        return [f"Must be a whole number of seconds from {MIN_LIFETIME} to {MAX_LIFETIME}, or null for the default."]
+    return []
+
+
+def _configuration_problems(*, name: str, client_type: str, token_endpoint_auth_method: str,
+                            redirect_uris: list[str], post_logout_redirect_uris: list[str],
+                            grant_types: list[str], scopes: list[str],
+                            jwks: Any, id_token_signed_response_alg: str, access_token_lifetime: Any,
+                            refresh_token_lifetime: Any) -> dict[str, list[str]]:
+    """Every rule a client's complete configuration must satisfy, as per-field messages."""
+    problems: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        problems.setdefault(field, []).append(message)
+
+    if not name.strip():
+        add("name", "Must not be blank.")
+
+    if client_type not in CLIENT_TYPES:
+        add("client_type", "Must be public or confidential.")
+    elif client_type == "public" and token_endpoint_auth_method != TokenEndpointAuthMethod.NONE:
+        # A public client cannot keep a secret or a private key (RFC 6749 §2.1).
+        add("token_endpoint_auth_method", "Public clients authenticate with none.")
+    elif client_type == "confidential" and token_endpoint_auth_method not in CONFIDENTIAL_METHODS:
+        add("token_endpoint_auth_method", f"Confidential clients use one of {', '.join(CONFIDENTIAL_METHODS)}.")
+
+    if token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+        if jwks is None:
+            add("jwks", "Required for private_key_jwt: the client's public keys as a JWK Set.")
+        else:
+            for message in _jwks_problems(jwks):
+                add("jwks", message)
+    elif jwks is not None:
+        add("jwks", "Only private_key_jwt clients register keys.")
+
+    unknown = [g for g in grant_types if g not in GRANT_TYPES]
+    if unknown:
+        add("grant_types", f"Unsupported: {', '.join(unknown)}. Use {', '.join(GRANT_TYPES)}.")
+    if not grant_types:
+        add("grant_types", "At least one grant type is required.")
+    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
+        add("grant_types", "refresh_token requires authorization_code.")
+    if "client_credentials" in grant_types and client_type == "public":
+        # RFC 6749 §4.4: the client credentials grant is for confidential clients only.
+        add("grant_types", "Public clients cannot use client_credentials.")
+    if "authorization_code" in grant_types and not redirect_uris:
+        add("redirect_uris", "authorization_code requires at least one redirect URI.")
+    for field, uris in (("redirect_uris", redirect_uris), ("post_logout_redirect_uris", post_logout_redirect_uris)):
+        for uri in uris:
+            if problem := redirect_uri_problem(uri):
+                add(field, f"{uri!r}: {problem}")
+
+    bad_shapes = [s for s in scopes if not isinstance(s, str) or not (s in OIDC_SCOPES or API_SCOPE.fullmatch(s))]
+    if bad_shapes:
+        add("scopes", f"Unknown scope shape: {', '.join(map(repr, bad_shapes))}. Use an OIDC scope "
+                      f"({', '.join(sorted(OIDC_SCOPES))}) or a lower-case API scope such as invoices:read.")
+    user_only = sorted(USER_ONLY_SCOPES.intersection(scopes))
+    if "client_credentials" in grant_types and user_only:
+        add("scopes", f"Clients with client_credentials may not hold {', '.join(user_only)}: "
+                      "a token issued without a user has no subject to identify.")
+
+    if id_token_signed_response_alg not in ID_TOKEN_ALGS:
+        add("id_token_signed_response_alg", f"Must be one of {', '.join(ID_TOKEN_ALGS)}.")
+    for field, value in (("access_token_lifetime", access_token_lifetime),
+                         ("refresh_token_lifetime", refresh_token_lifetime)):
+        for message in _lifetime_problems(value):
+            add(field, message)
+    return problems
+
+
+def _response_types(grant_types: list[str]) -> list[str]:
+    return ["code"] if "authorization_code" in grant_types else []
+
+
+def create_client(db: Session, *, actor: Actor, name: str, client_type: str, redirect_uris: Iterable[str],
+                  post_logout_redirect_uris: Iterable[str] = (), grant_types: Iterable[str],
+                  scopes: Iterable[str], token_endpoint_auth_method: str | None = None,
+                  jwks: dict[str, Any] | None = None, first_party: bool = False,
+                  id_token_signed_response_alg: str = "RS256", access_token_lifetime: int | None = None,
+                  refresh_token_lifetime: int | None = None) -> IssuedClient:
+    """Register a client and return it with its secret, which is never shown again.
+
+    `token_endpoint_auth_method` defaults to none for public clients and
+    client_secret_basic for confidential ones. Public clients always require PKCE;
+    so do confidential ones (RFC 9700 §2.1.1).
+
+    Raises:
+        ValidationFailed: the configuration breaks a rule; details per field.
+    """
+    if token_endpoint_auth_method is None:
+        token_endpoint_auth_method = (TokenEndpointAuthMethod.NONE if client_type == "public"
+                                      else TokenEndpointAuthMethod.CLIENT_SECRET_BASIC)
+    redirect_uris, grant_types, scopes = _unique(redirect_uris), _unique(grant_types), _unique(scopes)
+    post_logout_redirect_uris = _unique(post_logout_redirect_uris)
+    problems = _configuration_problems(
+        name=name, client_type=client_type, token_endpoint_auth_method=token_endpoint_auth_method,
+        redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
+        grant_types=grant_types, scopes=scopes, jwks=jwks, id_token_signed_response_alg=id_token_signed_response_alg,
+        access_token_lifetime=access_token_lifetime, refresh_token_lifetime=refresh_token_lifetime)
+    if problems:
+        raise errors.ValidationFailed(details=problems)
+
+    secret = new_token(32) if token_endpoint_auth_method in SECRET_METHODS else None
+    client = OAuthClient(
+        client_id=new_token(16),
+        client_secret_hash=hash_token(secret) if secret else None,
+        name=name.strip(),
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout_redirect_uris,
+        grant_types=grant_types,
+        response_types=_response_types(grant_types),
+        scopes=scopes,
+        token_endpoint_auth_method=str(token_endpoint_auth_method),
+        jwks=jwks,
+        require_pkce=True,
+        first_party=first_party,
+        id_token_signed_response_alg=id_token_signed_response_alg,
+        access_token_lifetime=access_token_lifetime,
+        refresh_token_lifetime=refresh_token_lifetime,
+    )
+    db.add(client)
+    db.flush()  # assign id and timestamps before the caller dumps the client
+    audit.record_event(db, actor=actor, action="client.created", target_type="client", target_id=client.client_id,
+                       details={"name": client.name, "client_type": client_type,
+                                "token_endpoint_auth_method": client.token_endpoint_auth_method,
+                                "grant_types": grant_types})
+    return IssuedClient(client=client, client_secret=secret)
+
+
+def get_client(db: Session, client_id: str) -> OAuthClient | None:
+    """The client with this client_id, or None."""
+    return db.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+
+
+def require_client(db: Session, client_id: str) -> OAuthClient:
+    """The client with this client_id.
+
+    Raises:
+        NotFound: no such client.
+    """
+    client = get_client(db, client_id)
+    if client is None:
+        raise errors.NotFound("Client not found.")
+    return client
+
+
+def list_clients(db: Session, *, page: int, per_page: int) -> tuple[list[OAuthClient], int]:
+    """One page of clients, oldest first, and the total number of clients."""
+    total = db.scalar(select(func.count()).select_from(OAuthClient)) or 0
+    clients = db.scalars(
+        select(OAuthClient)
+        .order_by(OAuthClient.created_at, OAuthClient.client_id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return list(clients), total
+
+
+def update_client(db: Session, *, actor: Actor, client: OAuthClient, **changes: Any) -> OAuthClient:
+    """Change the given fields (see UPDATABLE_FIELDS); omitted fields keep their values.
+
+    The whole resulting configuration is checked as on creation. Lifetimes and
+    jwks may be set to None (the server default, and no keys). Changing the grant
+    types recomputes the response types.
+
+    Raises:
+        ValidationFailed: the resulting configuration breaks a rule; details per field.
+        TypeError: a field that cannot be updated was passed.
+    """
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise TypeError(f"update_client() cannot change: {', '.join(sorted(unknown))}")
+    for field in ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes"):
+        if field in changes:
+            changes[field] = _unique(changes[field])
+    merged = {field: changes.get(field, getattr(client, field)) for field in UPDATABLE_FIELDS}
+    problems = _configuration_problems(
+        client_type=client_type_of(client), token_endpoint_auth_method=client.token_endpoint_auth_method,
+        **{k: v for k, v in merged.items() if k != "first_party"})
+    if problems:
+        raise errors.ValidationFailed(details=problems)
+
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+    changed = sorted(field for field, value in changes.items() if getattr(client, field) != value)
+    for field in changed:
+        setattr(client, field, changes[field])
+    if "grant_types" in changed:
+        client.response_types = _response_types(client.grant_types)
+    if changed:
+        db.flush()  # bump updated_at before the caller dumps the client
+        _mark_changed(db, client)
+        # Field names only: values may be long (URIs, keys) and the trail records who changed what.
+        audit.record_event(db, actor=actor, action="client.updated", target_type="client",
+                           target_id=client.client_id, details={"fields": changed})
+    return client
+
+
+def rotate_client_secret(db: Session, *, actor: Actor, client: OAuthClient) -> IssuedClient:
+    """Replace the client's secret with a new one; the old secret stops working at once.
+
+    Raises:
+        Conflict: the client has no secret (public or private_key_jwt), or another
+            rotation of the same client committed first.
+    """
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise errors.Conflict(
+            f"This client authenticates with {client.token_endpoint_auth_method} and has no secret to rotate."
+            + (" Update its jwks instead." if client.token_endpoint_auth_method == "private_key_jwt" else ""),
+            details={"token_endpoint_auth_method": [client.token_endpoint_auth_method]})
+    secret = new_token(32)
+    # Conditional on the hash we read, so of two concurrent rotations exactly one
+    # wins and no caller is handed a secret that is already dead.
+    rotated = db.execute(
+        update(OAuthClient)
+        .where(OAuthClient.id == client.id, OAuthClient.client_secret_hash == client.client_secret_hash)
+        .values(client_secret_hash=hash_token(secret), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if rotated.rowcount != 1:
+        raise errors.Conflict("The secret was rotated concurrently; retry to get a fresh one.")
+    _mark_changed(db, client)
+    db.refresh(client)
+    audit.record_event(db, actor=actor, action="client.secret_rotated", target_type="client",
+                       target_id=client.client_id)
+    return IssuedClient(client=client, client_secret=secret)
+
+
+def delete_client(db: Session, *, actor: Actor, client: OAuthClient) -> None:
+    """Delete the client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE).
+
+    Access tokens already issued are self-contained JWTs and stay valid until they expire.
+    """
+    audit.record_event(db, actor=actor, action="client.deleted", target_type="client", target_id=client.client_id,
+                       details={"name": client.name})
+    _mark_changed(db, client)
+    db.delete(client)
+
+
+# --- The protocol endpoints' client cache -------------------------------------------
+
+# Session.info key: the client_ids whose rows the session's transaction changed. When it
+# commits, the app hands them to ClientCache.invalidate (app/__init__.py); a rollback drops them.
+CHANGED_CLIENTS_KEY = "gatehouse.changed_client_ids"
+
+
+def _mark_changed(db: Session, client: OAuthClient) -> None:
+    db.info.setdefault(CHANGED_CLIENTS_KEY, set()).add(client.client_id)
+
+
+class ClientVersions(Protocol):
+    def current(self, client_id: str) -> int | None:
+        """The client's version, bumped by every committed change; None when it cannot be read."""
+
+    def bump(self, client_ids: Iterable[str]) -> None: ...
+
+
+class MemoryClientVersions:
+    """For a single process (development, tests without Redis)."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def current(self, client_id: str) -> int | None:
+        return self._versions.get(client_id, 0)
+
+    def bump(self, client_ids: Iterable[str]) -> None:
+        with self._lock:
+            for client_id in client_ids:
+                self._versions[client_id] = self._versions.get(client_id, 0) + 1
+
+
+class RedisClientVersions:
+    """One counter per changed client in Redis, shared by every process and instance.
+
+    A counter outlives every cache entry (`key_ttl` > the cache's ttl), so an entry read
+    before a bump cannot meet the counter again after it expired and restarted from 0.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, key_ttl: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.key_ttl = key_ttl
+
+    def _key(self, client_id: str) -> str:
+        return f"{self.prefix}:client-version:{client_id}"
+
+    def current(self, client_id: str) -> int | None:
+        try:
+            value = self.redis.get(self._key(client_id))
+        except RedisError as err:
+            log.warning("client cache bypassed: cannot read the client version (%s)", err)
+            return None
+        return int(value or 0)
+
+    def bump(self, client_ids: Iterable[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for client_id in client_ids:
+            pipe.incr(self._key(client_id))
+            pipe.expire(self._key(client_id), self.key_ttl)
+        try:
+            pipe.execute()
+        except RedisError as err:
+            log.error("could not publish a client change (%s); other processes may use the previous "
+                      "settings of %s until CLIENT_CACHE_SECONDS pass", err, ", ".join(sorted(client_ids)))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    values: dict[str, Any]  # column values; never handed out (each hit gets copies)
+    version: int
+    expires_at: float
+
+
+def _column_values(client: OAuthClient) -> dict[str, Any]:
+    return {attr.key: copy.deepcopy(getattr(client, attr.key)) for attr in inspect(OAuthClient).column_attrs}
+
+
+class ClientCache:
+    """Clients by client_id for the protocol endpoints, which authenticate one on every request.
+
+    A hit costs one version read (a Redis GET when Redis is configured) instead of a
+    query, a pool checkout with its ping, and a commit round trip. update_client,
+    rotate_client_secret and delete_client bump the client's version once their
+    transaction commits, so every process and instance sharing the Redis sees a change
+    on its next lookup: a rotated secret stops working at once, everywhere. Only changes
+    that bypass those functions (SQL by hand), or a bump lost because Redis failed right
+    after the commit, can go unseen, for `ttl` seconds at most. If the version cannot be
+    read, the database is asked. Unknown client_ids are not cached.
+
+    A hit returns a new OAuthClient in the caller's session (no SQL), never an object
+    shared with another request. Safe to share between threads. ttl <= 0: no caching.
+    """
+
+    def __init__(self, versions: ClientVersions, *, ttl: float, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.versions = versions
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, db: Session, client_id: str) -> OAuthClient | None:
+        """The client with this client_id, or None: `get_client`, usually without a query."""
+        if self.ttl <= 0:
+            return get_client(db, client_id)
+        version = self.versions.current(client_id)
+        if version is None:
+            return get_client(db, client_id)
+        entry = self._entries.get(client_id)
+        if entry is not None and entry.version == version and self._clock() < entry.expires_at:
+            return _attach(db, entry.values)
+        client = get_client(db, client_id)
+        # Not what this very transaction changed: it may yet roll back.
+        if client is not None and client_id not in db.info.get(CHANGED_CLIENTS_KEY, ()):
+            entry = _Entry(_column_values(client), version, self._clock() + self.ttl)
+            with self._lock:
+                if client_id not in self._entries and len(self._entries) >= self.max_entries:
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[client_id] = entry
+        else:
+            self._entries.pop(client_id, None)
+        return client
+
+    def invalidate(self, client_ids: Iterable[str]) -> None:
+        """Forget these clients here, and make every other process re-read them. Call after the commit."""
+        client_ids = set(client_ids)
+        with self._lock:
+            for client_id in client_ids:
+                self._entries.pop(client_id, None)
+        self.versions.bump(client_ids)
+
+
+def _attach(db: Session, values: dict[str, Any]) -> OAuthClient:
+    """A persistent, unmodified OAuthClient in `db` with these column values, loaded without SQL."""
+    existing = db.identity_map.get(identity_key(OAuthClient, values["id"]))
+    if existing is not None:
+        return existing
+    client = OAuthClient(**copy.deepcopy(values))
+    make_transient_to_detached(client)  # as if just loaded: no pending changes, so nothing to flush
+    db.add(client)
+    return client
+
+
+def _origin(uri: str) -> str | None:
+    """scheme://host[:port] as a browser sends it in Origin (RFC 6454 §6.2), for http(s) URIs."""
+    parts = urlsplit(uri)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")
+
+
+def _origins(redirect_uris: Iterable[str]) -> set[str]:
+    return {origin for uri in redirect_uris if (origin := _origin(uri)) is not None}
+
+
+def client_origins(client: OAuthClient) -> set[str]:
+    """The web origins of the client's http(s) redirect URIs: where its browser code runs (for CORS)."""
+    return _origins(client.redirect_uris)
+
+
+def all_cors_origins(db: Session) -> set[str]:
+    """The union of every client's web origins."""
+    origins: set[str] = set()
+    for redirect_uris in db.scalars(select(OAuthClient.redirect_uris)):
+        origins |= _origins(redirect_uris)
+    return origins
