@@ -5,16 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask_talisman import Talisman
 from redis import Redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import BACKEND_DIR, DEV_SECRET_KEY, Settings
 from app.database import configure_engine, engine_options
-from app.extensions import db, limiter, migrate
+from app.extensions import csrf, db, limiter, migrate
 from app.logging_setup import configure_logging
 from app.security.request_id import init_request_id
+from app.services import clients as client_service
+from app.services.denylist import MemoryDenylist, RedisDenylist
+from app.services.keys import KeyringError, KeyStore, ensure_keys
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +41,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX=settings.RATELIMIT_KEY_PREFIX,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        WTF_CSRF_CHECK_DEFAULT=False,
     )
     app.json.sort_keys = False
     app.extensions["gatehouse.settings"] = settings
+    _init_keys(app, settings)
     if settings.DATABASE_URL.startswith("sqlite:///"):
         Path(settings.DATABASE_URL.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if settings.TRUSTED_PROXY_COUNT:
@@ -49,14 +57,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
+    # Flask-Limiter's init_app keeps the key prefix of the first app it ever saw (it reads
+    # RATELIMIT_KEY_PREFIX only while its own is unset); give each app built in this process its own.
+    limiter._key_prefix = ""
     limiter.init_app(app)
+    csrf.init_app(app)
     if settings.REDIS_URL:
-        app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX)
+    else:
+        app.extensions["gatehouse.denylist"] = MemoryDenylist()
+    _init_client_cache(app, settings)
     Talisman(
         app,
         force_https=False,  # TLS ends at the proxy; HSTS below tells browsers to stay on https
         strict_transport_security=settings.is_production,
-        session_cookie_secure=settings.is_production,
+        session_cookie_secure=settings.secure_cookies,
         frame_options="DENY",
         content_security_policy={"default-src": "'self'", "frame-ancestors": "'none'"},
         content_security_policy_nonce_in=["style-src"],
@@ -67,16 +83,62 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def _init_keys(app: Flask, settings: Settings) -> None:
+    """Keep the signing keyring on the app: generated outside production, only checked in it."""
+    store = KeyStore(settings.SIGNING_KEYS_DIR,
+                     max_token_lifetime=settings.key_retention)
+    app.extensions["gatehouse.keys"] = store
+    try:
+        if not settings.is_production:
+            ensure_keys(settings.SIGNING_KEYS_DIR)  # reads the directory; writes only what is missing
+        store.signing_key("RS256")  # ID tokens and access tokens need one
+    except KeyringError as err:
+        # Start anyway, so that `flask keys ...` can repair it; token endpoints fail until then.
+        log.error("signing keys: %s", err)
+
+
+def _init_client_cache(app: Flask, settings: Settings) -> None:
+    """The protocol endpoints' client cache, told about every committed client change."""
+    ttl = settings.client_cache_seconds
+    redis = app.extensions.get("gatehouse.redis")
+    versions = (client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, key_ttl=max(86400, 2 * ttl))
+                if redis is not None else client_service.MemoryClientVersions())
+    app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
+    # One listener for every app: db.session is shared by all apps built in this process.
+    if not event.contains(db.session, "after_commit", _publish_client_changes):
+        event.listen(db.session, "after_commit", _publish_client_changes)
+        event.listen(db.session, "after_rollback", _drop_client_changes)
+
+
+def _publish_client_changes(session: Session) -> None:
+    changed = session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
+    if changed and has_app_context():
+        cache = current_app.extensions.get("gatehouse.client_cache")
+        if cache is not None:
+            cache.invalidate(changed)
+
+
+def _drop_client_changes(session: Session) -> None:
+    session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
+
+
 def _register_blueprints(app: Flask) -> None:
-    from app.api import auth, envelope, health, users
+    from app.api import auth, clients, envelope, health, users
+    from app.oauth import endpoints
+    from app.oauth.server import init_oauth
+    from app.web import pages
 
     envelope.register_error_handlers(app)
-    for module in (auth, users, health):
+    init_oauth(app)
+    for module in (auth, users, clients, health, endpoints, pages):
         app.register_blueprint(module.bp)
 
 
 def _register_cli(app: Flask) -> None:
-    from app.cli import sessions, users
+    from app.cli import clients, keys, seed, sessions, users
 
     app.cli.add_command(users.cli)
     app.cli.add_command(sessions.cli)
+    app.cli.add_command(clients.cli)
+    app.cli.add_command(keys.cli)
+    app.cli.add_command(seed.cli)

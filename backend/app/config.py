@@ -14,6 +14,11 @@ from pathlib import Path
 BACKEND_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BACKEND_DIR.parent
 
+# A client may ask for access tokens living at most this long; signing keys are
+# kept in JWKS for at least as long (Settings.key_retention).
+MAX_CLIENT_ACCESS_TOKEN_LIFETIME = 3600
+CLOCK_SKEW_MARGIN = 60
+
 # The value shipped for development; production refuses to start with it.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 
@@ -29,8 +34,10 @@ def _default_database_url() -> str:
 def _coerce(annotation: str, raw: str) -> object:
     if annotation == "int":
         return int(raw)
+    if annotation == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
     if annotation.endswith("| None"):
-        return raw or None
+        return _coerce(annotation.removesuffix("| None").strip(), raw) if raw else None
     return raw
 
 
@@ -46,6 +53,17 @@ class Settings:
     REDIS_URL: str | None = None
     # Public base URL of this server; the OAuth issuer.
     ISSUER: str = "http://127.0.0.1:5000"
+    # Signing keys: one <kid>.pem + <kid>.json per key (services/keys.py). Generated
+    # here on first start in development and testing; in production, mount a
+    # persistent directory shared by every instance and run `flask keys ensure`.
+    SIGNING_KEYS_DIR: str = str(REPO_DIR / "keys")
+    # Seconds a rotated key is published in JWKS before it signs: longer than any
+    # relying party caches our JWKS, so none meets a kid it has not fetched.
+    KEY_ACTIVATION_DELAY: int = 600
+    # Lifetimes of the JWTs we sign, in seconds. A retired key stays in JWKS for
+    # the longest of them after it stops signing.
+    ACCESS_TOKEN_LIFETIME: int = 600
+    ID_TOKEN_LIFETIME: int = 3600
     # bcrypt work factor: 12 costs ~250 ms per hash on one core; tests use 4.
     BCRYPT_ROUNDS: int = 12
     # Sessions: sliding idle window, capped by an absolute lifetime from creation.
@@ -67,10 +85,52 @@ class Settings:
     # Logging: "json" (default in production) or "text".
     LOG_FORMAT: str | None = None
     LOG_LEVEL: str = "INFO"
+    # --- OAuth 2.0 / OpenID Connect ---
+    # Authorization codes are single-use and short-lived (RFC 9700 §4.2.1 suggests under a minute or so).
+    AUTHORIZATION_CODE_LIFETIME: int = 60
+    REFRESH_TOKEN_LIFETIME: int = 30 * 24 * 3600
+    # Seconds in which the immediately previous refresh token of a family may be
+    # presented again and receives the same successor (two tabs refreshing at once).
+    # 0 = strict: any reuse revokes the family (RFC 9700 §4.14.2).
+    REFRESH_REUSE_GRACE_SECONDS: int = 0
+    # Issue refresh tokens to first-party clients even without offline_access.
+    FIRST_PARTY_REFRESH_WITHOUT_OFFLINE_ACCESS: bool = False
+    # Extra CORS origins (comma-separated) besides those derived from redirect URIs.
+    CORS_EXTRA_ORIGINS: str = ""
+    # Name of the browser sign-in cookie.
+    BROWSER_SESSION_COOKIE: str = "gatehouse_session"
+    # Seconds the protocol endpoints may reuse a client they looked up (services/clients.py,
+    # ClientCache). Every use still checks the client's version (in Redis when configured), so
+    # changes made through the services apply at once everywhere; this only bounds changes that
+    # bypass them (SQL by hand) or whose version bump was lost. 0 turns the cache off. Unset:
+    # 30, or 0 in testing, where tests change client rows directly.
+    CLIENT_CACHE_SECONDS: int | None = None
 
     @property
     def is_production(self) -> bool:
         return self.ENV == "production"
+
+    @property
+    def client_cache_seconds(self) -> int:
+        if self.CLIENT_CACHE_SECONDS is not None:
+            return self.CLIENT_CACHE_SECONDS
+        return 0 if self.ENV == "testing" else 30
+
+    @property
+    def key_retention(self) -> int:
+        """Seconds a superseded signing key stays in JWKS: the longest-lived JWT any
+        client can hold (per-client access-token lifetimes are capped at
+        MAX_CLIENT_ACCESS_TOKEN_LIFETIME), plus a margin for clock skew between instances."""
+        return max(self.ACCESS_TOKEN_LIFETIME, self.ID_TOKEN_LIFETIME, MAX_CLIENT_ACCESS_TOKEN_LIFETIME) \
+            + CLOCK_SKEW_MARGIN
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.ISSUER.startswith("https://")
+
+    @property
+    def cors_extra_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.CORS_EXTRA_ORIGINS.split(",") if o.strip())
 
     @property
     def log_format(self) -> str:
@@ -102,6 +162,8 @@ class Settings:
             raise ConfigError(f"GATEHOUSE_ENV must be development, testing or production, not {self.ENV!r}")
         if self.SESSION_IDLE_TIMEOUT > self.SESSION_ABSOLUTE_TIMEOUT:
             raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
+        if self.client_cache_seconds < 0:
+            raise ConfigError("CLIENT_CACHE_SECONDS must be 0 (off) or more")
         if not self.is_production:
             return
         problems = []
@@ -112,6 +174,8 @@ class Settings:
             )
         if self.DATABASE_URL.startswith("sqlite"):
             problems.append("DATABASE_URL: set a PostgreSQL URL, e.g. postgresql+psycopg://user:pass@host/db")
+        if not self.ISSUER.startswith("https://"):
+            problems.append("ISSUER: set the public https:// URL of this server (cookies are Secure, tokens carry it)")
         if not self.REDIS_URL:
             problems.append("REDIS_URL: set a Redis URL, e.g. redis://host:6379/0 (rate limits are shared across instances)")
         if problems:

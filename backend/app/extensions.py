@@ -10,6 +10,7 @@ from redis import Redis
 from app.config import Settings
 from app.models.base import Base
 from app.security.client_ip import client_ip
+from app.services.clients import ClientCache
 from app.services.keys import KeyStore
 
 db = SQLAlchemy(model_class=Base)
@@ -34,3 +35,8 @@ def current_settings() -> Settings:
 def key_store() -> KeyStore:
     """The signing keyring of the app handling this request or CLI command."""
     return current_app.extensions["gatehouse.keys"]
+
+
+def client_cache() -> ClientCache:
+    """The client cache of the app handling this request (see services/clients.py)."""
+    return current_app.extensions["gatehouse.client_cache"]

@@ -14,7 +14,11 @@ the request and share one SQLAlchemy session between test and view. Tests use
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +38,14 @@ from tests import factories
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 
 
+@functools.cache
+def signing_keys_dir() -> str:
+    """One signing-key directory per run, never the repo's keys/: RSA keys are generated once."""
+    path = tempfile.mkdtemp(prefix="gatehouse-test-keys-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
@@ -43,7 +55,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     existing.reflect(engine)
     existing.drop_all(engine)
     engine.dispose()
-    app = create_app(Settings(ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=url))
+    app = create_app(Settings(ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=url,
+                              SIGNING_KEYS_DIR=signing_keys_dir()))
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -55,7 +68,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=database_url,
         REDIS_URL=os.environ.get("REDIS_URL") or None, BCRYPT_ROUNDS=4,
-        RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}",
+        RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}", SIGNING_KEYS_DIR=signing_keys_dir(),
     )
     values.update(overrides)
     return Settings(**values)

@@ -37,6 +37,7 @@ from sqlalchemy.orm.util import identity_key
 from app import errors
 from app.models import OAuthClient, TokenEndpointAuthMethod
 from app.models.base import utcnow
+from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.security.redirect_uris import redirect_uri_problem
 from app.security.tokens import hash_token, new_token
 from app.services import audit
@@ -130,11 +131,11 @@ def _jwks_problems(jwks: Any) -> list[str]:
     return problems
 
 
-def _lifetime_problems(value: Any) -> list[str]:
+def _lifetime_problems(value: Any, maximum: int) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_LIFETIME <= value <= MAX_LIFETIME:
-        return [f"Must be a whole number of seconds from {MIN_LIFETIME} to {MAX_LIFETIME}, or null for the default."]
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_LIFETIME <= value <= maximum:
+        return [f"Must be a whole number of seconds from {MIN_LIFETIME} to {maximum}, or null for the default."]
     return []
 
 
@@ -197,9 +198,11 @@ def _configuration_problems(*, name: str, client_type: str, token_endpoint_auth_
 
     if id_token_signed_response_alg not in ID_TOKEN_ALGS:
         add("id_token_signed_response_alg", f"Must be one of {', '.join(ID_TOKEN_ALGS)}.")
-    for field, value in (("access_token_lifetime", access_token_lifetime),
-                         ("refresh_token_lifetime", refresh_token_lifetime)):
-        for message in _lifetime_problems(value):
+    # Access tokens are short-lived JWTs that cannot be recalled except by denylist; the cap
+    # also bounds how long a rotated-out signing key must stay published (Settings.key_retention).
+    for field, value, maximum in (("access_token_lifetime", access_token_lifetime, MAX_CLIENT_ACCESS_TOKEN_LIFETIME),
+                                  ("refresh_token_lifetime", refresh_token_lifetime, MAX_LIFETIME)):
+        for message in _lifetime_problems(value, maximum):
             add(field, message)
     return problems
 

@@ -12,6 +12,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy import func, select, text, update
 
 from app import errors
+from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import AuditEvent, Consent, OAuthClient
 from app.services import clients
 from app.services.actor import Actor
@@ -254,12 +255,25 @@ def test_create_unsupported_id_token_alg_fails(db_session, actor, alg):
     assert "id_token_signed_response_alg" in problems(db_session, actor, **web_app(id_token_signed_response_alg=alg))
 
 
-@pytest.mark.parametrize("seconds", [60, 3600, MAX_LIFETIME, None])
-def test_create_accepts_lifetimes_in_range(db_session, actor, seconds):
-    issued = clients.create_client(db_session, actor=actor, **web_app(access_token_lifetime=seconds,
-                                                                      refresh_token_lifetime=seconds))
+@pytest.mark.parametrize("seconds", [60, 3600, None])
+def test_create_accepts_access_token_lifetimes_in_range(db_session, actor, seconds):
+    issued = clients.create_client(db_session, actor=actor, **web_app(access_token_lifetime=seconds))
     assert issued.client.access_token_lifetime == seconds
+
+
+@pytest.mark.parametrize("seconds", [60, 3600, MAX_LIFETIME, None])
+def test_create_accepts_refresh_token_lifetimes_in_range(db_session, actor, seconds):
+    issued = clients.create_client(db_session, actor=actor, **web_app(refresh_token_lifetime=seconds))
     assert issued.client.refresh_token_lifetime == seconds
+
+
+def test_create_access_token_lifetime_beyond_signing_key_retention_fails(db_session, actor, settings):
+    """An access token must not outlive the JWKS entry of the key that signed it (DESIGN: rotation
+    never breaks tokens already issued), so per-client lifetimes stay within the key retention."""
+    too_long = MAX_CLIENT_ACCESS_TOKEN_LIFETIME + 1
+
+    assert "access_token_lifetime" in problems(db_session, actor, **web_app(access_token_lifetime=too_long))
+    assert settings.key_retention > MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 
 
 @pytest.mark.parametrize("field", ["access_token_lifetime", "refresh_token_lifetime"])
