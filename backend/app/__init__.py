@@ -38,7 +38,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.DATABASE_URL),
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
-        RATELIMIT_KEY_PREFIX=settings.RATELIMIT_KEY_PREFIX,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
@@ -74,7 +73,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         strict_transport_security=settings.is_production,
         session_cookie_secure=settings.secure_cookies,
         frame_options="DENY",
-        content_security_policy={"default-src": "'self'", "frame-ancestors": "'none'"},
+        # Talisman only appends the nonce to directives listed here: without an
+        # explicit style-src, default-src 'self' blocks the nonce'd inline styles.
+        content_security_policy={"default-src": "'self'", "style-src": "'self'", "frame-ancestors": "'none'"},
         content_security_policy_nonce_in=["style-src"],
     )
     init_request_id(app)

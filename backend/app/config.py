@@ -31,13 +31,16 @@ def _default_database_url() -> str:
     return f"sqlite:///{BACKEND_DIR / 'instance' / 'gatehouse.db'}"
 
 
-def _coerce(annotation: str, raw: str) -> object:
+def _coerce(name: str, annotation: str, raw: str) -> object:
     if annotation == "int":
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
     if annotation == "bool":
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if annotation.endswith("| None"):
-        return _coerce(annotation.removesuffix("| None").strip(), raw) if raw else None
+        return _coerce(name, annotation.removesuffix("| None").strip(), raw) if raw else None
     return raw
 
 
@@ -141,6 +144,9 @@ class Settings:
         """Read every field from the environment variable of the same name.
 
         `GATEHOUSE_ENV` selects the environment. Unknown variables are ignored.
+
+        Raises:
+            ConfigError: a value that cannot be parsed, naming its variable.
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
@@ -149,7 +155,7 @@ class Settings:
         for f in dataclasses.fields(cls):
             if f.name == "ENV" or f.name not in env:
                 continue
-            values[f.name] = _coerce(f.type, env[f.name])
+            values[f.name] = _coerce(f.name, f.type, env[f.name])
         return cls(**values)
 
     def check(self) -> None:

@@ -13,13 +13,28 @@ from app.security.client_ip import client_ip
 from app.services.clients import ClientCache
 from app.services.keys import KeyStore
 
+
+def rate_limit_key() -> str:
+    """The client IP, namespaced by the handling app's RATELIMIT_KEY_PREFIX.
+
+    The prefix is read per request rather than passed as Flask-Limiter's
+    RATELIMIT_KEY_PREFIX: the module-level Limiter keeps the prefix of the
+    first app it was bound to and ignores every later app's.
+    """
+    return f"{current_settings().RATELIMIT_KEY_PREFIX}/{client_ip()}"
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # CSRF is checked explicitly by the HTML form handlers (WTF_CSRF_CHECK_DEFAULT=False):
 # protocol and API endpoints authenticate with tokens, not cookies.
 csrf = CSRFProtect()
 # Limits are declared per route; storage comes from RATELIMIT_STORAGE_URI at init.
-limiter = Limiter(key_func=client_ip, headers_enabled=True, retry_after="delta-seconds")
+# No X-RateLimit headers: Flask-Limiter would add Retry-After to every response of a
+# limited route (200, 401, 413 …), and HTTP clients honour it; the 429 handler in
+# api/envelope.py sets Retry-After itself. If Redis is unreachable, limits fall back
+# to per-process memory rather than failing every sign-in with a 500.
+limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fallback_enabled=True)
 
 
 def redis_client() -> Redis | None:

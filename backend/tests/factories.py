@@ -6,12 +6,15 @@ see the rows (see conftest.py on why tests truncate instead of rolling back).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from sqlalchemy.orm import Session
 
-from app.models import OAuthClient, User
+from app.models import OAuthClient, SessionKind, User, UserSession
+from app.models.base import utcnow
 from app.security.passwords import hash_password
-from app.security.tokens import hash_token
+from app.security.tokens import hash_token, new_token
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 # Hashed once: bcrypt at cost 4 is cheap, but not free across hundreds of users.
@@ -26,7 +29,7 @@ class BaseFactory(factory.alchemy.SQLAlchemyModelFactory):
 
 def bind(session: Session) -> None:
     """Point every factory at the test's session."""
-    for factory_cls in (UserFactory, OAuthClientFactory):
+    for factory_cls in (UserFactory, UserSessionFactory, OAuthClientFactory):
         factory_cls._meta.sqlalchemy_session = session
 
 
@@ -38,6 +41,26 @@ class UserFactory(BaseFactory):
     name = factory.Sequence(lambda n: f"User {n}")
     password_hash = _DEFAULT_HASH
     email_verified = True
+
+
+class UserSessionFactory(BaseFactory):
+    """A live API session. Pass `token=` to know the bearer token; only its hash is stored."""
+
+    class Meta:
+        model = UserSession
+
+    class Params:
+        token = factory.LazyFunction(new_token)
+
+    user = factory.SubFactory(UserFactory)
+    token_hash = factory.LazyAttribute(lambda o: hash_token(o.token))
+    kind = SessionKind.API
+    created_at = factory.LazyFunction(utcnow)
+    last_seen_at = factory.LazyAttribute(lambda o: o.created_at)
+    expires_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(minutes=15))
+    absolute_expires_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(hours=8))
+    ip = "192.0.2.10"
+    user_agent = "factory-agent/1.0"
 
 
 DEFAULT_CLIENT_SECRET = "test-client-secret-" + "s" * 32

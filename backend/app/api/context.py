@@ -51,7 +51,7 @@ def _bearer_token() -> str | None:
 def require_session(view: Callable) -> Callable:
     """Authenticate the request with an API session bearer token.
 
-    Sets g.session and g.user; the session's idle window slides forward.
+    Sets g.session, g.user and g.session_token; the session's idle window slides forward.
     """
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -60,7 +60,7 @@ def require_session(view: Callable) -> Callable:
             raise errors.AuthenticationRequired("Send a session token: Authorization: Bearer <token>.")
         session = sessions.authenticate_token(db.session, token=token, settings=current_settings())
         db.session.commit()  # keep the slid expiry even if the view fails
-        g.session, g.user = session, session.user
+        g.session, g.user, g.session_token = session, session.user, token
         return view(*args, **kwargs)
 
     wrapper.requires_session = True  # read by the OpenAPI builder
@@ -87,3 +87,8 @@ def current_user() -> User:
 
 def current_session() -> UserSession:
     return g.session
+
+
+def current_token() -> str:
+    """The bearer token this request authenticated with."""
+    return g.session_token

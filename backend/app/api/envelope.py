@@ -8,6 +8,7 @@ werkzeug, Flask-Limiter, uncaught exceptions) as envelopes, for /api paths only.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -16,6 +17,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from app import errors
+from app.extensions import limiter
 from app.security.request_id import current_request_id
 
 VERSION = "1.0"
@@ -81,6 +83,7 @@ def _from_http_exception(err: HTTPException) -> Response | HTTPException:
     headers = {}
     if isinstance(err, RateLimitExceeded):
         message = "Too many requests; slow down and retry later."
+        headers["Retry-After"] = str(_seconds_until_limit_resets())
     else:
         message = err.description or "Error."
         if status == 405 and err.valid_methods:
@@ -89,6 +92,11 @@ def _from_http_exception(err: HTTPException) -> Response | HTTPException:
             headers["WWW-Authenticate"] = str(err.www_authenticate[0])
     return error_response(status, _HTTP_TYPES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"),
                           message, headers=headers)
+
+
+def _seconds_until_limit_resets() -> int:
+    breached = limiter.current_limit
+    return max(1, int(breached.reset_at - time.time())) if breached else 60
 
 
 def _from_unhandled(err: Exception) -> Response | tuple[str, int]:

@@ -33,8 +33,10 @@ def _count_failure(db: Session, user: User, settings: Settings, now: datetime) -
         .returning(User.failed_login_count)
         .execution_options(synchronize_session=False)
     )
+    # Load the new count: the object still holds the one read before the UPDATE,
+    # and resetting it below to a value equal to that stale one would write nothing.
+    db.refresh(user)
     if failures < settings.LOGIN_MAX_FAILURES:
-        db.refresh(user)
         return False
     # Start the next lockout period with a clean count.
     user.failed_login_count = 0

@@ -70,9 +70,13 @@ def authenticate_token(db: Session, *, token: str, settings: Settings, kind: Ses
     return session
 
 
-def rotate_session(db: Session, *, session: UserSession, settings: Settings,
+def rotate_session(db: Session, *, session: UserSession, presented_token: str, settings: Settings,
                    now: datetime | None = None) -> IssuedSession:
-    """Replace the session's token with a new one; the old token stops working.
+    """Replace the session's token with a new one; `presented_token` stops working.
+
+    The swap is conditional on the row still holding the presented token's
+    hash, not `session.token_hash`: the object may have been reloaded after a
+    concurrent rotation committed, and then both requests would win.
 
     Raises:
         AuthenticationRequired: the session was rotated or ended concurrently.
@@ -82,7 +86,7 @@ def rotate_session(db: Session, *, session: UserSession, settings: Settings,
     expires_at = _sliding_expiry(now, session.absolute_expires_at, settings.SESSION_IDLE_TIMEOUT)
     rotated = db.execute(
         update(UserSession)
-        .where(UserSession.id == session.id, UserSession.token_hash == session.token_hash,
+        .where(UserSession.id == session.id, UserSession.token_hash == hash_token(presented_token),
                UserSession.ended_at.is_(None))
         .values(token_hash=hash_token(token), last_seen_at=now, expires_at=expires_at)
         .execution_options(synchronize_session=False)
@@ -150,14 +154,14 @@ def expire_stale_sessions(db: Session, *, now: datetime | None = None) -> int:
     return expired.rowcount
 
 
-def refresh_session(db: Session, *, actor: Actor, session: UserSession, settings: Settings,
-                    now: datetime | None = None) -> IssuedSession:
-    """Rotate the current session's token and extend its idle window.
+def refresh_session(db: Session, *, actor: Actor, session: UserSession, presented_token: str,
+                    settings: Settings, now: datetime | None = None) -> IssuedSession:
+    """Rotate the current session's token (the one presented) and extend its idle window.
 
     Raises:
         AuthenticationRequired: the token was already rotated or the session ended.
     """
-    issued = rotate_session(db, session=session, settings=settings, now=now)
+    issued = rotate_session(db, session=session, presented_token=presented_token, settings=settings, now=now)
     audit.record_event(db, actor=actor, action="auth.session_refreshed", target_type="session", target_id=session.id)
     return issued
 

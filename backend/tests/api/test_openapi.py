@@ -1,0 +1,114 @@
+"""GET /api/openapi.json and /api/docs: the document matches the routes and is valid OpenAPI 3.0."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from openapi_spec_validator import validate
+
+from app.api.openapi import undocumented_api_rules
+from tests.api.routes import api_operations
+
+ERROR_ENVELOPE_REF = "#/components/schemas/ErrorEnvelope"
+BODY_ERRORS = {"400", "413", "415", "422"}
+
+
+@pytest.fixture
+def spec(client) -> dict:
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def _operations(spec: dict) -> dict[tuple[str, str], dict]:
+    return {(path, method.upper()): op for path, ops in spec["paths"].items() for method, op in ops.items()}
+
+
+def _unauthenticated_status(client, op) -> int:
+    """What the operation answers to a request with no credentials and no body."""
+    return client.open(op.sample_url, method=op.method).status_code
+
+
+def test_get_openapi_document_is_openapi_3_0(spec):
+    assert re.fullmatch(r"3\.0\.\d+", spec["openapi"])
+
+
+def test_get_openapi_document_passes_spec_validator(spec):
+    validate(spec)  # raises OpenAPIValidationError with the offending location
+
+
+def test_openapi_document_lists_every_api_rule_and_method(app, spec):
+    expected = {(op.openapi_path, op.method) for op in api_operations(app)}
+
+    assert set(_operations(spec)) == expected
+
+
+def test_every_api_rule_has_a_documented_view(app):
+    assert undocumented_api_rules(app) == []
+
+
+def test_every_operation_declares_500_error_envelope(spec):
+    missing = [key for key, op in _operations(spec).items()
+               if op["responses"].get("500", {}).get("content", {}).get("application/json", {})
+               .get("schema", {}).get("$ref") != ERROR_ENVELOPE_REF]
+
+    assert missing == []
+
+
+def test_every_error_response_references_error_envelope(spec):
+    wrong = [(key, status) for key, op in _operations(spec).items() for status, response in op["responses"].items()
+             if int(status) >= 400 and response["content"]["application/json"]["schema"].get("$ref")
+             != ERROR_ENVELOPE_REF]
+
+    assert wrong == []
+
+
+def test_operation_answering_401_without_token_declares_security_and_401(app, client, spec):
+    documented = _operations(spec)
+    wrong = []
+    for op in api_operations(app):
+        declared = documented[(op.openapi_path, op.method)]
+        requires_session = _unauthenticated_status(client, op) == 401
+        declares_session = declared["security"] == [{"sessionToken": []}] and "401" in declared["responses"]
+        if requires_session != declares_session:
+            wrong.append((op.method, op.rule, requires_session, declared["security"]))
+
+    assert wrong == []
+    assert "sessionToken" in spec["components"]["securitySchemes"]
+
+
+def test_operation_with_request_body_declares_body_errors(spec):
+    with_body = {key: op for key, op in _operations(spec).items() if "requestBody" in op}
+    missing = {key: sorted(BODY_ERRORS - set(op["responses"])) for key, op in with_body.items()
+               if not BODY_ERRORS <= set(op["responses"])}
+
+    assert with_body  # register, login and the account updates take JSON bodies
+    assert missing == {}
+
+
+def test_operation_with_request_body_takes_json_only(spec):
+    media = {key: sorted(op["requestBody"]["content"]) for key, op in _operations(spec).items()
+             if "requestBody" in op}
+
+    assert set(map(tuple, media.values())) == {("application/json",)}
+
+
+def test_get_docs_returns_html_naming_every_path(client, spec):
+    response = client.get("/api/docs")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert [path for path in spec["paths"] if f"<code>{path}</code>" not in html] == []
+
+
+def test_get_docs_csp_allows_its_nonced_style(client):
+    response = client.get("/api/docs")
+
+    nonces = re.findall(r'<style nonce="([^"]+)"', response.get_data(as_text=True))
+    assert len(nonces) == 1 and nonces[0]
+    directives = dict(d.strip().split(" ", 1) for d in response.headers["Content-Security-Policy"].split(";"))
+    assert f"'nonce-{nonces[0]}'" in directives["style-src"].split()
+    assert "'unsafe-inline'" not in directives["style-src"]

@@ -1,0 +1,134 @@
+"""Per-client-IP rate limits on sign-in and registration."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.models import AuditEvent
+from tests.conftest import make_settings
+
+LOGIN = "/api/v1/auth/login"
+REGISTER = "/api/v1/auth/register"
+
+
+def attempt_login(api, **kwargs):
+    return api.post(LOGIN, json={"email": "nobody@example.com", "password": "not the password"}, **kwargs)
+
+
+def attempt_register(api, n: int, **kwargs):
+    return api.post(REGISTER, json={"email": f"new{n}@example.com", "password": "a long passphrase"}, **kwargs)
+
+
+def assert_rate_limited(response) -> None:
+    assert response.status == 429
+    assert response.error_type == "RATE_LIMITED"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_login_eleventh_attempt_in_a_minute_returns_429(api, settings):
+    assert settings.RATELIMIT_LOGIN == "10 per minute"
+    statuses = [attempt_login(api).status for _ in range(10)]
+
+    response = attempt_login(api)
+
+    assert statuses == [401] * 10
+    assert_rate_limited(response)
+
+
+def test_login_under_the_limit_sends_no_retry_after(api):
+    """RFC 9110 §10.2.3: Retry-After tells a client to wait; only a 429 should say so."""
+    response = attempt_login(api)
+
+    assert response.status == 401
+    assert "Retry-After" not in response.headers
+
+
+def test_login_when_rate_limited_does_not_check_credentials(api, db_session, user):
+    for _ in range(10):
+        attempt_login(api)
+
+    response = api.post(LOGIN, json={"email": user.email, "password": "not the password"})
+
+    assert response.status == 429
+    db_session.refresh(user)
+    assert user.failed_login_count == 0
+    assert db_session.scalars(select(AuditEvent).where(AuditEvent.actor_user_id == user.id)).all() == []
+
+
+def test_register_sixth_attempt_in_a_minute_returns_429(api, settings):
+    assert settings.RATELIMIT_REGISTER == "5 per minute"
+    statuses = [attempt_register(api, n).status for n in range(5)]
+
+    response = attempt_register(api, 5)
+
+    assert statuses == [201] * 5
+    assert_rate_limited(response)
+
+
+def test_login_limit_does_not_apply_to_another_client_ip(api):
+    for _ in range(11):
+        attempt_login(api)
+
+    response = attempt_login(api, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+
+    assert response.status == 401
+
+
+def test_register_limit_does_not_apply_to_another_client_ip(api):
+    for n in range(6):
+        attempt_register(api, n)
+
+    response = attempt_register(api, 6, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+
+    assert response.status == 201
+
+
+def test_login_limit_ignores_x_forwarded_for_without_trusted_proxy(api):
+    for n in range(10):
+        attempt_login(api, headers={"X-Forwarded-For": f"203.0.113.{n}"})
+
+    response = attempt_login(api, headers={"X-Forwarded-For": "203.0.113.99"})
+
+    assert_rate_limited(response)
+
+
+def test_login_without_trusted_proxy_audits_socket_address(api, db_session):
+    attempt_login(api, headers={"X-Forwarded-For": "203.0.113.5"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+
+    assert db_session.scalar(select(AuditEvent.ip)) == "10.0.0.9"
+
+
+class TestBehindOneTrustedProxy:
+    """TRUSTED_PROXY_COUNT=1: the proxy's appended X-Forwarded-For entry is the client."""
+
+    PROXY = {"REMOTE_ADDR": "10.0.0.1"}
+
+    @pytest.fixture
+    def settings(self, database_url):
+        return make_settings(database_url, TRUSTED_PROXY_COUNT=1)
+
+    def test_login_limit_is_per_forwarded_client(self, api):
+        for _ in range(10):
+            attempt_login(api, headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=self.PROXY)
+
+        limited = attempt_login(api, headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=self.PROXY)
+        other_client = attempt_login(api, headers={"X-Forwarded-For": "203.0.113.6"}, environ_base=self.PROXY)
+
+        assert_rate_limited(limited)
+        assert other_client.status == 401
+
+    def test_login_limit_ignores_entries_the_client_prepended(self, api):
+        for n in range(10):
+            attempt_login(api, headers={"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.5"},
+                          environ_base=self.PROXY)
+
+        response = attempt_login(api, headers={"X-Forwarded-For": "198.51.100.99, 203.0.113.5"},
+                                 environ_base=self.PROXY)
+
+        assert_rate_limited(response)
+
+    def test_login_audits_forwarded_client_address(self, api, db_session):
+        attempt_login(api, headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=self.PROXY)
+
+        assert db_session.scalar(select(AuditEvent.ip)) == "203.0.113.5"

@@ -1,0 +1,142 @@
+"""`flask users create` and `flask sessions cleanup`, run as an operator would."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import bcrypt
+import pytest
+from sqlalchemy import func, select
+
+from app.models import SessionEndReason, User, UserSession
+from app.models.base import utcnow
+from app.services.sessions import end_session, start_session
+from tests import factories
+
+PASSWORD = "Lantern-Hedgehog-Orbit-2291"
+
+
+@pytest.fixture
+def run(app, db_session):
+    """Invoke a `flask` command with the test app; the test's own transaction is closed first
+    (on SQLite it would hold the write lock the command needs)."""
+    runner = app.test_cli_runner()
+
+    def invoke(*args: str):
+        db_session.commit()
+        result = runner.invoke(args=list(args))
+        db_session.expire_all()
+        return result
+
+    return invoke
+
+
+def _users(db_session) -> list[User]:
+    return list(db_session.scalars(select(User)))
+
+
+# --- flask users create --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flags", "is_admin"), [((), False), (("--admin",), True)], ids=["user", "admin"])
+def test_users_create_prints_user_json(run, flags, is_admin):
+    result = run("users", "create", "--email", "Ada.Lovelace@Example.COM", "--password", PASSWORD, *flags)
+
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert uuid.UUID(printed["id"])
+    assert printed["email"] == "ada.lovelace@example.com"
+    assert printed["is_platform_admin"] is is_admin
+    assert "password" not in result.stdout.lower() and PASSWORD not in result.output
+
+
+@pytest.mark.parametrize(("flags", "is_admin"), [((), False), (("--admin",), True)], ids=["user", "admin"])
+def test_users_create_stores_user_with_bcrypt_hash(run, db_session, settings, flags, is_admin):
+    result = run("users", "create", "--email", "Ada.Lovelace@Example.COM", "--password", PASSWORD,
+                 "--name", "Ada", *flags)
+
+    [user] = _users(db_session)
+    assert str(user.id) == json.loads(result.stdout)["id"]
+    assert (user.email, user.name, user.is_platform_admin, user.status) == (
+        "ada.lovelace@example.com", "Ada", is_admin, "active")
+    assert user.password_hash.startswith(f"$2b${settings.BCRYPT_ROUNDS:02d}$")
+    assert bcrypt.checkpw(PASSWORD.encode(), user.password_hash.encode())
+
+
+@pytest.mark.parametrize(("password", "reason"), [
+    ("short", "at least 8 characters"),
+    ("password123", "too common"),
+    ("x" * 73, "at most 72 bytes"),
+], ids=["too-short", "common", "too-long"])
+def test_users_create_with_weak_password_fails_and_creates_nothing(run, db_session, password, reason):
+    result = run("users", "create", "--email", "weak@example.com", "--password", password)
+
+    assert result.exit_code != 0
+    assert "password" in result.output and reason in result.output
+    assert result.stdout == ""
+    assert _users(db_session) == []
+
+
+@pytest.mark.parametrize("email", ["taken@example.com", "TAKEN@Example.com", "  taken@example.com "])
+def test_users_create_with_existing_email_fails_and_creates_nothing(run, db_session, email):
+    existing = factories.UserFactory(email="taken@example.com")
+    existing_id = existing.id
+
+    result = run("users", "create", "--email", email, "--password", PASSWORD)
+
+    assert result.exit_code != 0
+    assert "already exists" in result.output
+    assert result.stdout == ""
+    assert [u.id for u in _users(db_session)] == [existing_id]
+
+
+@pytest.mark.parametrize("missing", ["--email", "--password"])
+def test_users_create_without_required_option_fails_and_creates_nothing(run, db_session, missing):
+    args = {"--email": "someone@example.com", "--password": PASSWORD}
+    del args[missing]
+
+    result = run("users", "create", *[part for item in args.items() for part in item])
+
+    assert result.exit_code != 0
+    assert missing in result.output
+    assert _users(db_session) == []
+
+
+# --- flask sessions cleanup ----------------------------------------------------------------------
+
+
+def test_sessions_cleanup_ends_only_expired_sessions(run, db_session, settings):
+    user = factories.UserFactory()
+    now = utcnow()
+    # start_session gives an idle window of SESSION_IDLE_TIMEOUT from `now`.
+    long_ago = now - timedelta(seconds=settings.SESSION_IDLE_TIMEOUT + 3600)
+    expired = [start_session(db_session, user=user, settings=settings, now=long_ago).session for _ in range(2)]
+    live = start_session(db_session, user=user, settings=settings).session
+    logged_out = start_session(db_session, user=user, settings=settings, now=long_ago).session
+    end_session(db_session, session_id=logged_out.id, reason=SessionEndReason.LOGOUT, now=long_ago)
+    ids = {"expired": {s.id for s in expired}, "live": live.id, "logged_out": logged_out.id}
+
+    result = run("sessions", "cleanup")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "expired 2 session(s)"
+    rows = {s.id: s for s in db_session.scalars(select(UserSession))}
+    assert all(rows[i].end_reason == SessionEndReason.EXPIRED and rows[i].ended_at is not None
+               for i in ids["expired"])
+    assert rows[ids["live"]].ended_at is None and rows[ids["live"]].end_reason is None
+    assert rows[ids["logged_out"]].end_reason == SessionEndReason.LOGOUT
+    assert rows[ids["logged_out"]].ended_at == long_ago
+
+
+def test_sessions_cleanup_with_nothing_expired_reports_zero(run, db_session, settings):
+    user = factories.UserFactory()
+    start_session(db_session, user=user, settings=settings)
+
+    result = run("sessions", "cleanup")
+
+    assert result.exit_code == 0
+    assert result.output.strip() == "expired 0 session(s)"
+    ended = select(func.count()).select_from(UserSession).where(UserSession.ended_at.is_not(None))
+    assert db_session.scalar(ended) == 0

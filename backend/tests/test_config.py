@@ -1,0 +1,129 @@
+"""Settings.from_env, and create_app refusing settings that are unsafe for their environment."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from app.config import DEV_SECRET_KEY, ConfigError, Settings
+
+# What an operator sets for production (.env.example, docker-compose.yml). create_app
+# connects to neither store, so the hosts need not be reachable.
+PRODUCTION_ENV = {
+    "GATEHOUSE_ENV": "production",
+    "SECRET_KEY": "p" * 48,
+    "DATABASE_URL": "postgresql+psycopg://gatehouse:pw@127.0.0.1:1/gatehouse",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+}
+PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+
+
+def _env(**changes: str | None) -> dict[str, str]:
+    """PRODUCTION_ENV with some variables changed; None removes one."""
+    env = dict(PRODUCTION_ENV)
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+# --- Settings.from_env ---------------------------------------------------------------------------
+
+
+def test_from_env_parses_int_fields():
+    settings = Settings.from_env({"BCRYPT_ROUNDS": "6", "SESSION_IDLE_TIMEOUT": "60", "MAX_CONTENT_LENGTH": "2048"})
+
+    assert (settings.BCRYPT_ROUNDS, settings.SESSION_IDLE_TIMEOUT, settings.MAX_CONTENT_LENGTH) == (6, 60, 2048)
+
+
+@pytest.mark.parametrize("name", ["REDIS_URL", "LOG_FORMAT"])
+def test_from_env_reads_empty_optional_value_as_none(name):
+    assert getattr(Settings.from_env({name: ""}), name) is None
+
+
+@pytest.mark.parametrize(("name", "raw"), [("REDIS_URL", "redis://127.0.0.1:6379/3"), ("LOG_FORMAT", "json")])
+def test_from_env_reads_optional_value(name, raw):
+    assert getattr(Settings.from_env({name: raw}), name) == raw
+
+
+def test_from_env_without_variables_uses_defaults():
+    assert Settings.from_env({}) == Settings()
+
+
+def test_from_env_reads_environment_from_gatehouse_env_only():
+    assert Settings.from_env({"GATEHOUSE_ENV": "testing"}).ENV == "testing"
+    assert Settings.from_env({"ENV": "production"}).ENV == "development"
+
+
+def test_from_env_ignores_unknown_variables():
+    assert Settings.from_env({"PATH": "/usr/bin", "SECRET_KEYS": "x"}) == Settings()
+
+
+@pytest.mark.parametrize("raw", ["twelve", "12.5", ""])
+def test_from_env_with_non_integer_raises_config_error_naming_variable(raw):
+    with pytest.raises(ConfigError, match="BCRYPT_ROUNDS"):
+        Settings.from_env({"BCRYPT_ROUNDS": raw})
+
+
+# --- production refuses unsafe settings ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("changes", "variable"), [
+    ({"SECRET_KEY": None}, "SECRET_KEY"),
+    ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY"),
+    ({"SECRET_KEY": ""}, "SECRET_KEY"),
+    ({"SECRET_KEY": "s" * 31}, "SECRET_KEY"),
+    ({"DATABASE_URL": None}, "DATABASE_URL"),
+    ({"DATABASE_URL": "sqlite:////var/lib/gatehouse/gatehouse.db"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL"),
+    ({"REDIS_URL": None}, "REDIS_URL"),
+    ({"REDIS_URL": ""}, "REDIS_URL"),
+], ids=["secret-missing", "secret-default", "secret-empty", "secret-short", "database-missing",
+        "database-sqlite-file", "database-sqlite-memory", "redis-missing", "redis-empty"])
+def test_create_app_in_production_with_unsafe_setting_raises_config_error_naming_it(changes, variable):
+    with pytest.raises(ConfigError) as raised:
+        create_app(Settings.from_env(_env(**changes)))
+
+    message = str(raised.value)
+    assert variable in message
+    assert [v for v in PRODUCTION_VARIABLES if v != variable and v in message] == []
+
+
+def test_create_app_in_production_with_several_unsafe_settings_names_each():
+    with pytest.raises(ConfigError) as raised:
+        create_app(Settings.from_env({"GATEHOUSE_ENV": "production"}))
+
+    assert all(variable in str(raised.value) for variable in PRODUCTION_VARIABLES)
+
+
+@pytest.mark.parametrize("secret_key", ["k" * 32, "k" * 64], ids=["minimum-length", "long"])
+def test_create_app_in_production_with_complete_settings_starts(secret_key):
+    app = create_app(Settings.from_env(_env(SECRET_KEY=secret_key)))
+
+    assert isinstance(app, Flask)
+    assert app.extensions["gatehouse.settings"].is_production
+
+
+@pytest.mark.parametrize("env_name", ["staging", "prod", "Production", ""])
+def test_create_app_with_unknown_environment_raises_config_error(env_name):
+    with pytest.raises(ConfigError, match="GATEHOUSE_ENV"):
+        create_app(Settings.from_env({"GATEHOUSE_ENV": env_name}))
+
+
+@pytest.mark.parametrize("env_name", ["development", "testing", "production"])
+def test_create_app_with_idle_timeout_over_absolute_timeout_raises_config_error(env_name):
+    env = _env(GATEHOUSE_ENV=env_name, SESSION_IDLE_TIMEOUT="3601", SESSION_ABSOLUTE_TIMEOUT="3600")
+
+    with pytest.raises(ConfigError) as raised:
+        create_app(Settings.from_env(env))
+
+    assert "SESSION_IDLE_TIMEOUT" in str(raised.value) and "SESSION_ABSOLUTE_TIMEOUT" in str(raised.value)
+
+
+def test_create_app_with_idle_timeout_equal_to_absolute_timeout_starts():
+    app = create_app(Settings.from_env(_env(SESSION_IDLE_TIMEOUT="3600", SESSION_ABSOLUTE_TIMEOUT="3600")))
+
+    assert app.extensions["gatehouse.settings"].SESSION_IDLE_TIMEOUT == 3600
