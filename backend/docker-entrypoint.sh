@@ -4,5 +4,7 @@
 set -eu
 
 flask --app app:create_app db upgrade
+# Create signing keys only if the mounted keys/ has none (idempotent; rotation is `flask keys rotate`).
+flask --app app:create_app keys ensure
 
 exec "$@"
