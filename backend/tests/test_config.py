@@ -15,8 +15,9 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "p" * 48,
     "DATABASE_URL": "postgresql+psycopg://gatehouse:pw@127.0.0.1:1/gatehouse",
     "REDIS_URL": "redis://127.0.0.1:1/0",
+    "ISSUER": "https://auth.example.com",
 }
-PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ISSUER")
 
 
 def _env(**changes: str | None) -> dict[str, str]:
@@ -81,8 +82,11 @@ def test_from_env_with_non_integer_raises_config_error_naming_variable(raw):
     ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL"),
     ({"REDIS_URL": None}, "REDIS_URL"),
     ({"REDIS_URL": ""}, "REDIS_URL"),
+    ({"ISSUER": None}, "ISSUER"),
+    ({"ISSUER": "http://auth.example.com"}, "ISSUER"),
 ], ids=["secret-missing", "secret-default", "secret-empty", "secret-short", "database-missing",
-        "database-sqlite-file", "database-sqlite-memory", "redis-missing", "redis-empty"])
+        "database-sqlite-file", "database-sqlite-memory", "redis-missing", "redis-empty",
+        "issuer-default-http", "issuer-http"])
 def test_create_app_in_production_with_unsafe_setting_raises_config_error_naming_it(changes, variable):
     with pytest.raises(ConfigError) as raised:
         create_app(Settings.from_env(_env(**changes)))
