@@ -56,9 +56,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
-    # Flask-Limiter's init_app keeps the key prefix of the first app it ever saw (it reads
-    # RATELIMIT_KEY_PREFIX only while its own is unset); give each app built in this process its own.
-    limiter._key_prefix = ""
     limiter.init_app(app)
     csrf.init_app(app)
     if settings.REDIS_URL:

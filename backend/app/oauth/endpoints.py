@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
+from joserfc.jws import extract_compact
 
 from app.extensions import csrf, current_settings, db, key_store
 from app.models import UserSession
@@ -58,10 +59,14 @@ def _authorize_url() -> str:
 
 
 def _fresh_login(browser: UserSession) -> bool:
-    if session.get(FRESH_LOGIN_KEY) == str(browser.id):
-        session.pop(FRESH_LOGIN_KEY)
-        return True
-    return False
+    """Whether this browser session signed in for this very authorization request (see FRESH_LOGIN_KEY).
+
+    Not consumed here: the consent form posts the same request back, and must not
+    be sent to sign in again. `authorize` drops it once the request is answered.
+    """
+    marker = session.get(FRESH_LOGIN_KEY)
+    return (isinstance(marker, dict) and marker.get("session") == str(browser.id)
+            and marker.get("request") == _authorize_url())
 
 
 def _needs_login(browser: UserSession | None, prompts: set[str]) -> bool:
@@ -97,6 +102,7 @@ def authorize():
     if decision is not None:
         csrf.protect()
         if decision != "allow":
+            session.pop(FRESH_LOGIN_KEY, None)
             return server.create_authorization_response(grant_user=None, grant=grant)
         consents.grant_consent(db.session, actor=request_actor(user, browser.id), user=user, client=client,
                                scopes=scopes)
@@ -107,6 +113,7 @@ def authorize():
         return render_template("consent.html", client=client, scopes=scopes, user=user, action=_authorize_url())
 
     grant.auth_context = (browser.created_at, AMR_PASSWORD)
+    session.pop(FRESH_LOGIN_KEY, None)
     response = server.create_authorization_response(grant_user=user, grant=grant)
     db.session.commit()
     return response
@@ -139,26 +146,36 @@ def revoke():
     return response
 
 
+def _is_access_token(token: str) -> bool:
+    """Access tokens are signed with the same keys as ID Tokens; their `typ` tells them apart (RFC 9068 §2.1)."""
+    typ = str(extract_compact(token.encode()).headers().get("typ", "")).lower()
+    return typ in {"at+jwt", "application/at+jwt"}
+
+
 @bp.route("/oauth2/logout", methods=["GET", "POST"])
 def logout():
-    """OIDC RP-Initiated Logout 1.0. Without a valid id_token_hint the user confirms first
-    (a cross-site request must not sign them out silently)."""
+    """OIDC RP-Initiated Logout 1.0. Without a valid id_token_hint, or with one for another user,
+    the user confirms first (a cross-site request must not sign them out silently)."""
     server = oauth_server()
     try:
         end_session_request = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return Response(render_template("oauth_error.html", error=error), status=400)
     claims = end_session_request.id_token_claims
-    if claims is not None and claims.get("iss") != current_settings().ISSUER:
+    if claims is not None and (claims.get("iss") != current_settings().ISSUER
+                               or _is_access_token(request.values["id_token_hint"])):
         return Response(render_template("oauth_error.html", error=OAuth2Error(
-            error="invalid_request", description="id_token_hint was not issued by this server.")), status=400)
+            error="invalid_request", description="id_token_hint is not an ID Token issued by this server.")),
+            status=400)
+    browser = current_browser_session()
+    # §2: an ID Token of someone other than the signed-in user makes the request suspect.
+    suspect = claims is not None and browser is not None and claims.get("sub") != str(browser.user_id)
     confirmed = request.method == "POST" and request.form.get("confirm") == "yes"
     if confirmed:
         csrf.protect()
-    elif end_session_request.needs_confirmation:
+    elif end_session_request.needs_confirmation or suspect:
         return render_template("logout_confirm.html", action=request.full_path)
 
-    browser = current_browser_session()
     if browser is not None:
         sessions.logout(db.session, actor=request_actor(browser.user, browser.id), session=browser)
         db.session.commit()

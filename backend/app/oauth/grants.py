@@ -104,8 +104,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         return row
 
-    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
-        return _active(refresh_token.user)
+    def authenticate_user(self, refresh_token: RefreshToken) -> User:
+        user = _active(refresh_token.user)
+        if user is None:
+            # RFC 6749 §5.2: the grant is no longer valid (Authlib would answer invalid_request).
+            raise InvalidGrantError("The user of this refresh token cannot sign in.")
+        return user
 
     def issue_token(self, user: User, refresh_token: RefreshToken) -> dict:
         # RFC 6749 §6: a narrower scope may be asked for; the refresh token keeps the original.
@@ -140,6 +144,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             previous_successor = decrypt(fernet, old.successor_ciphertext or "")
             if previous_successor is not None:
                 token["refresh_token"] = previous_successor
+                # The access token is a new one: record it in the family, so that
+                # revoking the family denies it too.
+                jti, expires_at = _expiry(token)
+                grant_store.record_family_access_token(db.session, row=old, access_token_jti=jti,
+                                                       access_token_expires_at=expires_at, now=now)
                 return
         grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=old, denylist=denylist(), now=now)
         raise InvalidGrantError("The refresh token was already used.")

@@ -10,7 +10,8 @@ import uuid
 from datetime import datetime
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedTokenTypeError
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -21,13 +22,13 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
 
-from app.extensions import current_settings, db, key_store
+from app.extensions import client_cache, current_settings, db, key_store
 from app.models import OAuthClient, RefreshToken, User
 from app.models.base import utcnow
 from app.oauth import grants
 from app.oauth.tokens import AccessToken, AccessTokenGenerator, denylist, verify_access_token
 from app.request_context import request_actor
-from app.services import audit, clients
+from app.services import audit
 from app.services import grants as grant_store
 
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -37,7 +38,7 @@ class GatehouseAuthorizationServer(AuthorizationServer):
     token_generator: AccessTokenGenerator
 
     def query_client(self, client_id: str) -> OAuthClient | None:
-        return clients.get_client(db.session, client_id)
+        return client_cache().get(db.session, client_id)
 
     def save_token(self, token: dict, request) -> None:
         # Every grant persists what it issues in its own save_token (oauth/grants.py).
@@ -47,10 +48,20 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         # Scopes are checked against the requesting client, in each grant.
         pass
 
+    def handle_response(self, status_code, payload, headers):
+        # Compact JSON, as jsonify sends it; Authlib's Flask integration writes ", " and ": ".
+        if isinstance(payload, dict):
+            payload = current_app.json.dumps(payload, separators=(",", ":"))
+        return super().handle_response(status_code, payload, headers)
+
     def handle_error_response(self, request, error):
         # RFC 6749 §5.2: a failed client authentication is 401 with a challenge.
         if isinstance(error, InvalidClientError):
             error.status_code = 401
+        elif isinstance(error, UnsupportedTokenTypeError):
+            # RFC 7009 §2.2.1 and RFC 6749 §5.2: an error response is 400. Authlib's class is a
+            # 401 (it doubles as a resource-server error) and sends no challenge with it.
+            error.status_code = 400
         return super().handle_error_response(request, error)
 
 
@@ -83,7 +94,7 @@ class AccessTokenRecord:
         return self.token.scope
 
     def get_client(self) -> OAuthClient | None:
-        return clients.get_client(db.session, self.token.client_id)
+        return client_cache().get(db.session, self.token.client_id)
 
     def get_user(self) -> User | None:
         user_id = _uuid_or_none(self.token.claims.get("sub"))
@@ -190,18 +201,45 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return KeySet.import_key_set(client.jwks)
 
     def validate_jti(self, claims: dict, jti: str) -> bool:
-        # An assertion is single-use: remember its jti until it expires (RFC 7523 §3, item 7).
-        seen = denylist()
-        key = f"client-assertion:{claims['iss']}:{jti}"
-        if seen.is_denied(key):
-            return False
-        seen.deny(key, int(claims["exp"]))
-        return True
+        # An assertion is single-use: claim its jti, atomically, for as long as it is
+        # accepted, which is until exp plus the clock-skew leeway (RFC 7523 §3, items 4 and 7).
+        return denylist().claim(f"client-assertion:{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+
+
+class MissingBearerToken(OAuth2Error):
+    """RFC 6750 §3.1: a request without Bearer credentials gets 401 and a bare `Bearer` challenge,
+    with no error code in it (Authlib's default sends the unregistered missing_authorization or
+    unsupported_token_type). The body keeps the protocol error shape."""
+
+    error = "invalid_request"
+    description = "The request carries no Bearer access token (RFC 6750 §2.1)."
+    status_code = 401
+
+    def get_headers(self):
+        return super().get_headers() + [("WWW-Authenticate", "Bearer")]
+
+
+class BearerProtector(ResourceProtector):
+    def parse_request_authorization(self, request):
+        scheme, _, token = (request.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise MissingBearerToken()
+        return super().parse_request_authorization(request)
 
 
 class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> AccessTokenRecord | None:
         return _find_access_token(token_string)
+
+
+class EndUserTokenValidator(AccessTokenValidator):
+    """For UserInfo (OIDC Core §5.3): the token must describe an active end-user. A
+    client-credentials token, or one whose user is suspended or gone, is invalid_token
+    (RFC 6750 §3.1), not insufficient_scope or a server error."""
+
+    def authenticate_token(self, token_string: str) -> AccessTokenRecord | None:
+        token = super().authenticate_token(token_string)
+        return token if token is not None and token.get_user() is not None else None
 
 
 class GatehouseUserInfo(UserInfoEndpoint):
@@ -238,8 +276,8 @@ def init_oauth(app: Flask) -> GatehouseAuthorizationServer:
     server.register_endpoint(GatehouseIntrospection)
     server.register_endpoint(GatehouseRevocation)
     server.register_endpoint(GatehouseEndSession)
-    protector = ResourceProtector()
-    protector.register_token_validator(AccessTokenValidator())
+    protector = BearerProtector()
+    protector.register_token_validator(EndUserTokenValidator())
     server.register_endpoint(GatehouseUserInfo(resource_protector=protector))
     app.extensions["gatehouse.oauth"] = server
     return server

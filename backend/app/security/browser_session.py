@@ -9,8 +9,10 @@ from app.extensions import current_settings, db
 from app.models import SessionKind, UserSession
 from app.services import sessions
 
-# Set after a successful sign-in: that new browser session satisfies one
-# prompt=login / max_age check at the authorization endpoint.
+# Set after a sign-in that an authorization request sent the user to: {"session":
+# the new session's id, "request": that request's URL}. It satisfies prompt=login
+# and max_age for that one request (its consent round trip included) and is
+# dropped once the request is answered; a sign-in made for anything else never does.
 FRESH_LOGIN_KEY = "fresh_login_session"
 
 

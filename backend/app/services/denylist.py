@@ -17,6 +17,10 @@ class TokenDenylist(Protocol):
 
     def is_denied(self, jti: str) -> bool: ...
 
+    def claim(self, key: str, expires_at: int) -> bool:
+        """Atomically record `key` until `expires_at`; False if it was already recorded
+        (single-use identifiers such as client-assertion jti)."""
+
 
 class RedisDenylist:
     def __init__(self, redis: Redis, prefix: str) -> None:
@@ -29,6 +33,9 @@ class RedisDenylist:
 
     def is_denied(self, jti: str) -> bool:
         return bool(self.redis.exists(f"{self.prefix}:denied-jti:{jti}"))
+
+    def claim(self, key: str, expires_at: int) -> bool:
+        return bool(self.redis.set(f"{self.prefix}:denied-jti:{key}", 1, exat=expires_at, nx=True))
 
 
 class MemoryDenylist:
@@ -48,3 +55,10 @@ class MemoryDenylist:
     def is_denied(self, jti: str) -> bool:
         with self._lock:
             return self._expiry.get(jti, 0) > time.time()
+
+    def claim(self, key: str, expires_at: int) -> bool:
+        with self._lock:
+            if self._expiry.get(key, 0) > time.time():
+                return False
+            self._expiry[key] = expires_at
+            return True

@@ -95,6 +95,25 @@ def store_refresh_token(db: Session, *, token: str, family_id: uuid.UUID, client
     return row
 
 
+def record_family_access_token(db: Session, *, row: RefreshToken, access_token_jti: str,
+                               access_token_expires_at: datetime, now: datetime | None = None) -> None:
+    """Record an access token issued to `row`'s family without a refresh token of its own (a
+    retry within the grace window), so that `revoke_family` denies it too.
+
+    The record is a link of the family whose token is random and discarded and which is
+    revoked from the start: it can never be redeemed, and it counts as neither rotated
+    (for the grace window) nor live (for revocation counts). It lives as long as the
+    access token it records.
+    """
+    now = now or utcnow()
+    db.add(RefreshToken(
+        token_hash=hash_token(new_token()), family_id=row.family_id, client_pk=row.client_pk, user_id=row.user_id,
+        scope=row.scope, auth_time=row.auth_time, amr=row.amr, created_at=now,
+        expires_at=access_token_expires_at, revoked_at=now,
+        access_token_jti=access_token_jti, access_token_expires_at=access_token_expires_at,
+    ))
+
+
 def find_refresh_token(db: Session, *, token: str) -> RefreshToken | None:
     return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(token)))
 

@@ -51,7 +51,10 @@ def login():
     if previous is not None:
         sessions.end_session(db.session, session_id=previous.id, reason=SessionEndReason.LOGOUT)
     db.session.commit()
-    session[FRESH_LOGIN_KEY] = str(issued.session.id)
+    if next_url:
+        session[FRESH_LOGIN_KEY] = {"session": str(issued.session.id), "request": next_url}
+    else:
+        session.pop(FRESH_LOGIN_KEY, None)
     response = redirect(next_url) if next_url else Response(
         render_template("signed_in.html", user=issued.session.user))
     set_session_cookie(response, issued.token, issued.session)
