@@ -16,6 +16,9 @@ from app.models.user import User
 
 class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
     __tablename__ = "authorization_codes"
+    # Codes are kept after redemption: the per-client nonce replay check (services/grants.nonce_used)
+    # must not scan all of them on every authorization request.
+    __table_args__ = (Index("ix_authorization_codes_client_pk_nonce", "client_pk", "nonce"),)
 
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_pk: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("oauth_clients.id", ondelete="CASCADE"))

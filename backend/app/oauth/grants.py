@@ -209,7 +209,13 @@ class GatehouseOpenIDCode(OpenIDCode):
 
     def exists_nonce(self, nonce: str, request) -> bool:
         # A nonce is single-use per client: a repeat is a replay (OIDC Core §3.1.2.1).
-        return grant_store.nonce_used(db.session, client_id=request.payload.client_id, nonce=nonce)
+        # Authlib validates an authorization request twice (get_consent_grant, then
+        # create_authorization_response), on the same request object: ask the database once.
+        checked = request.__dict__.setdefault("_gatehouse_nonces_checked", {})
+        key = (request.payload.client_id, nonce)
+        if key not in checked:
+            checked[key] = grant_store.nonce_used(db.session, client_id=key[0], nonce=nonce)
+        return checked[key]
 
     def get_client_algorithm(self, client: OAuthClient) -> str:
         return client.id_token_signed_response_alg or "RS256"

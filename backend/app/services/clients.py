@@ -517,7 +517,10 @@ def _attach(db: Session, values: dict[str, Any]) -> OAuthClient:
     existing = db.identity_map.get(identity_key(OAuthClient, values["id"]))
     if existing is not None:
         return existing
-    client = OAuthClient(**copy.deepcopy(values))
+    # Copies of the mutable values (lists of strings, and the jwks object), so a request cannot change the entry.
+    client = OAuthClient(**{key: value[:] if isinstance(value, list) else
+                            copy.deepcopy(value) if isinstance(value, dict) else value
+                            for key, value in values.items()})
     make_transient_to_detached(client)  # as if just loaded: no pending changes, so nothing to flush
     db.add(client)
     return client

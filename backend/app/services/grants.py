@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
 from app.models.base import utcnow
@@ -48,7 +48,9 @@ def find_authorization_code(db: Session, *, actor: Actor, code: str, client: OAu
     issued is revoked (RFC 6749 §4.1.2) and the attempt audited.
     """
     now = now or utcnow()
-    row = db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_token(code)))
+    # With its user, whom redeeming it always needs.
+    row = db.scalar(select(AuthorizationCode).options(joinedload(AuthorizationCode.user))
+                    .where(AuthorizationCode.code_hash == hash_token(code)))
     if row is None or row.client_pk != client.id:
         return None
     if row.redeemed_at is not None:

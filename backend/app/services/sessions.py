@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app import errors
 from app.config import Settings
@@ -60,7 +60,9 @@ def authenticate_token(db: Session, *, token: str, settings: Settings, kind: Ses
         AuthenticationRequired: unknown, ended or expired token, or an inactive user.
     """
     now = now or utcnow()
-    session = db.scalar(select(UserSession).where(UserSession.token_hash == hash_token(token)))
+    # The user comes in the same query: its status is checked on every authenticated request.
+    session = db.scalar(select(UserSession).options(joinedload(UserSession.user))
+                        .where(UserSession.token_hash == hash_token(token)))
     if session is None or session.kind != kind or not session.is_live(now):
         raise errors.AuthenticationRequired("The session token is invalid or has expired.")
     if session.user.status != "active":

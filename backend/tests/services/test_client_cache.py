@@ -1,0 +1,285 @@
+"""services.clients.ClientCache: the protocol endpoints' client lookups, and when they see changes."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.extensions import db
+from app.models import OAuthClient
+from app.services import clients
+from app.services.actor import Actor
+from tests.conftest import make_settings
+from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class BrokenVersions(clients.MemoryClientVersions):
+    def current(self, client_id: str) -> int | None:
+        return None
+
+
+@contextlib.contextmanager
+def count_sql(engine):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def selects(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+
+@pytest.fixture
+def engine(app: Flask):
+    with app.app_context():
+        return db.engine
+
+
+@dataclass(frozen=True)
+class Machine:
+    id: uuid.UUID
+    client_id: str
+    client_secret_hash: str
+    name: str
+    scopes: list[str]
+    grant_types: list[str]
+
+
+@pytest.fixture
+def machine(db_session: Session) -> Machine:
+    """A client-credentials client, committed; the test's session holds no transaction afterwards
+    (with SQLite an open one would keep other sessions from starting theirs)."""
+    client = OAuthClientFactory(grant_types=["client_credentials"], response_types=[], redirect_uris=[],
+                                post_logout_redirect_uris=[], scopes=["invoices:read", "invoices:write"])
+    snapshot = Machine(client.id, client.client_id, client.client_secret_hash, client.name, list(client.scopes),
+                       list(client.grant_types))
+    db_session.commit()
+    return snapshot
+
+
+def fresh(engine) -> Session:
+    """Another request's session."""
+    return Session(engine)
+
+
+# --- the cache on its own --------------------------------------------------------------
+
+def test_a_hit_needs_no_sql_and_gives_each_session_its_own_clean_object(engine, machine):
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with fresh(engine) as first:
+        loaded = cache.get(first, machine.client_id)
+        assert loaded.scopes == ["invoices:read", "invoices:write"]
+    with fresh(engine) as second, count_sql(engine) as sql:
+        hit = cache.get(second, machine.client_id)
+        assert sql == []
+        assert hit is not loaded
+        assert hit in second and not second.dirty and not second.new
+        assert (hit.id, hit.client_id, hit.client_secret_hash, hit.scopes, hit.grant_types) == \
+               (machine.id, machine.client_id, machine.client_secret_hash, machine.scopes, machine.grant_types)
+        assert hit.check_client_secret(DEFAULT_CLIENT_SECRET)
+        hit.scopes.append("mutated")  # a request changing its copy does not change the cache
+        second.commit()
+        assert sql == []  # nothing to flush: the object came in unmodified
+    with fresh(engine) as third:
+        assert cache.get(third, machine.client_id).scopes == ["invoices:read", "invoices:write"]
+
+
+def test_a_hit_returns_the_instance_the_session_already_holds(engine, machine):
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with fresh(engine) as s:
+        cache.get(s, machine.client_id)
+    with fresh(engine) as s:
+        held = s.get(OAuthClient, machine.id)
+        assert cache.get(s, machine.client_id) is held
+
+
+def test_a_version_bump_makes_the_next_lookup_read_the_database(engine, machine):
+    versions = clients.MemoryClientVersions()
+    cache, other_process = clients.ClientCache(versions, ttl=30), clients.ClientCache(versions, ttl=30)
+    with fresh(engine) as s:
+        assert other_process.get(s, machine.client_id).scopes == ["invoices:read", "invoices:write"]
+    with fresh(engine) as s:
+        s.execute(update(OAuthClient).where(OAuthClient.id == machine.id).values(scopes=["invoices:read"]))
+        s.commit()
+    with fresh(engine) as s:  # unchanged for up to ttl without a bump ...
+        assert other_process.get(s, machine.client_id).scopes == ["invoices:read", "invoices:write"]
+    cache.invalidate([machine.client_id])  # ... the change was published by another process's cache
+    with fresh(engine) as s, count_sql(engine) as sql:
+        assert other_process.get(s, machine.client_id).scopes == ["invoices:read"]
+        assert len(selects(sql)) == 1
+
+
+def test_entries_expire_after_ttl(engine, machine):
+    clock = Clock()
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, clock=clock)
+    with fresh(engine) as s:
+        cache.get(s, machine.client_id)
+    with fresh(engine) as s:
+        s.execute(update(OAuthClient).where(OAuthClient.id == machine.id).values(name="Renamed by hand"))
+        s.commit()
+    clock.now += 29
+    with fresh(engine) as s:
+        assert cache.get(s, machine.client_id).name == machine.name
+    clock.now += 1
+    with fresh(engine) as s:
+        assert cache.get(s, machine.client_id).name == "Renamed by hand"
+
+
+def test_unknown_clients_are_not_cached(engine, db_session):
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with fresh(engine) as s:
+        assert cache.get(s, "not-yet") is None
+    OAuthClientFactory(client_id="not-yet")
+    db_session.commit()
+    with fresh(engine) as s:
+        assert cache.get(s, "not-yet").client_id == "not-yet"
+
+
+@pytest.mark.parametrize("cache", [
+    clients.ClientCache(clients.MemoryClientVersions(), ttl=0),
+    clients.ClientCache(BrokenVersions(), ttl=30),
+], ids=["ttl-0", "version-unreadable"])
+def test_without_a_usable_cache_every_lookup_reads_the_database(engine, machine, cache):
+    for _ in range(2):
+        with fresh(engine) as s, count_sql(engine) as sql:
+            assert cache.get(s, machine.client_id).client_id == machine.client_id
+            assert len(selects(sql)) == 1
+
+
+def test_a_client_changed_in_the_open_transaction_is_not_cached(engine, machine):
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with fresh(engine) as s:
+        client = clients.get_client(s, machine.client_id)
+        clients.update_client(s, actor=Actor(user=None), client=client, name="Not committed")
+        assert cache.get(s, machine.client_id).name == "Not committed"
+        s.rollback()
+    with fresh(engine) as s:
+        assert cache.get(s, machine.client_id).name == machine.name
+
+
+def test_the_cache_is_bounded(engine, db_session):
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, max_entries=3)
+    ids = [OAuthClientFactory().client_id for _ in range(5)]
+    db_session.commit()
+    with fresh(engine) as s:
+        for client_id in ids:
+            cache.get(s, client_id)
+    assert len(cache._entries) == 3
+
+
+# --- through the app: changes made by the services apply at once ------------------------
+
+@pytest.fixture
+def settings(database_url: str):
+    return make_settings(database_url, CLIENT_CACHE_SECONDS=30)
+
+
+def token_request(app: Flask, client_id: str, secret: str, **form: str):
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return app.test_client().post("/oauth2/token", data={"grant_type": "client_credentials", **form},
+                                  headers={"Authorization": f"Basic {basic}"})
+
+
+def change(app: Flask, client_id: str, fn) -> object:
+    """Run a service function on the client in its own committed transaction, as the API does."""
+    with app.app_context():
+        client = clients.require_client(db.session, client_id)
+        result = fn(client)
+        db.session.commit()
+    return result
+
+
+def test_client_credentials_hits_issue_no_sql(app, engine, machine, db_session):
+    db_session.commit()
+    assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
+    with count_sql(engine) as sql:
+        assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
+    assert sql == []
+
+
+def test_a_rotated_secret_stops_working_at_once(app, machine, db_session):
+    db_session.commit()
+    assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
+    issued = change(app, machine.client_id,
+                    lambda c: clients.rotate_client_secret(db.session, actor=Actor(user=None), client=c))
+    assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 401
+    assert token_request(app, machine.client_id, issued.client_secret).status_code == 200
+
+
+def test_an_update_applies_at_once(app, machine, db_session):
+    db_session.commit()
+    assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET, scope="invoices:write").status_code == 200
+    change(app, machine.client_id,
+           lambda c: clients.update_client(db.session, actor=Actor(user=None), client=c, scopes=["invoices:read"]))
+    response = token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET, scope="invoices:write")
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_scope"
+
+
+def test_a_deleted_client_stops_at_once(app, machine, db_session):
+    db_session.commit()
+    assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
+    change(app, machine.client_id, lambda c: clients.delete_client(db.session, actor=Actor(user=None), client=c))
+    assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 401
+
+
+def test_a_rolled_back_change_is_not_published(app, machine, db_session):
+    db_session.commit()
+    with app.app_context():
+        client = clients.require_client(db.session, machine.client_id)
+        clients.update_client(db.session, actor=Actor(user=None), client=client, name="Rolled back")
+        db.session.rollback()
+        assert clients.CHANGED_CLIENTS_KEY not in db.session.info
+
+
+# The cache version is shared through Redis; this machine and CI always run one.
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def test_a_change_made_by_another_process_applies_at_once(database_url, machine, db_session):
+    """Two apps on one database and one Redis stand for two gunicorn workers or two instances."""
+    db_session.commit()
+    shared = make_settings(database_url, CLIENT_CACHE_SECONDS=30, REDIS_URL=SHARED_REDIS_URL)
+    first, other = create_app(shared), create_app(shared)
+    try:
+        assert token_request(first, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
+        change(other, machine.client_id,
+               lambda c: clients.rotate_client_secret(db.session, actor=Actor(user=None), client=c))
+        assert token_request(first, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 401
+    finally:
+        for instance in (first, other):
+            with instance.app_context():
+                db.engine.dispose()
+
+
+def test_the_cache_is_off_in_testing_unless_asked_for(database_url):
+    assert make_settings(database_url).client_cache_seconds == 0
+    assert make_settings(database_url, ENV="development").client_cache_seconds == 30
+    assert make_settings(database_url, CLIENT_CACHE_SECONDS=5).client_cache_seconds == 5
+
+
+def test_client_cache_seconds_is_read_from_the_environment():
+    from app.config import Settings
+    assert Settings.from_env({"CLIENT_CACHE_SECONDS": "12"}).CLIENT_CACHE_SECONDS == 12
+    assert Settings.from_env({}).CLIENT_CACHE_SECONDS is None
