@@ -413,7 +413,7 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
     pin = ["taskset", "-c", a.server_cpus] if a.server_cpus else []
     log_path = tmp / "gunicorn.log"
     logf = open(log_path, "w")
-    stack.callback(lambda: shutil.copy(log_path, out / "gunicorn.log"))  # after gunicorn has stopped
+    stack.callback(_keep_log, log_path, out / "gunicorn.log")  # after gunicorn has stopped
     stack.callback(logf.close)
     # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.
     cmd = [*pin, str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "app:create_app()"]
@@ -446,6 +446,18 @@ def _gunicorn_effective(env: dict[str, str], cpus: str) -> dict[str, Any]:
     if cfg.get("worker_class") == "sync" and (cfg.get("threads") or 1) > 1:
         cfg["worker_class"] = "gthread (sync with threads > 1)"
     return cfg
+
+
+def _keep_log(src: Path, dst: Path) -> None:
+    """Gunicorn's and the app's own lines; the access log (a line per request) is only counted."""
+    kept, access = [], 0
+    with open(src, errors="replace") as f:
+        for line in f:
+            if line[:1].isdigit():  # access log lines start with the client address
+                access += 1
+            else:
+                kept.append(line)
+    dst.write_text("".join(kept) + f"... and {access} access log lines\n")
 
 
 def _redis_cleanup(prefix: str) -> None:

@@ -421,6 +421,7 @@ class RedisClientVersions:
         self.redis = redis
         self.prefix = prefix
         self.key_ttl = key_ttl
+        self._warned_at = float("-inf")  # one warning a minute while Redis is unreachable, not one per request
 
     def _key(self, client_id: str) -> str:
         return f"{self.prefix}:client-version:{client_id}"
@@ -429,7 +430,9 @@ class RedisClientVersions:
         try:
             value = self.redis.get(self._key(client_id))
         except RedisError as err:
-            log.warning("client cache bypassed: cannot read the client version (%s)", err)
+            if time.monotonic() - self._warned_at >= 60:
+                self._warned_at = time.monotonic()
+                log.warning("client cache bypassed: cannot read client versions from Redis (%s)", err)
             return None
         return int(value or 0)
 
