@@ -14,10 +14,8 @@ from urllib.parse import urlencode
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from app.extensions import current_settings, db
-from app.models import OAuthClient
 from app.services import clients, users
 from app.services.actor import Actor
 
@@ -30,7 +28,7 @@ OIDC_SCOPES = ["openid", "profile", "email", "offline_access"]
 
 
 def _find_or_create_client(name: str, **spec) -> clients.IssuedClient:
-    client = db.session.scalar(select(OAuthClient).where(OAuthClient.name == name))
+    client = clients.find_client_by_name(db.session, name)
     actor = Actor(user=None)
     if client is None:
         return clients.create_client(db.session, actor=actor, name=name, **spec)

@@ -37,6 +37,11 @@ class User(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    @property
+    def is_active(self) -> bool:
+        """Only active users sign in, keep sessions, or receive tokens."""
+        return self.status == UserStatus.ACTIVE
+
     def get_user_id(self) -> str:
         """The OIDC subject (`sub`), read by Authlib's token generators."""
         return str(self.id)

@@ -106,8 +106,8 @@ def authorize():
             return server.create_authorization_response(grant_user=None, grant=grant)
         consents.grant_consent(db.session, actor=request_actor(user, browser.id), user=user, client=client,
                                scopes=scopes)
-    elif not client.first_party and ("consent" in prompts or
-                                     not consents.has_consent(db.session, user=user, client=client, scopes=scopes)):
+    elif consents.consent_required(db.session, user=user, client=client, scopes=scopes,
+                                   prompt_consent="consent" in prompts):
         if "none" in prompts:
             return _authorization_error(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=state))
         return render_template("consent.html", client=client, scopes=scopes, user=user, action=_authorize_url())

@@ -18,7 +18,7 @@ from authlib.oidc.core import OpenIDCode, UserInfo
 from joserfc.jwk import KeySet
 
 from app.extensions import current_settings, db, key_store
-from app.models import AuthorizationCode, OAuthClient, RefreshToken, User, UserStatus
+from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
 from app.models.base import utcnow
 from app.oauth.tokens import denylist, private_keyset, unverified_claims
 from app.request_context import request_actor
@@ -29,8 +29,9 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
 
 
-def _active(user: User | None) -> User | None:
-    return user if user is not None and user.status == UserStatus.ACTIVE else None
+def active_user(user: User | None) -> User | None:
+    """The user if they may still receive tokens (User.is_active), else None."""
+    return user if user is not None and user.is_active else None
 
 
 def _expiry(token: dict) -> tuple[str, datetime]:
@@ -69,7 +70,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         pass
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        return _active(authorization_code.user)
+        return active_user(authorization_code.user)
 
     def save_token(self, token: dict) -> None:
         code: AuthorizationCode = self.request.authorization_code
@@ -105,7 +106,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return row
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User:
-        user = _active(refresh_token.user)
+        user = active_user(refresh_token.user)
         if user is None:
             # RFC 6749 §5.2: the grant is no longer valid (Authlib would answer invalid_request).
             raise InvalidGrantError("The user of this refresh token cannot sign in.")

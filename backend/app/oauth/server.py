@@ -98,7 +98,7 @@ class AccessTokenRecord:
 
     def get_user(self) -> User | None:
         user_id = _uuid_or_none(self.token.claims.get("sub"))
-        return grants._active(db.session.get(User, user_id)) if user_id else None
+        return grants.active_user(db.session.get(User, user_id)) if user_id else None
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

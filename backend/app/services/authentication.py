@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app import errors
 from app.config import Settings
-from app.models import SessionKind, User, UserStatus
+from app.models import SessionKind, User
 from app.models.base import utcnow
 from app.security import passwords
 from app.services import audit, sessions, users
@@ -77,7 +77,7 @@ def login(db: Session, *, actor: Actor, email: str, password: str, settings: Set
         locked = _count_failure(db, user, settings, now)
         _record_failure(db, actor, user, "bad_password_locked" if locked else "bad_password")
         raise _locked_error(user, now) if locked else errors.InvalidCredentials()
-    if user.status != UserStatus.ACTIVE:
+    if not user.is_active:
         _record_failure(db, actor, user, "suspended")
         raise errors.AccountSuspended()
     user.failed_login_count = 0

@@ -271,6 +271,11 @@ def get_client(db: Session, client_id: str) -> OAuthClient | None:
     return db.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
 
 
+def find_client_by_name(db: Session, name: str) -> OAuthClient | None:
+    """The first client registered under this exact name, or None (names are not unique)."""
+    return db.scalar(select(OAuthClient).where(OAuthClient.name == name).order_by(OAuthClient.created_at).limit(1))
+
+
 def require_client(db: Session, client_id: str) -> OAuthClient:
     """The client with this client_id.
 

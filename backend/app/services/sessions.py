@@ -65,7 +65,7 @@ def authenticate_token(db: Session, *, token: str, settings: Settings, kind: Ses
                         .where(UserSession.token_hash == hash_token(token)))
     if session is None or session.kind != kind or not session.is_live(now):
         raise errors.AuthenticationRequired("The session token is invalid or has expired.")
-    if session.user.status != "active":
+    if not session.user.is_active:
         raise errors.AuthenticationRequired("The account is not active.")
     session.last_seen_at = now
     session.expires_at = _sliding_expiry(now, session.absolute_expires_at, settings.SESSION_IDLE_TIMEOUT)

@@ -506,3 +506,11 @@ def test_create_client_directly_with_forbidden_redirect_uri_raises(db_session, a
 
     assert field in details
     assert db_session.scalar(select(func.count()).select_from(OAuthClient)) == 0
+
+
+def test_find_client_by_name_returns_the_oldest_match_or_none(db_session, actor):
+    first = clients.create_client(db_session, actor=actor, **web_app(name="Same name")).client
+    clients.create_client(db_session, actor=actor, **web_app(name="Same name"))
+
+    assert clients.find_client_by_name(db_session, "Same name").id == first.id
+    assert clients.find_client_by_name(db_session, "No such client") is None
