@@ -11,6 +11,7 @@ from app.config import Settings
 from app.models.base import Base
 from app.security.client_ip import client_ip
 from app.services.clients import ClientCache
+from app.services.denylist import TokenDenylist
 from app.services.keys import KeyStore
 
 
@@ -55,3 +56,8 @@ def key_store() -> KeyStore:
 def client_cache() -> ClientCache:
     """The client cache of the app handling this request (see services/clients.py)."""
     return current_app.extensions["gatehouse.client_cache"]
+
+
+def token_denylist() -> TokenDenylist:
+    """Revoked token ids of the app handling this request (Redis when configured)."""
+    return current_app.extensions["gatehouse.denylist"]

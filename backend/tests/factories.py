@@ -9,12 +9,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import factory
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import OAuthClient, SessionKind, User, UserSession
+from app.models import Membership, OAuthClient, Organization, Role, SessionKind, User, UserSession
 from app.models.base import utcnow
 from app.security.passwords import hash_password
 from app.security.tokens import hash_token, new_token
+from app.services import organizations
+from app.services.actor import Actor
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 # Hashed once: bcrypt at cost 4 is cheap, but not free across hundreds of users.
@@ -96,3 +99,27 @@ class OAuthClientFactory(BaseFactory):
     require_pkce = True
     first_party = False
     id_token_signed_response_alg = "RS256"
+
+
+def create_organization(session: Session, *, owner: User, slug: str, name: str | None = None) -> Organization:
+    """An organization made as the API makes one (built-in roles, `owner` as its owner), committed."""
+    organization = organizations.create_organization(session, actor=Actor(user=owner), name=name or slug.title(),
+                                                     slug=slug)
+    session.commit()
+    return organization
+
+
+def add_member(session: Session, organization: Organization, user: User, role: str = "member") -> Membership:
+    """Make `user` a member of `organization` with the role of this name (built-in or custom), committed."""
+    role_row = session.scalars(select(Role).where(Role.organization_id == organization.id, Role.name == role)).one()
+    membership = Membership(organization_id=organization.id, user_id=user.id, role_id=role_row.id)
+    session.add(membership)
+    session.commit()
+    return membership
+
+
+def session_token(user: User) -> str:
+    """A live API session token for `user`."""
+    token = new_token()
+    UserSessionFactory(user=user, token=token)
+    return token

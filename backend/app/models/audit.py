@@ -17,6 +17,7 @@ class AuditEvent(UUIDPrimaryKey, Base):
     __table_args__ = (
         Index("ix_audit_events_actor_user_id", "actor_user_id"),
         Index("ix_audit_events_action_occurred_at", "action", "occurred_at"),
+        Index("ix_audit_events_organization_id_occurred_at", "organization_id", "occurred_at"),
     )
 
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -27,6 +28,9 @@ class AuditEvent(UUIDPrimaryKey, Base):
     # NULL when the actor is unknown or their account was deleted (anonymised).
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # The organization the event belongs to, shown in its audit trail. No foreign key:
+    # the trail outlives a deleted organization.
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))

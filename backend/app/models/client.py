@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, UUIDPrimaryKey, utcnow
@@ -23,11 +24,19 @@ class TokenEndpointAuthMethod(enum.StrEnum):
 
 class OAuthClient(UUIDPrimaryKey, ClientMixin, Base):
     __tablename__ = "oauth_clients"
+    __table_args__ = (Index("ix_oauth_clients_organization_id", "organization_id"),)
 
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     # SHA-256 hex of the secret; None for public and private_key_jwt clients.
     client_secret_hash: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    # The organization that owns the client (its admins manage it, and it serves only its
+    # members); None for a platform client.
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"))
+    # Every authorization must happen in an organization: without an `organization`
+    # parameter, the user picks one of theirs.
+    organization_required: Mapped[bool] = mapped_column(Boolean, default=False)
     # Exact-match lists (RFC 9700 §4.1.3): no prefixes, no wildcards.
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)

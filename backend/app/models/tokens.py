@@ -18,7 +18,8 @@ class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
     __tablename__ = "authorization_codes"
     # Codes are kept after redemption: the per-client nonce replay check (services/grants.nonce_used)
     # must not scan all of them on every authorization request.
-    __table_args__ = (Index("ix_authorization_codes_client_pk_nonce", "client_pk", "nonce"),)
+    __table_args__ = (Index("ix_authorization_codes_client_pk_nonce", "client_pk", "nonce"),
+                      Index("ix_authorization_codes_organization_id", "organization_id"))
 
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_pk: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("oauth_clients.id", ondelete="CASCADE"))
@@ -26,6 +27,9 @@ class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text, default="")
     nonce: Mapped[str | None] = mapped_column(String(255))
+    # The organization the user chose (or the client's own); its claims go into the tokens.
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     # When the user authenticated (OIDC auth_time), and how (amr).
@@ -68,13 +72,17 @@ class RefreshToken(UUIDPrimaryKey, Base):
     """One link of a rotation chain. A family is every token descended from one grant."""
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index("ix_refresh_tokens_family_id", "family_id"),)
+    __table_args__ = (Index("ix_refresh_tokens_family_id", "family_id"),
+                      Index("ix_refresh_tokens_organization_id", "organization_id"))
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     family_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     client_pk: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("oauth_clients.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(Text, default="")
+    # The organization context of the grant, kept by every rotation.
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"))
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

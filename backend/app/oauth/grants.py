@@ -17,10 +17,10 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, UserInfo
 from joserfc.jwk import KeySet
 
-from app.extensions import current_settings, db, key_store
+from app.extensions import current_settings, db, key_store, token_denylist
 from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
 from app.models.base import utcnow
-from app.oauth.tokens import denylist, private_keyset, unverified_claims
+from app.oauth.tokens import private_keyset, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
 from app.services import grants as grant_store
@@ -62,7 +62,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
         return grant_store.find_authorization_code(db.session, actor=request_actor(), code=code, client=client,
-                                                   denylist=denylist())
+                                                   denylist=token_denylist())
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         # Nothing to delete: save_token already claimed the code, keeping the row
@@ -101,7 +101,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.rotated_at is not None and not grant_store.in_grace_window(
                 db.session, row=row, grace_seconds=current_settings().REFRESH_REUSE_GRACE_SECONDS, now=now):
-            grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=row, denylist=denylist(), now=now)
+            grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=row, denylist=token_denylist(), now=now)
             return None
         return row
 
@@ -151,7 +151,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 grant_store.record_family_access_token(db.session, row=old, access_token_jti=jti,
                                                        access_token_expires_at=expires_at, now=now)
                 return
-        grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=old, denylist=denylist(), now=now)
+        grant_store.report_refresh_reuse(db.session, actor=request_actor(), row=old, denylist=token_denylist(), now=now)
         raise InvalidGrantError("The refresh token was already used.")
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:

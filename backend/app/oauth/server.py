@@ -22,13 +22,14 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
 
-from app.extensions import client_cache, current_settings, db, key_store
+from app.extensions import client_cache, current_settings, db, key_store, token_denylist
 from app.models import OAuthClient, RefreshToken, User
 from app.models.base import utcnow
 from app.oauth import grants
-from app.oauth.tokens import AccessToken, AccessTokenGenerator, denylist, verify_access_token
+from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
 from app.services import audit
+from app.services.access_tokens import AccessToken, verify_access_token
 from app.services import grants as grant_store
 
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -109,7 +110,7 @@ def _uuid_or_none(value: object) -> uuid.UUID | None:
 
 
 def _find_access_token(token_string: str) -> AccessTokenRecord | None:
-    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(), denied=denylist())
+    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(), denied=token_denylist())
     return AccessTokenRecord(verified) if verified else None
 
 
@@ -176,10 +177,10 @@ class GatehouseRevocation(RevocationEndpoint):
 
     def revoke_token(self, token, request) -> None:
         if isinstance(token, AccessTokenRecord):
-            denylist().deny(token.token.jti, token.token.exp)
+            token_denylist().deny(token.token.jti, token.token.exp)
             target_type, target_id = "access_token", token.token.jti
         else:
-            grant_store.revoke_family(db.session, family_id=token.family_id, denylist=denylist())
+            grant_store.revoke_family(db.session, family_id=token.family_id, denylist=token_denylist())
             target_type, target_id = "refresh_token_family", token.family_id
         audit.record_event(db.session, actor=request_actor(), action="oauth.token_revoked",
                            target_type=target_type, target_id=target_id,
@@ -203,7 +204,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict, jti: str) -> bool:
         # An assertion is single-use: claim its jti, atomically, for as long as it is
         # accepted, which is until exp plus the clock-skew leeway (RFC 7523 §3, items 4 and 7).
-        return denylist().claim(f"client-assertion:{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+        return token_denylist().claim(f"client-assertion:{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
 
 
 class MissingBearerToken(OAuth2Error):

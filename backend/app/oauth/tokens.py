@@ -1,37 +1,22 @@
-"""JWT access tokens (RFC 9068): issuing, verifying, and the denylist.
-
-Verification lives in one function, used by userinfo, introspection and
-revocation alike: signature against the published keys, `typ`, `iss`, `exp`,
-and the denylist.
-"""
+"""Issuing JWT access tokens (RFC 9068); services.access_tokens verifies them."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from flask import current_app
-from joserfc import jwt
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, import_key
 from joserfc.jws import extract_compact
 
 from app.config import Settings
-from app.services.denylist import TokenDenylist
 from app.services.grants import new_refresh_token
 from app.services.keys import KeyStore, SigningKey
 
 ACCESS_TOKEN_ALG = "RS256"
 _keyset_lock = threading.Lock()
 _private_keysets: dict[str, KeySet] = {}
-
-
-def denylist() -> TokenDenylist:
-    return current_app.extensions["gatehouse.denylist"]
 
 
 def private_keyset(signing: SigningKey) -> KeySet:
@@ -81,60 +66,3 @@ def unverified_claims(token: str) -> dict[str, Any]:
     return json.loads(extract_compact(token.encode()).payload)
 
 
-@dataclass(frozen=True)
-class AccessToken:
-    claims: dict[str, Any]
-
-    @property
-    def jti(self) -> str:
-        return self.claims["jti"]
-
-    @property
-    def client_id(self) -> str:
-        return self.claims["client_id"]
-
-    @property
-    def scope(self) -> str:
-        return self.claims.get("scope") or ""
-
-    @property
-    def exp(self) -> int:
-        return int(self.claims["exp"])
-
-
-_public_keysets: dict[tuple[str, ...], KeySet] = {}
-
-
-def _public_keyset(keys: KeyStore) -> KeySet:
-    jwks = keys.jwks()
-    kids = tuple(sorted(k["kid"] for k in jwks["keys"]))
-    with _keyset_lock:
-        keyset = _public_keysets.get(kids)
-        if keyset is None:
-            _public_keysets.clear()
-            keyset = _public_keysets[kids] = KeySet.import_key_set(jwks)
-        return keyset
-
-
-def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denied: TokenDenylist,
-                        now: int | None = None) -> AccessToken | None:
-    """The token's claims if it is a live access token we issued; None otherwise.
-
-    Checks the signature against the published keys (so a rotated-out key still
-    verifies until it leaves the JWKS), `typ: at+jwt` (RFC 9068 §4), `iss`,
-    `exp`, and the denylist.
-    """
-    try:
-        decoded = jwt.decode(token, _public_keyset(keys), algorithms=["RS256", "ES256"])
-    except (JoseError, ValueError):
-        return None
-    claims = decoded.claims
-    if decoded.header.get("typ", "").lower() not in {"at+jwt", "application/at+jwt"}:
-        return None
-    if claims.get("iss") != settings.ISSUER or "jti" not in claims or "client_id" not in claims:
-        return None
-    if not isinstance(claims.get("exp"), int) or claims["exp"] <= (now or time.time()):
-        return None
-    if denied.is_denied(claims["jti"]):
-        return None
-    return AccessToken(claims)

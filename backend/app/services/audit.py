@@ -14,12 +14,16 @@ from app.services.actor import Actor
 
 def record_event(db: Session, *, actor: Actor, action: str, result: str = "success",
                  target_type: str | None = None, target_id: object | None = None,
-                 details: dict[str, Any] | None = None) -> AuditEvent:
-    """Add an audit event to the current transaction and return it."""
+                 details: dict[str, Any] | None = None, organization_id: uuid.UUID | None = None) -> AuditEvent:
+    """Add an audit event to the current transaction and return it.
+
+    `organization_id` puts the event in that organization's audit trail.
+    """
     event = AuditEvent(
         action=action,
         result=result,
         actor_user_id=actor.user.id if actor.user else None,
+        organization_id=organization_id,
         target_type=target_type,
         target_id=str(target_id) if target_id is not None else None,
         ip=actor.ip,

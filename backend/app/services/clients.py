@@ -259,7 +259,8 @@ def create_client(db: Session, *, actor: Actor, name: str, client_type: str, red
     )
     db.add(client)
     db.flush()  # assign id and timestamps before the caller dumps the client
-    audit.record_event(db, actor=actor, action="client.created", target_type="client", target_id=client.client_id,
+    audit.record_event(db, actor=actor, organization_id=client.organization_id, action="client.created",
+                       target_type="client", target_id=client.client_id,
                        details={"name": client.name, "client_type": client_type,
                                 "token_endpoint_auth_method": client.token_endpoint_auth_method,
                                 "grant_types": grant_types})
@@ -335,7 +336,8 @@ def update_client(db: Session, *, actor: Actor, client: OAuthClient, **changes: 
         db.flush()  # bump updated_at before the caller dumps the client
         _mark_changed(db, client)
         # Field names only: values may be long (URIs, keys) and the trail records who changed what.
-        audit.record_event(db, actor=actor, action="client.updated", target_type="client",
+        audit.record_event(db, actor=actor, organization_id=client.organization_id, action="client.updated",
+                           target_type="client",
                            target_id=client.client_id, details={"fields": changed})
     return client
 
@@ -365,7 +367,8 @@ def rotate_client_secret(db: Session, *, actor: Actor, client: OAuthClient) -> I
         raise errors.Conflict("The secret was rotated concurrently; retry to get a fresh one.")
     _mark_changed(db, client)
     db.refresh(client)
-    audit.record_event(db, actor=actor, action="client.secret_rotated", target_type="client",
+    audit.record_event(db, actor=actor, organization_id=client.organization_id, action="client.secret_rotated",
+                       target_type="client",
                        target_id=client.client_id)
     return IssuedClient(client=client, client_secret=secret)
 
@@ -375,7 +378,8 @@ def delete_client(db: Session, *, actor: Actor, client: OAuthClient) -> None:
 
     Access tokens already issued are self-contained JWTs and stay valid until they expire.
     """
-    audit.record_event(db, actor=actor, action="client.deleted", target_type="client", target_id=client.client_id,
+    audit.record_event(db, actor=actor, organization_id=client.organization_id, action="client.deleted",
+                       target_type="client", target_id=client.client_id,
                        details={"name": client.name})
     _mark_changed(db, client)
     db.delete(client)

@@ -20,6 +20,14 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def get_user(db: Session, user_id: object) -> User | None:
+    """The user with this id (a UUID or its string form), or None; malformed ids are None."""
+    try:
+        return db.get(User, uuid.UUID(str(user_id)))
+    except ValueError:
+        return None
+
+
 def get_user_by_email(db: Session, email: str) -> User | None:
     """The user with this email (any case), or None."""
     return db.scalar(select(User).where(User.email == normalize_email(email)))

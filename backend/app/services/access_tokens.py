@@ -1,0 +1,85 @@
+"""Verifying the JWT access tokens we issue (RFC 9068).
+
+One function, used by userinfo, introspection, revocation and the management API
+alike: signature against the published keys, `typ`, `iss`, `exp`, and the denylist.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from app.config import Settings
+from app.services.denylist import TokenDenylist
+from app.services.keys import KeyStore
+from app.services.organizations import organization_token_key
+
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    claims: dict[str, Any]
+
+    @property
+    def jti(self) -> str:
+        return self.claims["jti"]
+
+    @property
+    def client_id(self) -> str:
+        return self.claims["client_id"]
+
+    @property
+    def scope(self) -> str:
+        return self.claims.get("scope") or ""
+
+    @property
+    def exp(self) -> int:
+        return int(self.claims["exp"])
+
+
+_public_keysets: dict[tuple[str, ...], KeySet] = {}
+
+
+def _public_keyset(keys: KeyStore) -> KeySet:
+    jwks = keys.jwks()
+    kids = tuple(sorted(k["kid"] for k in jwks["keys"]))
+    with _lock:
+        keyset = _public_keysets.get(kids)
+        if keyset is None:
+            _public_keysets.clear()
+            keyset = _public_keysets[kids] = KeySet.import_key_set(jwks)
+        return keyset
+
+
+def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denied: TokenDenylist,
+                        now: int | None = None) -> AccessToken | None:
+    """The token's claims if it is a live access token we issued; None otherwise.
+
+    Checks the signature against the published keys (so a rotated-out key still
+    verifies until it leaves the JWKS), `typ: at+jwt` (RFC 9068 §4), `iss`,
+    `exp`, and the denylist.
+    """
+    try:
+        decoded = jwt.decode(token, _public_keyset(keys), algorithms=["RS256", "ES256"])
+    except (JoseError, ValueError):
+        return None
+    claims = decoded.claims
+    if decoded.header.get("typ", "").lower() not in {"at+jwt", "application/at+jwt"}:
+        return None
+    if claims.get("iss") != settings.ISSUER or "jti" not in claims or "client_id" not in claims:
+        return None
+    if not isinstance(claims.get("exp"), int) or claims["exp"] <= (now or time.time()):
+        return None
+    if denied.is_denied(claims["jti"]):
+        return None
+    # Every token issued in an organization dies with it (services.organizations.delete_organization).
+    if "org_id" in claims and denied.is_denied(organization_token_key(claims["org_id"])):
+        return None
+    return AccessToken(claims)

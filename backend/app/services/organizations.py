@@ -1,0 +1,282 @@
+"""Organizations: creation, settings, deletion, the permission catalogue, and who may do what in one.
+
+Access to anything an organization owns goes through `require_access`, the one place
+that decides between 404 (not a member: ids do not leak), 403 (a member without the
+permission) and success. Membership and role changes live in services.memberships.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app import errors
+from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
+from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
+from app.services import audit, clients
+from app.services.actor import Actor
+from app.services.denylist import TokenDenylist
+
+# The fixed permission catalogue. Custom roles hold a subset; built-in roles are below.
+PERMISSIONS: dict[str, str] = {
+    "org:read": "See the organization and its settings.",
+    "org:update": "Rename the organization and change its settings.",
+    "org:delete": "Delete the organization with everything it owns.",
+    "members:read": "List members and their roles.",
+    "members:invite": "Invite people, add existing users, list and revoke invitations.",
+    "members:remove": "Remove members.",
+    "members:update_role": "Change a member's role.",
+    "roles:read": "List the organization's roles.",
+    "roles:write": "Create, change and delete custom roles.",
+    "clients:read": "See the organization's OAuth clients.",
+    "clients:write": "Register, change, delete OAuth clients and rotate their secrets.",
+    "audit:read": "Read the organization's audit trail.",
+}
+ALL_PERMISSIONS = frozenset(PERMISSIONS)
+
+OWNER, ADMIN, MEMBER = "owner", "admin", "member"
+BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
+    OWNER: ("Full control, including deleting the organization and managing owners.", ALL_PERMISSIONS),
+    ADMIN: ("Manages members, roles, clients and settings; cannot delete the organization or manage owners.",
+            ALL_PERMISSIONS - {"org:delete"}),
+    MEMBER: ("Sees the organization and its members.", frozenset({"org:read", "members:read", "roles:read"})),
+}
+
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Organization.settings: the keys an organization may set, with their bounds.
+INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX = 168, 720
+
+# The scope that lets an access token act on the management API for its organization.
+ORG_ADMIN_SCOPE = "org:admin"
+
+
+def role_permissions(role: Role) -> frozenset[str]:
+    """What a role allows: built-in roles from code, custom roles as stored (unknown entries ignored)."""
+    if role.builtin:
+        return BUILTIN_ROLES[role.name][1]
+    return frozenset(role.permissions) & ALL_PERMISSIONS
+
+
+def is_owner_role(role: Role) -> bool:
+    return role.builtin and role.name == OWNER
+
+
+def may_manage_role(actor_permissions: frozenset[str], actor_is_owner: bool, role: Role) -> bool:
+    """Whether someone with these permissions may grant, take away, or change holders of `role`.
+
+    Only owners touch the owner role; otherwise a role is within reach when it allows
+    nothing the actor is not allowed (no one hands out, or overrules, more than they hold).
+    """
+    if actor_is_owner:
+        return True
+    return not is_owner_role(role) and role_permissions(role) <= actor_permissions
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why `slug` is not a usable organization slug, or None."""
+    if not SLUG.fullmatch(slug):
+        return "Use 1-63 lower-case letters, digits and hyphens, starting and ending with a letter or digit."
+    if _as_uuid(slug) is not None:
+        # `organization=` in /oauth2/authorize takes an id or a slug; they must not collide.
+        return "Must not look like an organization id."
+    return None
+
+
+def settings_problems(settings: dict[str, Any]) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    for key, value in settings.items():
+        if key == "invitation_ttl_hours":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INVITATION_TTL_HOURS_MAX:
+                problems[key] = [f"Must be a whole number of hours from 1 to {INVITATION_TTL_HOURS_MAX}."]
+        else:
+            problems[key] = ["Unknown setting."]
+    return problems
+
+
+def invitation_ttl_hours(organization: Organization) -> int:
+    return int(organization.settings.get("invitation_ttl_hours", INVITATION_TTL_HOURS_DEFAULT))
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def get_organization(db: Session, organization_id: object) -> Organization | None:
+    """The organization with this id (a UUID or its string), or None; malformed ids are None."""
+    org_uuid = _as_uuid(organization_id)
+    return db.get(Organization, org_uuid) if org_uuid else None
+
+
+def find_organization(db: Session, id_or_slug: str) -> Organization | None:
+    """The organization named by id or by slug (as `organization=` in an authorization request)."""
+    return get_organization(db, id_or_slug) or db.scalar(select(Organization).where(Organization.slug == id_or_slug))
+
+
+def builtin_role(db: Session, organization_id: uuid.UUID, name: str) -> Role:
+    return db.scalars(select(Role).where(Role.organization_id == organization_id, Role.builtin.is_(True),
+                                         Role.name == name)).one()
+
+
+def get_membership(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
+    return db.scalar(select(Membership).where(Membership.organization_id == organization_id,
+                                              Membership.user_id == user_id))
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the caller may do in one organization, as decided by require_access."""
+
+    organization: Organization
+    # None for a platform administrator who is not a member.
+    membership: Membership | None
+    permissions: frozenset[str]
+    # Owners, and platform administrators, may manage the owner role.
+    is_owner: bool
+
+
+def require_access(db: Session, *, user: User, organization_id: object, permission: str,
+                   token_organization_id: object = None, via_access_token: bool = False) -> Access:
+    """Decide whether `user` may use `permission` in the organization.
+
+    A platform administrator signed in with an API session may do anything in any
+    organization. With an access token (scope org:admin), the caller acts only as a
+    member, and only in the organization the token was issued for.
+
+    Raises:
+        NotFound: no such organization, or the caller is not a member (ids do not leak).
+        PermissionDenied: a member without the permission, or a token for another organization.
+    """
+    if permission not in ALL_PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    organization = get_organization(db, organization_id)
+    if organization is None:
+        raise errors.NotFound("Organization not found.")
+    membership = get_membership(db, organization_id=organization.id, user_id=user.id)
+    if membership is None:
+        if user.is_platform_admin and not via_access_token:
+            return Access(organization, None, ALL_PERMISSIONS, is_owner=True)
+        raise errors.NotFound("Organization not found.")
+    if via_access_token and _as_uuid(token_organization_id) != organization.id:
+        raise errors.PermissionDenied("This access token was issued for another organization.")
+    permissions = role_permissions(membership.role)
+    if user.is_platform_admin and not via_access_token:
+        permissions = ALL_PERMISSIONS
+    if permission not in permissions:
+        raise errors.PermissionDenied(f"Your role in this organization does not allow {permission}.")
+    return Access(organization, membership, permissions,
+                  is_owner=is_owner_role(membership.role) or (user.is_platform_admin and not via_access_token))
+
+
+def create_organization(db: Session, *, actor: Actor, name: str, slug: str,
+                        settings: dict[str, Any] | None = None) -> Organization:
+    """Create an organization with its built-in roles; the acting user becomes its owner.
+
+    Raises:
+        ValidationFailed: bad name, slug or settings.
+        Conflict: the slug is taken.
+    """
+    if actor.user is None:
+        raise ValueError("an organization is created by a user")
+    settings = dict(settings or {})
+    problems = settings_problems(settings)
+    if (problem := slug_problem(slug)) is not None:
+        problems["slug"] = [problem]
+    if not name.strip():
+        problems["name"] = ["Must not be blank."]
+    if problems:
+        raise errors.ValidationFailed(details=problems)
+    if db.scalar(select(func.count()).select_from(Organization).where(Organization.slug == slug)):
+        raise errors.Conflict("An organization with this slug already exists.", details={"slug": ["Taken."]})
+    organization = Organization(name=name.strip(), slug=slug, settings=settings)
+    db.add(organization)
+    db.flush()
+    roles = {role_name: Role(organization_id=organization.id, name=role_name, description=description,
+                             builtin=True, permissions=[])
+             for role_name, (description, _) in BUILTIN_ROLES.items()}
+    db.add_all(roles.values())
+    db.flush()
+    db.add(Membership(organization_id=organization.id, user_id=actor.user.id, role_id=roles[OWNER].id))
+    db.flush()
+    audit.record_event(db, actor=actor, action="org.created", organization_id=organization.id,
+                       target_type="organization", target_id=organization.id, details={"slug": slug})
+    return organization
+
+
+def update_organization(db: Session, *, actor: Actor, organization: Organization, name: str | None = None,
+                        slug: str | None = None, settings: dict[str, Any] | None = None) -> Organization:
+    """Change the given fields. `settings` replaces the given keys and keeps the others.
+
+    Raises:
+        ValidationFailed, Conflict: as create_organization.
+    """
+    problems = settings_problems(settings or {})
+    if slug is not None and (problem := slug_problem(slug)) is not None:
+        problems["slug"] = [problem]
+    if name is not None and not name.strip():
+        problems["name"] = ["Must not be blank."]
+    if problems:
+        raise errors.ValidationFailed(details=problems)
+    if slug is not None and slug != organization.slug and db.scalar(
+            select(func.count()).select_from(Organization).where(Organization.slug == slug)):
+        raise errors.Conflict("An organization with this slug already exists.", details={"slug": ["Taken."]})
+    changed = []
+    if name is not None and name.strip() != organization.name:
+        organization.name = name.strip()
+        changed.append("name")
+    if slug is not None and slug != organization.slug:
+        organization.slug = slug
+        changed.append("slug")
+    if settings:
+        merged = {**organization.settings, **settings}
+        if merged != organization.settings:
+            organization.settings = merged
+            changed.append("settings")
+    if changed:
+        db.flush()
+        audit.record_event(db, actor=actor, action="org.updated", organization_id=organization.id,
+                           target_type="organization", target_id=organization.id, details={"fields": changed})
+    return organization
+
+
+def organization_token_key(organization_id: uuid.UUID) -> str:
+    """The denylist entry that refuses every access token carrying this org_id (see verify_access_token)."""
+    return f"org:{organization_id}"
+
+
+def delete_organization(db: Session, *, actor: Actor, organization: Organization, denylist: TokenDenylist,
+                        access_token_lifetime: int) -> None:
+    """Delete the organization with its memberships, roles, invitations and clients, and
+    revoke every token issued in it.
+
+    Refresh tokens and codes go with the organization (ON DELETE CASCADE); access tokens
+    are self-contained JWTs, so the organization's id is denied for as long as any of
+    them can live: every access token carrying it is refused from now on.
+    """
+    org_id = organization.id
+    for client in db.scalars(select(OAuthClient).where(OAuthClient.organization_id == org_id)):
+        clients.delete_client(db, actor=actor, client=client)
+    audit.record_event(db, actor=actor, action="org.deleted", organization_id=org_id, target_type="organization",
+                       target_id=org_id, details={"slug": organization.slug})
+    # Children first: memberships reference roles, which go with the organization.
+    for model in (Invitation, Membership, Role):
+        db.execute(delete(model).where(model.organization_id == org_id).execution_options(synchronize_session=False))
+    db.delete(organization)
+    db.flush()
+    longest = max(access_token_lifetime, MAX_CLIENT_ACCESS_TOKEN_LIFETIME) + CLOCK_SKEW_MARGIN
+    denylist.deny(organization_token_key(org_id), int(time.time()) + longest)
+
+
+def organizations_of(db: Session, *, user_id: uuid.UUID) -> list[Membership]:
+    """The user's memberships with their organizations and roles, by organization name."""
+    return list(db.scalars(
+        select(Membership).join(Organization, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == user_id).order_by(Organization.name, Organization.slug)))
