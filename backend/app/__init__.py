@@ -18,6 +18,7 @@ from app.extensions import csrf, db, limiter, migrate
 from app.logging_setup import configure_logging
 from app.security.request_id import init_request_id
 from app.services import clients as client_service
+from app.services import mail
 from app.services.denylist import MemoryDenylist, RedisDenylist
 from app.services.keys import KeyringError, KeyStore, ensure_keys
 
@@ -42,6 +43,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         WTF_CSRF_CHECK_DEFAULT=False,
+        # Flask-WTF's HTTPS check demands a same-origin Referer, which our pages never send
+        # (Referrer-Policy: no-referrer, below): every form POST over https would be a 400.
+        # The CSRF token, bound to the SameSite=Lax session cookie, is the protection.
+        WTF_CSRF_SSL_STRICT=False,
     )
     app.json.sort_keys = False
     app.extensions["gatehouse.settings"] = settings
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     else:
         app.extensions["gatehouse.denylist"] = MemoryDenylist()
     _init_client_cache(app, settings)
+    _init_mail(app, settings)
     Talisman(
         app,
         force_https=False,  # TLS ends at the proxy; HSTS below tells browsers to stay on https
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         # explicit style-src, default-src 'self' blocks the nonce'd inline styles.
         content_security_policy={"default-src": "'self'", "style-src": "'self'", "frame-ancestors": "'none'"},
         content_security_policy_nonce_in=["style-src"],
+        # Pages carry codes and invitation tokens in their URLs; no Referer may leak them (RFC 9700 §4.2.4).
+        referrer_policy="no-referrer",
     )
     init_request_id(app)
     _register_blueprints(app)
@@ -120,15 +128,38 @@ def _drop_client_changes(session: Session) -> None:
     session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
 
 
+def _init_mail(app: Flask, settings: Settings) -> None:
+    """The mailer, and the hooks that send mail queued in a transaction once it commits (services/mail.py)."""
+    app.extensions["gatehouse.mailer"] = mail.mailer_from_settings(settings)
+    # One listener for every app: db.session is shared by all apps built in this process.
+    if not event.contains(db.session, "after_commit", _send_queued_mail):
+        event.listen(db.session, "after_commit", _send_queued_mail)
+        event.listen(db.session, "after_rollback", _drop_queued_mail)
+
+
+def _send_queued_mail(session: Session) -> None:
+    if has_app_context():
+        mail.send_queued(session, current_app.extensions["gatehouse.mailer"])
+    else:
+        mail.drop_queued(session)
+
+
+def _drop_queued_mail(session: Session) -> None:
+    mail.drop_queued(session)
+
+
 def _register_blueprints(app: Flask) -> None:
-    from app.api import auth, clients, envelope, health, users
+    from app.api import auth, clients, envelope, health, organization_audit, organization_clients, users
+    from app.api import invitations, organizations
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
+    from app.web import invitations as invitation_pages
     from app.web import pages
 
     envelope.register_error_handlers(app)
     init_oauth(app)
-    for module in (auth, users, clients, health, endpoints, pages):
+    for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
+                   invitations, endpoints, pages, invitation_pages):
         app.register_blueprint(module.bp)
 
 

@@ -21,6 +21,8 @@ CLOCK_SKEW_MARGIN = 60
 
 # The value shipped for development; production refuses to start with it.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+# The sender shipped for development; production refuses it (relays reject @localhost).
+DEV_MAIL_FROM = "Gatehouse <no-reply@localhost>"
 
 
 class ConfigError(RuntimeError):
@@ -108,6 +110,26 @@ class Settings:
     # bypass them (SQL by hand) or whose version bump was lost. 0 turns the cache off. Unset:
     # 30, or 0 in testing, where tests change client rows directly.
     CLIENT_CACHE_SECONDS: int | None = None
+    # --- Mail (invitations) ---
+    # "file": each message is written as an .eml file into MAIL_OUTBOX_DIR (development and
+    # testing; production refuses it). "smtp": sent through SMTP_HOST.
+    MAIL_BACKEND: str = "file"
+    # The From: address of every message. Production refuses the default.
+    MAIL_FROM: str = DEV_MAIL_FROM
+    # Where the file backend writes messages; created 0700, as they carry one-time links.
+    MAIL_OUTBOX_DIR: str = str(BACKEND_DIR / "instance" / "outbox")
+    # The SMTP relay. SMTP_PORT unset: 465 with SMTP_SSL, otherwise 587.
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int | None = None
+    # Optional SMTP AUTH credentials; production sends them only over TLS.
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    # STARTTLS on a plain connection (port 587), or SMTP_SSL for TLS from the first byte
+    # (port 465); both off only for a relay on a trusted network (e.g. localhost).
+    SMTP_STARTTLS: bool = True
+    SMTP_SSL: bool = False
+    # Seconds to wait for the SMTP server on connect and on each command.
+    SMTP_TIMEOUT: int = 10
 
     @property
     def is_production(self) -> bool:
@@ -134,6 +156,12 @@ class Settings:
     @property
     def cors_extra_origins(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.CORS_EXTRA_ORIGINS.split(",") if o.strip())
+
+    @property
+    def smtp_port(self) -> int:
+        if self.SMTP_PORT is not None:
+            return self.SMTP_PORT
+        return 465 if self.SMTP_SSL else 587
 
     @property
     def log_format(self) -> str:
@@ -170,6 +198,12 @@ class Settings:
             raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
         if self.client_cache_seconds < 0:
             raise ConfigError("CLIENT_CACHE_SECONDS must be 0 (off) or more")
+        if self.MAIL_BACKEND not in {"file", "smtp"}:
+            raise ConfigError(f"MAIL_BACKEND must be file or smtp, not {self.MAIL_BACKEND!r}")
+        if self.MAIL_BACKEND == "smtp" and not self.SMTP_HOST:
+            raise ConfigError("SMTP_HOST must be set for the smtp mail backend")
+        if self.SMTP_STARTTLS and self.SMTP_SSL:
+            raise ConfigError("SMTP_STARTTLS and SMTP_SSL exclude each other: set one (or neither, for a local relay)")
         if not self.is_production:
             return
         problems = []
@@ -184,5 +218,13 @@ class Settings:
             problems.append("ISSUER: set the public https:// URL of this server (cookies are Secure, tokens carry it)")
         if not self.REDIS_URL:
             problems.append("REDIS_URL: set a Redis URL, e.g. redis://host:6379/0 (rate limits are shared across instances)")
+        if self.MAIL_BACKEND != "smtp":
+            problems.append("MAIL_BACKEND: set smtp (the file outbox keeps invitations on this machine)")
+        if not self.SMTP_HOST:
+            problems.append("SMTP_HOST: set the SMTP relay that sends invitations, e.g. smtp.example.com")
+        if self.MAIL_FROM == DEV_MAIL_FROM:
+            problems.append("MAIL_FROM: set the sender address, e.g. Gatehouse <no-reply@example.com>")
+        if self.SMTP_USERNAME and not (self.SMTP_STARTTLS or self.SMTP_SSL):
+            problems.append("SMTP_STARTTLS: turn on STARTTLS (or SMTP_SSL) so SMTP_PASSWORD is not sent in clear")
         if problems:
             raise ConfigError("Refusing to start in production:\n  - " + "\n  - ".join(problems))

@@ -63,12 +63,21 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@functools.cache
+def mail_outbox_dir() -> str:
+    """One mail outbox per run, never backend/instance/outbox; tests that read mail set their own."""
+    path = tempfile.mkdtemp(prefix="gatehouse-test-outbox-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Test settings: fast bcrypt, a rate-limit namespace of its own, Redis when REDIS_URL is set."""
     values: dict[str, Any] = dict(
         ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=database_url,
         REDIS_URL=os.environ.get("REDIS_URL") or None, BCRYPT_ROUNDS=4,
         RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}", SIGNING_KEYS_DIR=signing_keys_dir(),
+        MAIL_OUTBOX_DIR=mail_outbox_dir(),
     )
     values.update(overrides)
     return Settings(**values)

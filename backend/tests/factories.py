@@ -6,17 +6,23 @@ see the rows (see conftest.py on why tests truncate instead of rolling back).
 
 from __future__ import annotations
 
+import secrets
+import time
+import uuid
 from datetime import timedelta
 
 import factory
+from flask import Flask
+from joserfc import jwt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Membership, OAuthClient, Organization, Role, SessionKind, User, UserSession
+from app.models import Membership, OAuthClient, Organization, RefreshToken, Role, SessionKind, User, UserSession
 from app.models.base import utcnow
+from app.oauth.tokens import private_keyset
 from app.security.passwords import hash_password
 from app.security.tokens import hash_token, new_token
-from app.services import organizations
+from app.services import grants, organizations
 from app.services.actor import Actor
 
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -123,3 +129,30 @@ def session_token(user: User) -> str:
     token = new_token()
     UserSessionFactory(user=user, token=token)
     return token
+
+
+def access_token(app: Flask, *, user: User, organization: Organization | None = None,
+                 scope: str = organizations.ORG_ADMIN_SCOPE, client_id: str = "test-client",
+                 expires_in: int = 300, jti: str | None = None) -> str:
+    """An RFC 9068 access token for `user`, signed with the app's active key as the token endpoint
+    signs them, carrying org_id when `organization` is given. A negative `expires_in` makes it expired."""
+    settings, signing = app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"].signing_key("RS256")
+    now = int(time.time())
+    claims = {"iss": settings.ISSUER, "sub": str(user.id), "aud": client_id, "client_id": client_id, "scope": scope,
+              "iat": now, "exp": now + expires_in, "jti": jti or secrets.token_urlsafe(16)}
+    if organization is not None:
+        claims["org_id"] = str(organization.id)
+    return jwt.encode({"alg": "RS256", "typ": "at+jwt", "kid": signing.kid}, claims, private_keyset(signing))
+
+
+def issue_refresh_token(session: Session, *, client: OAuthClient, user: User, organization: Organization | None,
+                        access_token_jti: str | None = None) -> RefreshToken:
+    """A live refresh token (the first of a new family) issued to `user` in `organization`, committed.
+    `access_token_jti` records an access token issued with it, valid for five more minutes."""
+    row = grants.store_refresh_token(
+        session, token=new_token(), family_id=uuid.uuid4(), client=client, user=user, scope="openid offline_access",
+        auth_time=utcnow(), amr=["pwd"], lifetime=86400, access_token_jti=access_token_jti,
+        access_token_expires_at=utcnow() + timedelta(minutes=5) if access_token_jti else None,
+        organization_id=organization.id if organization else None)
+    session.commit()
+    return row

@@ -16,8 +16,11 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgresql+psycopg://gatehouse:pw@127.0.0.1:1/gatehouse",
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "ISSUER": "https://auth.example.com",
+    "MAIL_BACKEND": "smtp",
+    "SMTP_HOST": "smtp.example.com",
+    "MAIL_FROM": "Gatehouse <no-reply@example.com>",
 }
-PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ISSUER")
+PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ISSUER", "MAIL_BACKEND", "SMTP_HOST", "MAIL_FROM")
 
 
 def _env(**changes: str | None) -> dict[str, str]:
@@ -84,9 +87,16 @@ def test_from_env_with_non_integer_raises_config_error_naming_variable(raw):
     ({"REDIS_URL": ""}, "REDIS_URL"),
     ({"ISSUER": None}, "ISSUER"),
     ({"ISSUER": "http://auth.example.com"}, "ISSUER"),
+    ({"MAIL_BACKEND": None}, "MAIL_BACKEND"),
+    ({"MAIL_BACKEND": "file"}, "MAIL_BACKEND"),
+    ({"SMTP_HOST": None}, "SMTP_HOST"),
+    ({"SMTP_HOST": ""}, "SMTP_HOST"),
+    ({"MAIL_FROM": None}, "MAIL_FROM"),
+    ({"SMTP_USERNAME": "gatehouse", "SMTP_STARTTLS": "false"}, "SMTP_STARTTLS"),
 ], ids=["secret-missing", "secret-default", "secret-empty", "secret-short", "database-missing",
         "database-sqlite-file", "database-sqlite-memory", "redis-missing", "redis-empty",
-        "issuer-default-http", "issuer-http"])
+        "issuer-default-http", "issuer-http", "mail-backend-default-file", "mail-backend-file", "smtp-host-missing",
+        "smtp-host-empty", "mail-from-default", "smtp-credentials-in-clear"])
 def test_create_app_in_production_with_unsafe_setting_raises_config_error_naming_it(changes, variable):
     with pytest.raises(ConfigError) as raised:
         create_app(Settings.from_env(_env(**changes)))
@@ -125,6 +135,28 @@ def test_create_app_with_idle_timeout_over_absolute_timeout_raises_config_error(
         create_app(Settings.from_env(env))
 
     assert "SESSION_IDLE_TIMEOUT" in str(raised.value) and "SESSION_ABSOLUTE_TIMEOUT" in str(raised.value)
+
+
+@pytest.mark.parametrize(("changes", "variable"), [
+    ({"MAIL_BACKEND": "console"}, "MAIL_BACKEND"),
+    ({"MAIL_BACKEND": "smtp", "SMTP_HOST": None}, "SMTP_HOST"),
+    ({"SMTP_STARTTLS": "true", "SMTP_SSL": "true"}, "SMTP_SSL"),
+], ids=["unknown-backend", "smtp-without-host", "starttls-and-ssl"])
+def test_create_app_in_development_with_unusable_mail_settings_raises_config_error(changes, variable):
+    with pytest.raises(ConfigError, match=variable):
+        create_app(Settings.from_env(_env(GATEHOUSE_ENV="development", **changes)))
+
+
+def test_from_env_parses_smtp_settings():
+    settings = Settings.from_env({"SMTP_PORT": "2525", "SMTP_STARTTLS": "false", "SMTP_SSL": "yes"})
+
+    assert (settings.SMTP_PORT, settings.SMTP_STARTTLS, settings.SMTP_SSL) == (2525, False, True)
+
+
+@pytest.mark.parametrize(("env", "port"), [({}, 587), ({"SMTP_SSL": "1", "SMTP_STARTTLS": "0"}, 465),
+                                          ({"SMTP_PORT": "25"}, 25)], ids=["starttls", "ssl", "explicit"])
+def test_smtp_port_defaults_by_tls_mode(env, port):
+    assert Settings.from_env(env).smtp_port == port
 
 
 def test_create_app_with_idle_timeout_equal_to_absolute_timeout_starts():

@@ -69,6 +69,26 @@ def require_session(view: Callable) -> Callable:
     return wrapper
 
 
+def optional_session(view: Callable) -> Callable:
+    """As require_session when the request sends a bearer token (a bad one is still 401);
+    without one the view runs anonymously, with g.user None."""
+    authenticated = require_session(view)
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _bearer_token() is not None:
+            return authenticated(*args, **kwargs)
+        g.user = None
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def sends_bearer_token() -> bool:
+    """Whether the request carries a bearer token (rate limits meant for anonymous callers skip it)."""
+    return _bearer_token() is not None
+
+
 def require_platform_admin(view: Callable) -> Callable:
     """Authenticate as require_session does, then allow platform administrators only.
 

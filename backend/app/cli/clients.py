@@ -1,7 +1,8 @@
 """`flask clients ...`: register and list OAuth clients from the command line.
 
 Input goes through the same schema as POST /api/v1/clients, so the CLI accepts
-exactly what the API accepts.
+exactly what the API accepts. `--organization` (an id or a slug) makes the client
+that organization's, as POST /api/v1/organizations/<org_id>/clients does.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from marshmallow import ValidationError
 
 from app.errors import AppError
 from app.extensions import db
-from app.models import TokenEndpointAuthMethod
+from app.models import Organization, TokenEndpointAuthMethod
 from app.schemas.clients import ClientIn, ClientOut, IssuedClientOut
-from app.services import clients
+from app.services import clients, organizations
 from app.services.actor import Actor
 
 cli = AppGroup("clients", help="Manage OAuth clients.")
@@ -51,6 +52,13 @@ def _fail(message: str, details: Any) -> click.ClickException:
     return click.ClickException("\n  ".join([message, *_messages(details)]))
 
 
+def _organization(id_or_slug: str) -> Organization:
+    organization = organizations.find_organization(db.session, id_or_slug)
+    if organization is None:
+        raise click.ClickException(f"--organization: no organization has the id or slug {id_or_slug!r}.")
+    return organization
+
+
 @cli.command("create")
 @click.option("--name", required=True, help="Shown to users on the consent page.")
 @click.option("--public", "public", is_flag=True, help="A client that cannot keep a secret: SPA, mobile, CLI.")
@@ -69,18 +77,24 @@ def _fail(message: str, details: Any) -> click.ClickException:
 @click.option("--id-token-signed-response-alg", type=click.Choice(["RS256", "ES256"]))
 @click.option("--access-token-lifetime", type=int, help="Seconds; default: the server's.")
 @click.option("--refresh-token-lifetime", type=int, help="Seconds; default: the server's.")
+@click.option("--organization", "organization_ref", metavar="ID_OR_SLUG",
+              help="The organization that owns the client; default: a platform client.")
+@click.option("--organization-required", is_flag=True,
+              help="Every authorization must happen in an organization (the user picks one if none is named).")
 def create(name: str, public: bool, confidential: bool, redirect_uris: tuple[str, ...],
            post_logout_redirect_uris: tuple[str, ...], grant_types: tuple[str, ...], scopes: tuple[str, ...],
            first_party: bool, token_endpoint_auth_method: str | None, jwks_file: Any,
            id_token_signed_response_alg: str | None, access_token_lifetime: int | None,
-           refresh_token_lifetime: int | None) -> None:
+           refresh_token_lifetime: int | None, organization_ref: str | None, organization_required: bool) -> None:
     """Register a client and print it as JSON, with its secret (shown only this once)."""
     if public == confidential:
         raise click.UsageError("Choose exactly one of --public and --confidential.")
+    organization_id = _organization(organization_ref).id if organization_ref is not None else None
     payload: dict[str, Any] = {
         "name": name, "client_type": "public" if public else "confidential",
         "redirect_uris": list(redirect_uris), "post_logout_redirect_uris": list(post_logout_redirect_uris),
         "grant_types": _split(grant_types, ", "), "scopes": _split(scopes, " ,"), "first_party": first_party,
+        "organization_required": organization_required,
     }
     optional = {"token_endpoint_auth_method": token_endpoint_auth_method,
                 "id_token_signed_response_alg": id_token_signed_response_alg,
@@ -93,7 +107,8 @@ def create(name: str, public: bool, confidential: bool, redirect_uris: tuple[str
             raise click.ClickException(f"--jwks: not valid JSON ({err}).") from None
     try:
         data = ClientIn().load(payload)
-        issued = clients.create_client(db.session, actor=Actor(user=None, user_agent=CLI_USER_AGENT), **data)
+        issued = clients.create_client(db.session, actor=Actor(user=None, user_agent=CLI_USER_AGENT),
+                                       organization_id=organization_id, **data)
     except ValidationError as err:
         raise _fail("Invalid client:", err.messages) from None
     except AppError as err:
@@ -103,11 +118,14 @@ def create(name: str, public: bool, confidential: bool, redirect_uris: tuple[str
 
 
 @cli.command("list")
-def list_() -> None:
-    """Print every client as a JSON array (never secrets)."""
+@click.option("--organization", "organization_ref", metavar="ID_OR_SLUG", help="Only this organization's clients.")
+def list_(organization_ref: str | None) -> None:
+    """Print every client as a JSON array (never secrets); organization_id is null for platform clients."""
+    organization_id = _organization(organization_ref).id if organization_ref is not None else None
     everything, number = [], 1
     while True:
-        batch, total = clients.list_clients(db.session, page=number, per_page=_PAGE_SIZE)
+        batch, total = clients.list_clients(db.session, page=number, per_page=_PAGE_SIZE,
+                                            organization_id=organization_id)
         everything.extend(ClientOut(many=True).dump(batch))
         if not batch or len(everything) >= total:
             break

@@ -6,23 +6,27 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from joserfc.jws import extract_compact
 
+from app import errors
 from app.extensions import csrf, current_settings, db, key_store
-from app.models import UserSession
+from app.models import Organization, UserSession
 from app.models.base import utcnow
 from app.oauth.cors import with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
 from app.oauth.server import IssuerInResponse, oauth_server
 from app.request_context import request_actor
-from app.services import consents, sessions
+from app.services import authorization_context, consents, sessions
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
 
 bp = Blueprint("oauth", __name__)
 
 AMR_PASSWORD = ["pwd"]
+# The organization picker's field: only ever posted by org_picker.html, never a protocol parameter.
+PICKED_ORGANIZATION = "chosen_organization"
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -53,8 +57,9 @@ def _authorization_error(error: OAuth2Error) -> Response:
     return response
 
 
-def _authorize_url() -> str:
-    params = {k: v for k, v in request.values.items() if k not in {"csrf_token", "decision"}}
+def _authorize_url(**overrides: str) -> str:
+    params = {k: v for k, v in request.values.items() if k not in {"csrf_token", "decision", PICKED_ORGANIZATION}}
+    params.update(overrides)
     return url_for("oauth.authorize") + "?" + urlencode(params)
 
 
@@ -81,8 +86,28 @@ def _needs_login(browser: UserSession | None, prompts: set[str]) -> bool:
     return False
 
 
+def _continue_in(organization: Organization, browser: UserSession) -> Response:
+    """Post/redirect/get after the organization picker: the choice becomes the request's
+    `organization` parameter, so the rest of the flow (consent included) is that of a
+    request that named it, and checks it again."""
+    target = _authorize_url(organization=str(organization.id))
+    if _fresh_login(browser):
+        # A sign-in made for this request still counts for its continuation (prompt=login, max_age).
+        session[FRESH_LOGIN_KEY] = {**session[FRESH_LOGIN_KEY], "request": target}
+    return redirect(target, code=303)
+
+
 @bp.route("/oauth2/authorize", methods=["GET", "POST"])
 def authorize():
+    """The authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2.1).
+
+    Besides the standard parameters it takes `organization=<id or slug>`: the organization
+    the user signs in to the client in. The user must be a member; an organization-owned
+    client implies its own and serves no other; a client with organization_required asks
+    the user to pick when they belong to several. When the organization is not available,
+    the client gets access_denied (RFC 6749 §4.1.2.1), the same whether or not it exists;
+    a needed choice with prompt=none is interaction_required (OIDC Core §3.1.2.6).
+    """
     server = oauth_server()
     browser = current_browser_session()
     user = browser.user if browser else None
@@ -104,6 +129,28 @@ def authorize():
         if decision != "allow":
             session.pop(FRESH_LOGIN_KEY, None)
             return server.create_authorization_response(grant_user=None, grant=grant)
+
+    requested = request.values.get("organization")
+    # The picker's answer counts only when the request named no organization, and is checked like one.
+    picked = request.form.get(PICKED_ORGANIZATION) if request.method == "POST" and not requested else None
+    if picked is not None:
+        csrf.protect()
+    try:
+        choice = authorization_context.choose_organization(db.session, user=user, client=client,
+                                                           requested=requested or picked)
+    except errors.PermissionDenied as denied:
+        session.pop(FRESH_LOGIN_KEY, None)
+        return _authorization_error(AccessDeniedError(denied.message, redirect_uri=grant.redirect_uri, state=state))
+    if picked:
+        return _continue_in(choice.organization, browser)
+    if choice.needs_choice:
+        if "none" in prompts:
+            return _authorization_error(InteractionRequiredError(
+                "The user must choose an organization.", redirect_uri=grant.redirect_uri, state=state))
+        return render_template("org_picker.html", client=client, user=user, memberships=choice.candidates,
+                               field=PICKED_ORGANIZATION, action=_authorize_url())
+
+    if decision == "allow":
         consents.grant_consent(db.session, actor=request_actor(user, browser.id), user=user, client=client,
                                scopes=scopes)
     elif consents.consent_required(db.session, user=user, client=client, scopes=scopes,
@@ -113,6 +160,7 @@ def authorize():
         return render_template("consent.html", client=client, scopes=scopes, user=user, action=_authorize_url())
 
     grant.auth_context = (browser.created_at, AMR_PASSWORD)
+    grant.organization_id = choice.organization.id if choice.organization else None
     session.pop(FRESH_LOGIN_KEY, None)
     response = server.create_authorization_response(grant_user=user, grant=grant)
     db.session.commit()

@@ -17,12 +17,14 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, UserInfo
 from joserfc.jwk import KeySet
 
+from app import errors
 from app.extensions import current_settings, db, key_store, token_denylist
 from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
 from app.models.base import utcnow
-from app.oauth.tokens import private_keyset, unverified_claims
+from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
+from app.services import authorization_context
 from app.services import grants as grant_store
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -39,6 +41,19 @@ def _expiry(token: dict) -> tuple[str, datetime]:
     return claims["jti"], datetime.fromtimestamp(claims["exp"], UTC)
 
 
+def grant_organization_claims(organization_id: uuid.UUID | None, user: User) -> dict:
+    """The organization claims for tokens issued from a code or refresh token of `organization_id`.
+
+    RFC 6749 §5.2: a grant whose user has left its organization is no longer valid (invalid_grant).
+    """
+    if organization_id is None:
+        return {}
+    try:
+        return authorization_context.require_member_claims(db.session, organization_id=organization_id, user=user)
+    except errors.PermissionDenied as denied:
+        raise InvalidGrantError(denied.message) from None
+
+
 def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
     """Every grant: a scope the client may not have is invalid_scope, never dropped (RFC 6749 §3.3)."""
     if scope and client.get_allowed_scope(scope) is None:
@@ -47,6 +62,9 @@ def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    # Set by the authorization endpoint before it issues a code, as auth_context is: the
+    # organization the user authorized in (services.authorization_context.choose_organization).
+    organization_id: uuid.UUID | None = None
 
     def generate_authorization_code(self) -> str:
         return grant_store.new_authorization_code()
@@ -58,7 +76,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             or request.client.get_default_redirect_uri(), scope=request.scope or "",
             nonce=request.payload.data.get("nonce"), code_challenge=request.payload.data.get("code_challenge"),
             code_challenge_method=request.payload.data.get("code_challenge_method"), auth_time=auth_time, amr=amr,
-            lifetime=current_settings().AUTHORIZATION_CODE_LIFETIME)
+            organization_id=self.organization_id, lifetime=current_settings().AUTHORIZATION_CODE_LIFETIME)
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
         return grant_store.find_authorization_code(db.session, actor=request_actor(), code=code, client=client,
@@ -72,6 +90,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         return active_user(authorization_code.user)
 
+    def create_token_response(self):
+        code: AuthorizationCode = self.request.authorization_code
+        # The ID Token is made in this method's after-hook (GatehouseOpenIDCode), inside the block too.
+        with issuing_in_organization(grant_organization_claims(code.organization_id, code.user)):
+            return super().create_token_response()
+
     def save_token(self, token: dict) -> None:
         code: AuthorizationCode = self.request.authorization_code
         jti, expires_at = _expiry(token)
@@ -84,7 +108,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 db.session, token=token["refresh_token"], family_id=family_id, client=self.request.client,
                 user=code.user, scope=code.scope, auth_time=code.auth_time, amr=code.amr,
                 lifetime=self.request.client.refresh_token_lifetime or current_settings().REFRESH_TOKEN_LIFETIME,
-                access_token_jti=jti, access_token_expires_at=expires_at)
+                access_token_jti=jti, access_token_expires_at=expires_at, organization_id=code.organization_id)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -115,7 +139,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def issue_token(self, user: User, refresh_token: RefreshToken) -> dict:
         # RFC 6749 §6: a narrower scope may be asked for; the refresh token keeps the original.
         scope = self.request.payload.scope or refresh_token.get_scope()
-        token = self.generate_token(user=user, scope=scope, include_refresh_token=False)
+        # The organization claims are read afresh: current role names, and no token for a former member.
+        with issuing_in_organization(grant_organization_claims(refresh_token.organization_id, user)):
+            token = self.generate_token(user=user, scope=scope, include_refresh_token=False)
         if self.server.token_generator.refresh_allowed(self.request.client, refresh_token.get_scope()):
             token["refresh_token"] = grant_store.new_refresh_token()
         return token
@@ -134,7 +160,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                     db.session, token=successor, family_id=old.family_id, client=old.client, user=old.user,
                     scope=old.scope, auth_time=old.auth_time, amr=old.amr,
                     lifetime=old.client.refresh_token_lifetime or settings.REFRESH_TOKEN_LIFETIME,
-                    access_token_jti=jti, access_token_expires_at=expires_at)
+                    access_token_jti=jti, access_token_expires_at=expires_at, organization_id=old.organization_id)
             return
         # Already rotated (by an earlier or a concurrent request): within the
         # grace window the caller gets the same successor; otherwise it is reuse.
@@ -169,7 +195,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def create_token_response(self):
         # No scope requested: the client's whole allowed set (RFC 6749 §3.3 lets the server default).
         scope = self.request.payload.scope or " ".join(self.request.client.scopes)
-        token = self.generate_token(scope=scope, include_refresh_token=False)
+        # An organization's own machine client acts in that organization (no user: no org_roles).
+        with issuing_in_organization(authorization_context.client_claims(db.session, client=self.request.client)):
+            token = self.generate_token(scope=scope, include_refresh_token=False)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
@@ -231,6 +259,10 @@ class GatehouseOpenIDCode(OpenIDCode):
 
     def get_encode_header(self, client: OAuthClient) -> dict:
         return {"alg": self.get_client_algorithm(client), "typ": "JWT"}
+
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
+        # The same organization claims as the access token issued with it (set by AuthorizationCodeGrant).
+        return super().get_authorization_code_claims(authorization_code) | current_organization_claims()
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
         return user_claims(user, scope)

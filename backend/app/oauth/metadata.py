@@ -1,14 +1,20 @@
-"""Server metadata: OIDC Discovery 1.0 §3 and RFC 8414 §2. It advertises exactly what is implemented."""
+"""Server metadata: OIDC Discovery 1.0 §3 and RFC 8414 §2. It advertises exactly what is implemented.
+
+Organizations: an authorization request may carry `organization=<id or slug>` (see
+endpoints.authorize); tokens issued in an organization carry org_id, org_slug, org_name
+and org_roles, and UserInfo returns them under the `organization` scope.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.config import Settings
+from app.services.authorization_context import ORGANIZATION_CLAIMS, ORGANIZATION_SCOPE
 
-SCOPES = ["openid", "profile", "email", "offline_access"]
+SCOPES = ["openid", "profile", "email", "offline_access", ORGANIZATION_SCOPE]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr",
-          "name", "updated_at", "email", "email_verified"]
+          "name", "updated_at", "email", "email_verified", *ORGANIZATION_CLAIMS]
 SIGNING_ALGS = ["RS256", "ES256"]
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 

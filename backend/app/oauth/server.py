@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import datetime
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedTokenTypeError
 from authlib.oauth2.rfc6750 import BearerTokenValidator
@@ -28,7 +28,7 @@ from app.models.base import utcnow
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
-from app.services import audit
+from app.services import audit, authorization_context
 from app.services.access_tokens import AccessToken, verify_access_token
 from app.services import grants as grant_store
 
@@ -153,8 +153,9 @@ class GatehouseIntrospection(IntrospectionEndpoint):
             return {"active": False}
         if isinstance(token, AccessTokenRecord):
             claims = token.token.claims
-            payload = {key: claims[key] for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
-                       if key in claims}
+            # RFC 7662 §2.2 allows further members: an organization's token says which one.
+            payload = {key: claims[key] for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti",
+                                                    *authorization_context.ORGANIZATION_CLAIMS) if key in claims}
             payload.update(active=True, token_type="Bearer")
             return payload
         return {"active": True, "token_type": "refresh_token", "scope": token.scope,
@@ -245,7 +246,12 @@ class EndUserTokenValidator(AccessTokenValidator):
 
 class GatehouseUserInfo(UserInfoEndpoint):
     def generate_user_info(self, user: User, scope: str):
-        return grants.user_claims(user, scope)
+        claims = grants.user_claims(user, scope)
+        org_id = current_token.token.claims.get("org_id")
+        if org_id and authorization_context.ORGANIZATION_SCOPE in scope.split():
+            # The membership as it is now (current role names); a former member gets no organization claims.
+            claims.update(authorization_context.member_claims(db.session, organization_id=org_id, user=user) or {})
+        return claims
 
     def get_issuer(self) -> str:
         return current_settings().ISSUER

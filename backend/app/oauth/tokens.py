@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
@@ -17,6 +20,27 @@ from app.services.keys import KeyStore, SigningKey
 ACCESS_TOKEN_ALG = "RS256"
 _keyset_lock = threading.Lock()
 _private_keysets: dict[str, KeySet] = {}
+
+# The organization claims of the token being issued. Authlib calls get_extra_claims with
+# (client, grant_type, user, scope) only, so the grant sets them around its token response
+# (`issuing_in_organization`). A ContextVar, not an attribute of the shared generator: each
+# request thread (or task) sees only its own value, and the value is reset when the grant ends.
+_organization_claims: ContextVar[dict[str, Any] | None] = ContextVar("organization_claims", default=None)
+
+
+@contextmanager
+def issuing_in_organization(claims: dict[str, Any]) -> Iterator[None]:
+    """Issue the tokens made inside this block (access token and ID token) with these organization claims."""
+    reset = _organization_claims.set(claims)
+    try:
+        yield
+    finally:
+        _organization_claims.reset(reset)
+
+
+def current_organization_claims() -> dict[str, Any]:
+    """The organization claims of the token being issued (empty outside an organization)."""
+    return dict(_organization_claims.get() or {})
 
 
 def private_keyset(signing: SigningKey) -> KeySet:
@@ -54,6 +78,12 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         scopes = (scope or "").split()
         return "offline_access" in scopes or (
             client.first_party and self.settings.FIRST_PARTY_REFRESH_WITHOUT_OFFLINE_ACCESS)
+
+    def get_extra_claims(self, client, grant_type: str, user, scope: str | None) -> dict[str, Any]:
+        # org_id, org_slug, org_name and org_roles, but deliberately no permissions claim: the
+        # management API re-reads the membership on every call, so a demotion takes effect at
+        # once, whereas permissions copied into a token would stay stale for its whole lifetime.
+        return current_organization_claims()
 
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
         include_refresh_token = include_refresh_token and self.refresh_allowed(client, scope)

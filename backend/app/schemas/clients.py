@@ -1,7 +1,9 @@
 """OAuth clients: registration and update payloads, and the client as returned.
 
 Shape and format only; services.clients applies the rules that relate fields
-to each other (grant types, scopes, keys, lifetimes).
+to each other (grant types, scopes, keys, lifetimes) and refuses first_party for
+an organization's client. The Organization* schemas are what an organization's
+admins send: the same, without first_party (skipping consent is a platform decision).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app.models import TokenEndpointAuthMethod
+from app.schemas.common import PageIn
 from app.security.redirect_uris import MAX_REDIRECT_URI_LENGTH, redirect_uri_problem
 
 MAX_REDIRECT_URIS = 32
@@ -72,6 +75,12 @@ def _id_token_alg(**kwargs: Any) -> fields.String:
     return fields.String(metadata={"enum": ["RS256", "ES256"]}, **kwargs)
 
 
+def _organization_required(**kwargs: Any) -> fields.Boolean:
+    return fields.Boolean(metadata={
+        "description": "Every authorization must happen in an organization: the authorization request names "
+                       "one (organization=<id or slug>) or the user picks one of theirs."}, **kwargs)
+
+
 class ClientIn(Schema):
     """Register a client. Confidential clients get a secret in the response, once."""
 
@@ -90,6 +99,7 @@ class ClientIn(Schema):
     id_token_signed_response_alg = _id_token_alg()
     access_token_lifetime = _lifetime()
     refresh_token_lifetime = _lifetime()
+    organization_required = _organization_required(load_default=False)
 
 
 class ClientUpdateIn(Schema):
@@ -105,11 +115,25 @@ class ClientUpdateIn(Schema):
     id_token_signed_response_alg = _id_token_alg()
     access_token_lifetime = _lifetime()
     refresh_token_lifetime = _lifetime()
+    organization_required = _organization_required()
 
 
-class ClientListIn(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+class OrganizationClientIn(ClientIn):
+    """Register a client of the organization. Confidential clients get a secret in the response, once."""
+
+    class Meta:
+        exclude = ("first_party",)  # sent anyway, it is an unknown field (422)
+
+
+class OrganizationClientUpdateIn(ClientUpdateIn):
+    """Change some of the organization's client's settings; omitted fields keep their values."""
+
+    class Meta:
+        exclude = ("first_party",)
+
+
+class ClientListIn(PageIn):
+    """One page of clients, oldest first."""
 
 
 class _ClientType(fields.String):
@@ -124,6 +148,8 @@ class ClientOut(Schema):
 
     client_id = fields.String()
     name = fields.String()
+    organization_id = fields.UUID(allow_none=True,
+                                  metadata={"description": "The owning organization; null for a platform client."})
     client_type = _ClientType(attribute="token_endpoint_auth_method", dump_only=True,
                              metadata={"enum": ["public", "confidential"]})
     token_endpoint_auth_method = fields.String()
@@ -138,6 +164,7 @@ class ClientOut(Schema):
     id_token_signed_response_alg = fields.String()
     access_token_lifetime = fields.Integer(allow_none=True)
     refresh_token_lifetime = fields.Integer(allow_none=True)
+    organization_required = fields.Boolean()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 

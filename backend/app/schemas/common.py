@@ -1,6 +1,6 @@
-"""Schemas shared across resources: the envelope, as documented in OpenAPI."""
+"""Schemas shared across resources: the envelope, as documented in OpenAPI, and pagination."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from app.errors import ERROR_TYPES
 
@@ -26,3 +26,10 @@ class PageMeta(Schema):
     page = fields.Integer()
     per_page = fields.Integer()
     total = fields.Integer()
+
+
+class PageIn(Schema):
+    """The query parameters of a paginated list; subclass it to add filters."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))

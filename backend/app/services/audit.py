@@ -1,13 +1,16 @@
-"""Audit events, written in the same transaction as the change they describe."""
+"""Audit events, written in the same transaction as the change they describe, and an
+organization's audit trail."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app import errors
 from app.models import AuditEvent
 from app.services.actor import Actor
 
@@ -43,3 +46,40 @@ def anonymise_actor(db: Session, *, user_id: uuid.UUID) -> None:
         .where(AuditEvent.target_type == "user", AuditEvent.target_id == str(user_id))
         .values(target_id=None)
     )
+
+
+def list_events(db: Session, *, organization_id: uuid.UUID, action: str | None = None,
+                actor_user_id: uuid.UUID | None = None, since: datetime | None = None,
+                until: datetime | None = None, page: int, per_page: int) -> tuple[list[AuditEvent], int]:
+    """One page of the organization's audit trail, newest first, and the number of matching events.
+
+    Only events recorded with this organization_id: other organizations' events and
+    platform events never appear. `action` matches exactly, or, when it ends in ".",
+    as a prefix ("membership." is every membership event). `since` and `until` are
+    timezone-aware and both inclusive.
+
+    Raises:
+        ValidationFailed: `until` is before `since`.
+    """
+    if since is not None and until is not None and until < since:
+        raise errors.ValidationFailed(details={"until": ["Must not be before since."]})
+    conditions = [AuditEvent.organization_id == organization_id]
+    if action is not None:
+        # autoescape: "_" in an action name is a literal, not a LIKE wildcard.
+        conditions.append(AuditEvent.action.startswith(action, autoescape=True) if action.endswith(".")
+                          else AuditEvent.action == action)
+    if actor_user_id is not None:
+        conditions.append(AuditEvent.actor_user_id == actor_user_id)
+    if since is not None:
+        conditions.append(AuditEvent.occurred_at >= since)
+    if until is not None:
+        conditions.append(AuditEvent.occurred_at <= until)
+    total = db.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
+    events = db.scalars(
+        select(AuditEvent)
+        .where(*conditions)
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return list(events), total

@@ -10,6 +10,10 @@ is checked by `app.schemas.clients`, which the API and the CLI both load.
 Secrets are generated here, returned once in an `IssuedClient` and stored only
 as SHA-256 (DESIGN.md, "Secrets at rest"); `OAuthClient.check_client_secret`
 compares them in constant time.
+
+A client is a platform client (organization_id None), managed by platform
+administrators, or belongs to one organization, whose admins manage it through
+`require_organization_client` and `list_clients(organization_id=...)`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,8 +71,10 @@ _PUBLIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 # The fields update_client may change; the type and authentication method are fixed at creation.
 UPDATABLE_FIELDS = frozenset({
     "name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "first_party", "jwks",
-    "id_token_signed_response_alg", "access_token_lifetime", "refresh_token_lifetime",
+    "id_token_signed_response_alg", "access_token_lifetime", "refresh_token_lifetime", "organization_required",
 })
+# Settings that _configuration_problems does not look at: any value of their type is valid.
+_UNCHECKED_FIELDS = frozenset({"organization_required"})
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,8 @@ def _configuration_problems(*, name: str, client_type: str, token_endpoint_auth_
                             redirect_uris: list[str], post_logout_redirect_uris: list[str],
                             grant_types: list[str], scopes: list[str],
                             jwks: Any, id_token_signed_response_alg: str, access_token_lifetime: Any,
-                            refresh_token_lifetime: Any) -> dict[str, list[str]]:
+                            refresh_token_lifetime: Any, first_party: bool,
+                            organization_id: uuid.UUID | None) -> dict[str, list[str]]:
     """Every rule a client's complete configuration must satisfy, as per-field messages."""
     problems: dict[str, list[str]] = {}
 
@@ -152,6 +160,10 @@ def _configuration_problems(*, name: str, client_type: str, token_endpoint_auth_
 
     if not name.strip():
         add("name", "Must not be blank.")
+    if first_party and organization_id is not None:
+        # Skipping consent is a platform decision: an organization's admins cannot let their
+        # own client act for users without asking them.
+        add("first_party", "Only platform clients may skip consent.")
 
     if client_type not in CLIENT_TYPES:
         add("client_type", "Must be public or confidential.")
@@ -216,12 +228,16 @@ def create_client(db: Session, *, actor: Actor, name: str, client_type: str, red
                   scopes: Iterable[str], token_endpoint_auth_method: str | None = None,
                   jwks: dict[str, Any] | None = None, first_party: bool = False,
                   id_token_signed_response_alg: str = "RS256", access_token_lifetime: int | None = None,
-                  refresh_token_lifetime: int | None = None) -> IssuedClient:
+                  refresh_token_lifetime: int | None = None, organization_id: uuid.UUID | None = None,
+                  organization_required: bool = False) -> IssuedClient:
     """Register a client and return it with its secret, which is never shown again.
 
     `token_endpoint_auth_method` defaults to none for public clients and
     client_secret_basic for confidential ones. Public clients always require PKCE;
-    so do confidential ones (RFC 9700 §2.1.1).
+    so do confidential ones (RFC 9700 §2.1.1). `organization_id` makes the client
+    that organization's (None: a platform client); organization clients cannot be
+    first_party. `organization_required` makes every authorization of the client
+    happen in an organization.
 
     Raises:
         ValidationFailed: the configuration breaks a rule; details per field.
@@ -235,7 +251,8 @@ def create_client(db: Session, *, actor: Actor, name: str, client_type: str, red
         name=name, client_type=client_type, token_endpoint_auth_method=token_endpoint_auth_method,
         redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
         grant_types=grant_types, scopes=scopes, jwks=jwks, id_token_signed_response_alg=id_token_signed_response_alg,
-        access_token_lifetime=access_token_lifetime, refresh_token_lifetime=refresh_token_lifetime)
+        access_token_lifetime=access_token_lifetime, refresh_token_lifetime=refresh_token_lifetime,
+        first_party=first_party, organization_id=organization_id)
     if problems:
         raise errors.ValidationFailed(details=problems)
 
@@ -244,6 +261,8 @@ def create_client(db: Session, *, actor: Actor, name: str, client_type: str, red
         client_id=new_token(16),
         client_secret_hash=hash_token(secret) if secret else None,
         name=name.strip(),
+        organization_id=organization_id,
+        organization_required=organization_required,
         redirect_uris=redirect_uris,
         post_logout_redirect_uris=post_logout_redirect_uris,
         grant_types=grant_types,
@@ -289,11 +308,35 @@ def require_client(db: Session, client_id: str) -> OAuthClient:
     return client
 
 
-def list_clients(db: Session, *, page: int, per_page: int) -> tuple[list[OAuthClient], int]:
-    """One page of clients, oldest first, and the total number of clients."""
-    total = db.scalar(select(func.count()).select_from(OAuthClient)) or 0
+def require_organization_client(db: Session, *, organization_id: uuid.UUID, client_id: str) -> OAuthClient:
+    """The client with this client_id if the organization owns it.
+
+    Raises:
+        NotFound: no such client in this organization (another organization's client
+            and a platform client are not found either: ids do not leak).
+    """
+    if organization_id is None:
+        # `organization_id == None` would compare as IS NULL and find platform clients.
+        raise ValueError("an organization's client is looked up with its organization's id")
+    client = db.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id,
+                                                 OAuthClient.organization_id == organization_id))
+    if client is None:
+        raise errors.NotFound("Client not found.")
+    return client
+
+
+def list_clients(db: Session, *, page: int, per_page: int,
+                 organization_id: uuid.UUID | None = None) -> tuple[list[OAuthClient], int]:
+    """One page of clients, oldest first, and the total number of them.
+
+    With `organization_id`, that organization's clients only; without, every client
+    (the platform administrators' view).
+    """
+    scope = [] if organization_id is None else [OAuthClient.organization_id == organization_id]
+    total = db.scalar(select(func.count()).select_from(OAuthClient).where(*scope)) or 0
     clients = db.scalars(
         select(OAuthClient)
+        .where(*scope)
         .order_by(OAuthClient.created_at, OAuthClient.client_id)
         .limit(per_page)
         .offset((page - 1) * per_page)
@@ -304,9 +347,9 @@ def list_clients(db: Session, *, page: int, per_page: int) -> tuple[list[OAuthCl
 def update_client(db: Session, *, actor: Actor, client: OAuthClient, **changes: Any) -> OAuthClient:
     """Change the given fields (see UPDATABLE_FIELDS); omitted fields keep their values.
 
-    The whole resulting configuration is checked as on creation. Lifetimes and
-    jwks may be set to None (the server default, and no keys). Changing the grant
-    types recomputes the response types.
+    The whole resulting configuration is checked as on creation (so an organization's
+    client cannot become first_party). Lifetimes and jwks may be set to None (the
+    server default, and no keys). Changing the grant types recomputes the response types.
 
     Raises:
         ValidationFailed: the resulting configuration breaks a rule; details per field.
@@ -321,7 +364,8 @@ def update_client(db: Session, *, actor: Actor, client: OAuthClient, **changes: 
     merged = {field: changes.get(field, getattr(client, field)) for field in UPDATABLE_FIELDS}
     problems = _configuration_problems(
         client_type=client_type_of(client), token_endpoint_auth_method=client.token_endpoint_auth_method,
-        **{k: v for k, v in merged.items() if k != "first_party"})
+        organization_id=client.organization_id,
+        **{k: v for k, v in merged.items() if k not in _UNCHECKED_FIELDS})
     if problems:
         raise errors.ValidationFailed(details=problems)
 

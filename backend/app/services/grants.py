@@ -30,13 +30,18 @@ def new_authorization_code() -> str:
 def store_authorization_code(db: Session, *, code: str, client: OAuthClient, user: User, redirect_uri: str,
                              scope: str, nonce: str | None, code_challenge: str | None,
                              code_challenge_method: str | None, auth_time: datetime, amr: list[str], lifetime: int,
-                             now: datetime | None = None) -> None:
-    """Store a new authorization code, hashed; the clear value goes only to the client."""
+                             organization_id: uuid.UUID | None = None, now: datetime | None = None) -> None:
+    """Store a new authorization code, hashed; the clear value goes only to the client.
+
+    `organization_id` is the organization the authorization happened in (if any); the
+    tokens the code is redeemed for, and every refresh of them, carry it.
+    """
     now = now or utcnow()
     db.add(AuthorizationCode(
         code_hash=hash_token(code), client_pk=client.id, user_id=user.id, redirect_uri=redirect_uri,
         scope=scope, nonce=nonce, code_challenge=code_challenge, code_challenge_method=code_challenge_method,
-        auth_time=auth_time, amr=amr, created_at=now, expires_at=now + timedelta(seconds=lifetime),
+        auth_time=auth_time, amr=amr, organization_id=organization_id, created_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
     ))
 
 
@@ -86,11 +91,14 @@ def new_refresh_token() -> str:
 def store_refresh_token(db: Session, *, token: str, family_id: uuid.UUID, client: OAuthClient, user: User,
                         scope: str, auth_time: datetime, amr: list[str], lifetime: int,
                         access_token_jti: str | None, access_token_expires_at: datetime | None,
-                        now: datetime | None = None) -> RefreshToken:
+                        organization_id: uuid.UUID | None = None, now: datetime | None = None) -> RefreshToken:
+    """Store one link of a refresh-token family, hashed. `organization_id` is the grant's
+    organization context: the code's for the first link, the predecessor's for every rotation."""
     now = now or utcnow()
     row = RefreshToken(
         token_hash=hash_token(token), family_id=family_id, client_pk=client.id, user_id=user.id, scope=scope,
-        auth_time=auth_time, amr=amr, created_at=now, expires_at=now + timedelta(seconds=lifetime),
+        organization_id=organization_id, auth_time=auth_time, amr=amr, created_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
         access_token_jti=access_token_jti, access_token_expires_at=access_token_expires_at,
     )
     db.add(row)
@@ -110,7 +118,7 @@ def record_family_access_token(db: Session, *, row: RefreshToken, access_token_j
     now = now or utcnow()
     db.add(RefreshToken(
         token_hash=hash_token(new_token()), family_id=row.family_id, client_pk=row.client_pk, user_id=row.user_id,
-        scope=row.scope, auth_time=row.auth_time, amr=row.amr, created_at=now,
+        scope=row.scope, organization_id=row.organization_id, auth_time=row.auth_time, amr=row.amr, created_at=now,
         expires_at=access_token_expires_at, revoked_at=now,
         access_token_jti=access_token_jti, access_token_expires_at=access_token_expires_at,
     ))

@@ -2,7 +2,12 @@
 
 Access to anything an organization owns goes through `require_access`, the one place
 that decides between 404 (not a member: ids do not leak), 403 (a member without the
-permission) and success. Membership and role changes live in services.memberships.
+permission) and success. The rules every membership and role change obeys are here too:
+`may_manage_role` (nobody hands out or overrules more than they hold; only owners touch
+the owner role), `is_last_owner` (an organization always keeps an owner) and
+`lock_organization` and `lock_access` (such changes to one organization happen one at a
+time, each deciding on the caller's current role). The changes themselves live in
+services.memberships and services.roles.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app import errors
 from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
@@ -67,22 +72,28 @@ def is_owner_role(role: Role) -> bool:
     return role.builtin and role.name == OWNER
 
 
+def may_grant_permissions(actor_permissions: frozenset[str], actor_is_owner: bool,
+                          permissions: frozenset[str]) -> bool:
+    """Whether someone with these permissions may put `permissions` into a role (owners may put anything)."""
+    return actor_is_owner or permissions <= actor_permissions
+
+
 def may_manage_role(actor_permissions: frozenset[str], actor_is_owner: bool, role: Role) -> bool:
     """Whether someone with these permissions may grant, take away, or change holders of `role`.
 
     Only owners touch the owner role; otherwise a role is within reach when it allows
     nothing the actor is not allowed (no one hands out, or overrules, more than they hold).
     """
-    if actor_is_owner:
-        return True
-    return not is_owner_role(role) and role_permissions(role) <= actor_permissions
+    if is_owner_role(role) and not actor_is_owner:
+        return False
+    return may_grant_permissions(actor_permissions, actor_is_owner, role_permissions(role))
 
 
 def slug_problem(slug: str) -> str | None:
     """Why `slug` is not a usable organization slug, or None."""
     if not SLUG.fullmatch(slug):
         return "Use 1-63 lower-case letters, digits and hyphens, starting and ending with a letter or digit."
-    if _as_uuid(slug) is not None:
+    if as_uuid(slug) is not None:
         # `organization=` in /oauth2/authorize takes an id or a slug; they must not collide.
         return "Must not look like an organization id."
     return None
@@ -103,7 +114,7 @@ def invitation_ttl_hours(organization: Organization) -> int:
     return int(organization.settings.get("invitation_ttl_hours", INVITATION_TTL_HOURS_DEFAULT))
 
 
-def _as_uuid(value: object) -> uuid.UUID | None:
+def as_uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -112,7 +123,7 @@ def _as_uuid(value: object) -> uuid.UUID | None:
 
 def get_organization(db: Session, organization_id: object) -> Organization | None:
     """The organization with this id (a UUID or its string), or None; malformed ids are None."""
-    org_uuid = _as_uuid(organization_id)
+    org_uuid = as_uuid(organization_id)
     return db.get(Organization, org_uuid) if org_uuid else None
 
 
@@ -141,6 +152,14 @@ class Access:
     permissions: frozenset[str]
     # Owners, and platform administrators, may manage the owner role.
     is_owner: bool
+    # A platform administrator with an API session: every permission, whatever their membership.
+    elevated: bool = False
+
+
+def _access(organization: Organization, membership: Membership | None, *, elevated: bool) -> Access:
+    if elevated:
+        return Access(organization, membership, ALL_PERMISSIONS, is_owner=True, elevated=True)
+    return Access(organization, membership, role_permissions(membership.role), is_owner=is_owner_role(membership.role))
 
 
 def require_access(db: Session, *, user: User, organization_id: object, permission: str,
@@ -160,20 +179,89 @@ def require_access(db: Session, *, user: User, organization_id: object, permissi
     organization = get_organization(db, organization_id)
     if organization is None:
         raise errors.NotFound("Organization not found.")
+    elevated = user.is_platform_admin and not via_access_token
     membership = get_membership(db, organization_id=organization.id, user_id=user.id)
     if membership is None:
-        if user.is_platform_admin and not via_access_token:
-            return Access(organization, None, ALL_PERMISSIONS, is_owner=True)
+        if elevated:
+            return _access(organization, None, elevated=True)
         raise errors.NotFound("Organization not found.")
-    if via_access_token and _as_uuid(token_organization_id) != organization.id:
+    if via_access_token and as_uuid(token_organization_id) != organization.id:
         raise errors.PermissionDenied("This access token was issued for another organization.")
-    permissions = role_permissions(membership.role)
-    if user.is_platform_admin and not via_access_token:
-        permissions = ALL_PERMISSIONS
-    if permission not in permissions:
+    access = _access(organization, membership, elevated=elevated)
+    require_permission(access, permission)
+    return access
+
+
+def require_permission(access: Access, permission: str) -> None:
+    """Raises:
+        PermissionDenied: the caller's role in the organization does not allow `permission`.
+    """
+    if permission not in access.permissions:
         raise errors.PermissionDenied(f"Your role in this organization does not allow {permission}.")
-    return Access(organization, membership, permissions,
-                  is_owner=is_owner_role(membership.role) or (user.is_platform_admin and not via_access_token))
+
+
+def require_role_within_reach(access: Access, role: Role) -> None:
+    """Raises:
+        PermissionDenied: `role` is the owner role and the caller is no owner, or it allows
+            something the caller's role does not (see may_manage_role).
+    """
+    if may_manage_role(access.permissions, access.is_owner, role):
+        return
+    if is_owner_role(role):
+        raise errors.PermissionDenied("Only owners can grant or take away the owner role.")
+    raise errors.PermissionDenied(f"The role {role.name} allows more than your role does.")
+
+
+def lock_organization(db: Session, organization_id: uuid.UUID) -> Organization:
+    """The organization, its row locked until the transaction ends.
+
+    Every membership and role change starts here, so that changes to one organization
+    happen one after the other and each decides on what the previous one left: two owners
+    demoting each other at once cannot leave none. PostgreSQL takes SELECT ... FOR UPDATE;
+    SQLite, which ignores it, serialises every writer anyway (app/database.py).
+
+    Raises:
+        NotFound: the organization was deleted meanwhile.
+    """
+    organization = db.scalar(select(Organization).where(Organization.id == organization_id)
+                             .with_for_update().execution_options(populate_existing=True))
+    if organization is None:
+        raise errors.NotFound("Organization not found.")
+    return organization
+
+
+def lock_access(db: Session, access: Access) -> Access:
+    """Lock the organization (lock_organization), then decide the caller's access again on
+    their membership as it is now: a change that waited for the lock must not act on a role
+    the caller lost meanwhile.
+
+    Raises:
+        NotFound: the organization is gone, or the caller is no longer a member.
+    """
+    organization = lock_organization(db, access.organization.id)
+    membership = None
+    if access.membership is not None:
+        membership = db.scalar(select(Membership).options(joinedload(Membership.role))
+                               .where(Membership.id == access.membership.id)
+                               .execution_options(populate_existing=True))
+        if membership is None and not access.elevated:
+            raise errors.NotFound("Organization not found.")
+    return _access(organization, membership, elevated=access.elevated)
+
+
+def owner_count(db: Session, organization_id: uuid.UUID) -> int:
+    return db.scalar(select(func.count()).select_from(Membership)
+                     .join(Role, Membership.role_id == Role.id)
+                     .where(Membership.organization_id == organization_id, Role.builtin.is_(True),
+                            Role.name == OWNER)) or 0
+
+
+def is_last_owner(db: Session, membership: Membership) -> bool:
+    """Whether the organization would have no owner without this membership's owner role.
+
+    Decide it under lock_organization: the count is only stable while the row is locked.
+    """
+    return is_owner_role(membership.role) and owner_count(db, membership.organization_id) == 1
 
 
 def create_organization(db: Session, *, actor: Actor, name: str, slug: str,
@@ -280,3 +368,18 @@ def organizations_of(db: Session, *, user_id: uuid.UUID) -> list[Membership]:
     return list(db.scalars(
         select(Membership).join(Organization, Membership.organization_id == Organization.id)
         .where(Membership.user_id == user_id).order_by(Organization.name, Organization.slug)))
+
+
+@dataclass(frozen=True)
+class UserOrganization:
+    """One of a user's organizations: the membership (organization, role, since when) and what it allows."""
+
+    membership: Membership
+    # Sorted, as the role allows them (built-in roles: from code).
+    permissions: list[str]
+
+
+def user_organizations(db: Session, *, user_id: uuid.UUID) -> list[UserOrganization]:
+    """The user's organizations with their role and permissions in each, by organization name."""
+    return [UserOrganization(membership, sorted(role_permissions(membership.role)))
+            for membership in organizations_of(db, user_id=user_id)]

@@ -8,10 +8,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app import errors
-from app.models import User, UserSession
+from app.models import Membership, User, UserSession
 from app.models.session import SessionEndReason
 from app.security import passwords
-from app.services import audit, sessions
+from app.services import audit, organizations, sessions
 from app.services.actor import Actor
 
 
@@ -114,14 +114,40 @@ def change_password(db: Session, *, actor: Actor, user: User, current_password: 
 def delete_account(db: Session, *, actor: Actor, user: User, password: str) -> uuid.UUID:
     """Delete the user and their personal data; audit events stay, anonymised.
 
+    The user leaves every organization: each records membership.removed, and the
+    memberships go with the user (ON DELETE CASCADE).
+
     Raises:
         InvalidCredentials: the password is wrong.
+        Conflict: the user is the only owner of an organization; details list their slugs.
     """
     _require_current_password(user, password)
     user_id = user.id
+    _leave_organizations(db, actor=actor, user_id=user_id)
     audit.record_event(db, actor=actor, action="user.deleted", target_type="user", target_id=user_id)
     db.flush()  # write the event before its actor reference is cleared
     audit.anonymise_actor(db, user_id=user_id)
     db.execute(delete(UserSession).where(UserSession.user_id == user_id))
     db.delete(user)
     return user_id
+
+
+def _leave_organizations(db: Session, *, actor: Actor, user_id: uuid.UUID) -> None:
+    """Record a departing user's exit from each of their organizations.
+
+    Raises:
+        Conflict: the user is the only owner of an organization, which would be left without one.
+    """
+    organization_ids = db.scalars(select(Membership.organization_id).where(Membership.user_id == user_id))
+    # One at a time in a fixed order, so that two departing owners of the same organizations
+    # cannot deadlock; under the locks, nobody else changes who owns them.
+    for organization_id in sorted(organization_ids):
+        organizations.lock_organization(db, organization_id)
+    memberships = organizations.organizations_of(db, user_id=user_id)
+    sole_owner_of = [m.organization.slug for m in memberships if organizations.is_last_owner(db, m)]
+    if sole_owner_of:
+        raise errors.Conflict("You are the only owner of these organizations: make someone else an owner, "
+                              "or delete them, first.", details={"organizations": sole_owner_of})
+    for membership in memberships:
+        audit.record_event(db, actor=actor, action="membership.removed", organization_id=membership.organization_id,
+                           target_type="user", target_id=user_id, details={"reason": "account_deleted"})

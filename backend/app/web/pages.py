@@ -11,17 +11,19 @@ from app.extensions import csrf, current_settings, db, limiter
 from app.models import SessionEndReason, SessionKind
 from app.request_context import request_actor
 from app.services import authentication, sessions
+from app.services.invitations import ACCEPT_PATH as INVITATION_PATH
 from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_session, set_session_cookie
 
 bp = Blueprint("web", __name__, template_folder="templates")
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only our own authorization endpoint is a valid place to return to (no open redirect)."""
+    """Only our own authorization endpoint and invitation page are valid places to return to (no open redirect)."""
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/oauth2/authorize"):
+    if parts.scheme or parts.netloc or not (parts.path.startswith("/oauth2/authorize")
+                                            or parts.path == INVITATION_PATH):
         return None
     return target
 
@@ -51,7 +53,8 @@ def login():
     if previous is not None:
         sessions.end_session(db.session, session_id=previous.id, reason=SessionEndReason.LOGOUT)
     db.session.commit()
-    if next_url:
+    # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
+    if next_url and next_url.startswith("/oauth2/authorize"):
         session[FRESH_LOGIN_KEY] = {"session": str(issued.session.id), "request": next_url}
     else:
         session.pop(FRESH_LOGIN_KEY, None)

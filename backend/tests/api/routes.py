@@ -46,6 +46,21 @@ class Operation:
         return app.view_functions[self.endpoint]
 
 
+def rule_variables(rule: str) -> list[str]:
+    """The names of a rule's variables, in order: "/a/<uuid:org_id>/<name>" -> ["org_id", "name"]."""
+    return [match.group(2) for match in _VARIABLE.finditer(rule)]
+
+
+def plain_rule(rule: str) -> str:
+    """The rule without converters: "/a/<uuid:org_id>" -> "/a/<org_id>"."""
+    return _VARIABLE.sub(r"<\2>", rule)
+
+
+def fill_rule(rule: str, values: dict[str, str]) -> str:
+    """The rule with each variable replaced by values[name]."""
+    return _VARIABLE.sub(lambda match: values[match.group(2)], rule)
+
+
 def is_api_rule(rule: Rule) -> bool:
     return rule.rule == "/api" or rule.rule.startswith("/api/")
 

@@ -17,7 +17,8 @@ BASE = "/api/v1/clients"
 OUT_FIELDS = {
     "client_id", "name", "client_type", "token_endpoint_auth_method", "redirect_uris", "post_logout_redirect_uris",
     "grant_types", "response_types", "scopes", "require_pkce", "first_party", "jwks", "id_token_signed_response_alg",
-    "access_token_lifetime", "refresh_token_lifetime", "created_at", "updated_at",
+    "access_token_lifetime", "refresh_token_lifetime", "organization_id", "organization_required", "created_at",
+    "updated_at",
 }
 
 

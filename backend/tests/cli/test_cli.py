@@ -1,16 +1,18 @@
-"""`flask users create` and `flask sessions cleanup`, run as an operator would."""
+"""`flask users create`, `flask sessions cleanup` and `flask seed`, run as an operator would."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
 import pytest
 from sqlalchemy import func, select
 
-from app.models import SessionEndReason, User, UserSession
+from app.cli.seed import DEMO_EMAIL
+from app.models import AuditEvent, Membership, Organization, SessionEndReason, User, UserSession
 from app.models.base import utcnow
 from app.services.sessions import end_session, start_session
 from tests import factories
@@ -140,3 +142,23 @@ def test_sessions_cleanup_with_nothing_expired_reports_zero(run, db_session, set
     assert result.output.strip() == "expired 0 session(s)"
     ended = select(func.count()).select_from(UserSession).where(UserSession.ended_at.is_not(None))
     assert db_session.scalar(ended) == 0
+
+
+# --- flask seed ----------------------------------------------------------------------------------
+
+
+def test_seed_creates_the_demo_organization_once_and_prints_it(run, db_session):
+    """The demo user owns organization acme ("Acme Inc."); a second run finds it instead of failing."""
+    for _ in range(2):
+        result = run("seed")
+        assert result.exit_code == 0, result.output
+
+    [organization] = db_session.scalars(select(Organization)).all()
+    assert (organization.slug, organization.name) == ("acme", "Acme Inc.")
+    [membership] = db_session.scalars(select(Membership)).all()
+    assert membership.user.email == DEMO_EMAIL and membership.role.name == "owner"
+    [created] = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "org.created")).all()
+    assert created.organization_id == organization.id
+    assert f"organization   acme (Acme Inc.) id={organization.id}" in result.output
+    authorize_url = next(word for word in result.output.split() if "/oauth2/authorize?" in word)
+    assert parse_qs(urlsplit(authorize_url).query)["organization"] == ["acme"]

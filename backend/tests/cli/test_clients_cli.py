@@ -9,7 +9,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 
 from app.models import AuditEvent, OAuthClient
-from tests.factories import OAuthClientFactory
+from tests.factories import OAuthClientFactory, UserFactory, create_organization
 
 WEB_APP = ["--name", "Billing", "--confidential", "--redirect-uri", "https://billing.example.com/callback",
            "--redirect-uri", "https://billing.example.com/alt", "--post-logout-redirect-uri",
@@ -142,3 +142,70 @@ def test_list_reads_every_page(run, db_session, monkeypatch):
     made = [OAuthClientFactory() for _ in range(5)]
     listed = json.loads(run("list").stdout)
     assert [c["client_id"] for c in listed] == [c.client_id for c in made]
+
+
+# --- organizations ---
+
+@pytest.fixture
+def acme(db_session):
+    return create_organization(db_session, owner=UserFactory(), slug="acme")
+
+
+@pytest.mark.parametrize("reference", ["slug", "id"])
+def test_create_with_organization_makes_an_organization_client(run, db_session, acme, reference):
+    result = run("create", *WEB_APP, "--organization", acme.slug if reference == "slug" else str(acme.id))
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["organization_id"] == str(acme.id)
+    assert stored(db_session, data["client_id"]).organization_id == acme.id
+    event = db_session.scalar(select(AuditEvent).where(AuditEvent.action == "client.created"))
+    assert event.organization_id == acme.id
+
+
+def test_create_with_unknown_organization_fails(run, db_session):
+    result = run("create", *WEB_APP, "--organization", "no-such-org")
+    assert result.exit_code == 1
+    assert "no-such-org" in result.stderr
+    assert db_session.scalars(select(OAuthClient)).all() == []
+
+
+def test_create_organization_client_cannot_be_first_party(run, db_session, acme):
+    result = run("create", *WEB_APP, "--organization", "acme", "--first-party")
+    assert result.exit_code == 1
+    assert "first_party: Only platform clients may skip consent." in result.stderr
+    assert db_session.scalars(select(OAuthClient)).all() == []
+
+
+def test_create_organization_required_client(run, db_session):
+    result = run("create", *WEB_APP, "--organization-required")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["organization_required"] is True and data["organization_id"] is None
+    assert stored(db_session, data["client_id"]).organization_required is True
+
+
+def test_create_is_not_organization_required_by_default(run, db_session):
+    data = json.loads(run("create", *WEB_APP).stdout)
+    assert data["organization_required"] is False
+
+
+def test_list_shows_each_clients_organization(run, db_session, acme):
+    org_client, platform_client = OAuthClientFactory(organization_id=acme.id), OAuthClientFactory()
+    listed = json.loads(run("list").stdout)
+    assert {c["client_id"]: c["organization_id"] for c in listed} == {
+        org_client.client_id: str(acme.id), platform_client.client_id: None}
+
+
+def test_list_with_organization_shows_its_clients_only(run, db_session, acme):
+    org_client = OAuthClientFactory(organization_id=acme.id)
+    OAuthClientFactory()
+    result = run("list", "--organization", "acme")
+    assert result.exit_code == 0, result.output
+    assert [c["client_id"] for c in json.loads(result.stdout)] == [org_client.client_id]
+
+
+def test_list_with_unknown_organization_fails(run):
+    result = run("list", "--organization", "no-such-org")
+    assert result.exit_code == 1
+    assert "no-such-org" in result.stderr

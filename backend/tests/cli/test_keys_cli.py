@@ -130,7 +130,8 @@ def test_production_does_not_generate_keys_and_logs_how_to(database_url: str, tm
         database_url, ENV="production", SIGNING_KEYS_DIR=str(tmp_path / "keys"),
         # Never connected to: creating the app opens no connection.
         DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0",
-        ISSUER="https://id.example.test",
+        ISSUER="https://id.example.test", MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1",
+        MAIL_FROM="Gatehouse <no-reply@id.example.test>",
     )
 
     with caplog.at_level(logging.ERROR, logger="app"):

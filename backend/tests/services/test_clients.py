@@ -16,7 +16,7 @@ from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import AuditEvent, Consent, OAuthClient
 from app.services import clients
 from app.services.actor import Actor
-from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory
+from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
 MAX_LIFETIME = 86400 * 90
 
@@ -514,3 +514,137 @@ def test_find_client_by_name_returns_the_oldest_match_or_none(db_session, actor)
 
     assert clients.find_client_by_name(db_session, "Same name").id == first.id
     assert clients.find_client_by_name(db_session, "No such client") is None
+
+
+
+# --- organization clients ---
+
+@pytest.fixture
+def acme(db_session):
+    return create_organization(db_session, owner=UserFactory(), slug="acme")
+
+
+@pytest.fixture
+def globex(db_session):
+    return create_organization(db_session, owner=UserFactory(), slug="globex")
+
+
+def test_create_organization_client_belongs_to_it_and_audits_in_its_trail(db_session, actor, acme):
+    issued = clients.create_client(db_session, actor=actor, organization_id=acme.id, **web_app())
+    db_session.commit()
+
+    assert issued.client.organization_id == acme.id
+    [event] = events(db_session, "client.created")
+    assert event.organization_id == acme.id and event.target_id == issued.client.client_id
+
+
+def test_create_platform_client_has_no_organization(db_session, actor):
+    issued = clients.create_client(db_session, actor=actor, **web_app())
+    assert issued.client.organization_id is None
+    assert events(db_session, "client.created")[0].organization_id is None
+
+
+def test_create_organization_client_cannot_be_first_party(db_session, actor, acme):
+    details = problems(db_session, actor, organization_id=acme.id, **web_app(first_party=True))
+
+    assert details == {"first_party": ["Only platform clients may skip consent."]}
+    assert db_session.scalar(select(func.count()).select_from(OAuthClient)) == 0
+    assert events(db_session, "client.created") == []
+
+
+def test_create_platform_client_may_be_first_party(db_session, actor):
+    assert clients.create_client(db_session, actor=actor, **web_app(first_party=True)).client.first_party is True
+
+
+def test_update_organization_client_to_first_party_fails_and_changes_nothing(db_session, actor, acme):
+    client = OAuthClientFactory(organization_id=acme.id)
+    with pytest.raises(errors.ValidationFailed) as raised:
+        clients.update_client(db_session, actor=actor, client=client, first_party=True, name="Renamed")
+
+    assert raised.value.details == {"first_party": ["Only platform clients may skip consent."]}
+    db_session.rollback()
+    assert client.first_party is False and client.name != "Renamed"
+    assert events(db_session, "client.updated") == []
+
+
+@pytest.mark.parametrize("organization_required", [True, False])
+def test_create_client_stores_organization_required(db_session, actor, organization_required):
+    issued = clients.create_client(db_session, actor=actor, organization_required=organization_required,
+                                   **web_app())
+    db_session.commit()
+    assert db_session.get(OAuthClient, issued.client.id).organization_required is organization_required
+
+
+def test_create_client_is_not_organization_required_by_default(db_session, actor):
+    assert clients.create_client(db_session, actor=actor, **web_app()).client.organization_required is False
+
+
+def test_update_client_sets_organization_required_and_audits_it(db_session, actor):
+    client = OAuthClientFactory()
+    clients.update_client(db_session, actor=actor, client=client, organization_required=True)
+    db_session.commit()
+    assert client.organization_required is True
+    [event] = events(db_session, "client.updated")
+    assert event.details == {"fields": ["organization_required"]}
+
+
+def test_organization_client_changes_are_audited_in_its_trail(db_session, actor, acme):
+    client = OAuthClientFactory(organization_id=acme.id)
+    client_id = client.client_id
+    clients.update_client(db_session, actor=actor, client=client, name="Renamed")
+    clients.rotate_client_secret(db_session, actor=actor, client=client)
+    clients.delete_client(db_session, actor=actor, client=client)
+    db_session.commit()
+
+    trail = db_session.execute(select(AuditEvent.action, AuditEvent.organization_id)
+                               .where(AuditEvent.target_id == client_id)).all()
+    assert sorted(trail) == [("client.deleted", acme.id), ("client.secret_rotated", acme.id),
+                             ("client.updated", acme.id)]
+
+
+def test_require_organization_client_returns_the_organizations_own_client(db_session, acme):
+    client = OAuthClientFactory(organization_id=acme.id)
+    assert clients.require_organization_client(db_session, organization_id=acme.id,
+                                               client_id=client.client_id) is client
+
+
+def test_require_organization_client_of_another_organization_raises_not_found(db_session, acme, globex):
+    client = OAuthClientFactory(organization_id=globex.id)
+    with pytest.raises(errors.NotFound):
+        clients.require_organization_client(db_session, organization_id=acme.id, client_id=client.client_id)
+
+
+def test_require_organization_client_platform_client_raises_not_found(db_session, acme):
+    client = OAuthClientFactory()
+    with pytest.raises(errors.NotFound):
+        clients.require_organization_client(db_session, organization_id=acme.id, client_id=client.client_id)
+
+
+def test_require_organization_client_unknown_raises_not_found(db_session, acme):
+    with pytest.raises(errors.NotFound):
+        clients.require_organization_client(db_session, organization_id=acme.id, client_id="no-such-client")
+
+
+def test_require_organization_client_without_organization_id_refuses_to_look(db_session):
+    client = OAuthClientFactory()
+    with pytest.raises(ValueError):
+        clients.require_organization_client(db_session, organization_id=None, client_id=client.client_id)
+
+
+def test_list_clients_of_an_organization_pages_its_clients_only(db_session, acme, globex):
+    own = [OAuthClientFactory(organization_id=acme.id) for _ in range(3)]
+    OAuthClientFactory(organization_id=globex.id)
+    OAuthClientFactory()
+
+    first, total = clients.list_clients(db_session, organization_id=acme.id, page=1, per_page=2)
+    second, _ = clients.list_clients(db_session, organization_id=acme.id, page=2, per_page=2)
+
+    assert total == 3
+    assert [c.client_id for c in first + second] == [c.client_id for c in own]
+
+
+def test_list_clients_without_organization_lists_every_client(db_session, acme):
+    OAuthClientFactory(organization_id=acme.id)
+    OAuthClientFactory()
+    _, total = clients.list_clients(db_session, page=1, per_page=20)
+    assert total == 2

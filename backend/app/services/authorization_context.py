@@ -1,0 +1,118 @@
+"""Which organization an authorization happens in, and what its tokens say about it.
+
+An authorization request may name an organization (`organization=<id or slug>`); a
+client owned by an organization implies its own; a client with organization_required
+makes the user pick one of theirs. Tokens issued in an organization carry its claims
+(org_id, org_slug, org_name and, for a user, org_roles), read from the membership at
+the moment they are issued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app import errors
+from app.models import Membership, OAuthClient, Organization, User
+from app.services.organizations import find_organization, get_membership, get_organization, organizations_of
+
+# The scope under which UserInfo returns the organization claims (tokens carry them regardless).
+ORGANIZATION_SCOPE = "organization"
+ORGANIZATION_CLAIMS = ("org_id", "org_slug", "org_name", "org_roles")
+
+# One message whether the organization is unknown, foreign to the client, or the user is
+# not in it: the answer must not tell a caller which organizations exist.
+NOT_AVAILABLE = "The requested organization is not available to this user for this application."
+NO_ORGANIZATION = "This application requires an organization, and the user belongs to none."
+
+
+@dataclass(frozen=True)
+class OrganizationChoice:
+    """The outcome of choose_organization: an organization, none at all, or the user must pick."""
+
+    organization: Organization | None
+    # When the user must pick: their memberships, by organization name.
+    candidates: tuple[Membership, ...] = ()
+
+    @property
+    def needs_choice(self) -> bool:
+        return self.organization is None and bool(self.candidates)
+
+
+def choose_organization(db: Session, *, user: User, client: OAuthClient,
+                        requested: str | None) -> OrganizationChoice:
+    """The organization an authorization of `client` by `user` happens in.
+
+    `requested` is the request's `organization` parameter (an id or a slug); an empty
+    value counts as absent (RFC 6749 §3.1). A named organization always wins: nothing
+    else (login_hint, the user's email domain) replaces it. Without one, an organization-
+    owned client implies its own, and a client with organization_required takes the
+    user's only membership, or asks the user to pick among several.
+
+    Raises:
+        PermissionDenied: the named organization is unknown, is not the client's own (for an
+            organization-owned client), or the user is not a member of it; or the client
+            needs an organization and the user has none.
+    """
+    if requested:
+        organization = find_organization(db, requested)
+        if organization is None or (client.organization_id is not None
+                                    and organization.id != client.organization_id):
+            raise errors.PermissionDenied(NOT_AVAILABLE)
+    elif client.organization_id is not None:
+        organization = get_organization(db, client.organization_id)
+    elif client.organization_required:
+        memberships = organizations_of(db, user_id=user.id)
+        if not memberships:
+            raise errors.PermissionDenied(NO_ORGANIZATION)
+        if len(memberships) > 1:
+            return OrganizationChoice(organization=None, candidates=tuple(memberships))
+        return OrganizationChoice(organization=memberships[0].organization)
+    else:
+        return OrganizationChoice(organization=None)
+    if organization is None or get_membership(db, organization_id=organization.id, user_id=user.id) is None:
+        raise errors.PermissionDenied(NOT_AVAILABLE)
+    return OrganizationChoice(organization=organization)
+
+
+def _organization_claims(organization: Organization) -> dict[str, Any]:
+    return {"org_id": str(organization.id), "org_slug": organization.slug, "org_name": organization.name}
+
+
+def member_claims(db: Session, *, organization_id: uuid.UUID | str, user: User) -> dict[str, Any] | None:
+    """The organization claims for `user` as a member now: org_id, org_slug, org_name and
+    org_roles (the names of the membership's roles); None if the organization or the
+    membership is gone."""
+    organization = get_organization(db, organization_id)
+    if organization is None:
+        return None
+    membership = get_membership(db, organization_id=organization.id, user_id=user.id)
+    if membership is None:
+        return None
+    return _organization_claims(organization) | {"org_roles": [membership.role.name]}
+
+
+def require_member_claims(db: Session, *, organization_id: uuid.UUID, user: User) -> dict[str, Any]:
+    """member_claims for a token about to be issued in an organization (a code redeemed,
+    a refresh token used): the user must still be a member.
+
+    Raises:
+        PermissionDenied: the user is no longer a member, or the organization is gone.
+    """
+    claims = member_claims(db, organization_id=organization_id, user=user)
+    if claims is None:
+        raise errors.PermissionDenied("The user is no longer a member of the organization of this grant.")
+    return claims
+
+
+def client_claims(db: Session, *, client: OAuthClient) -> dict[str, Any]:
+    """The organization claims of a token issued to the client itself (client credentials):
+    those of the organization that owns it, without org_roles (no user is involved);
+    empty for a platform client."""
+    if client.organization_id is None:
+        return {}
+    organization = get_organization(db, client.organization_id)
+    return _organization_claims(organization) if organization is not None else {}

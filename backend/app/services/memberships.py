@@ -1,0 +1,177 @@
+"""Memberships: adding existing users to an organization, changing their role, removing them.
+
+Every change obeys the rules in services.organizations: it starts with `lock_access`
+(the organization locked, the caller's role read afresh), the caller only grants, changes
+or removes roles within their reach (`require_role_within_reach`: only owners touch the
+owner role), and the organization always keeps an owner (`is_last_owner`). The caller's
+`Access` comes from `require_access`; the permission each change needs is checked here
+again, on the fresh access, so the rules hold for every caller, not only the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
+
+from app import errors
+from app.models import Membership, RefreshToken, Role, User
+from app.services import audit, grants, users
+from app.services.actor import Actor
+from app.services.denylist import TokenDenylist
+from app.services.organizations import (
+    Access,
+    as_uuid,
+    is_last_owner,
+    lock_access,
+    require_permission,
+    require_role_within_reach,
+)
+
+LAST_OWNER = "An organization must keep at least one owner; make someone else an owner first."
+
+
+def list_members(db: Session, *, organization_id: uuid.UUID, page: int, per_page: int, role: str | None = None,
+                 q: str | None = None) -> tuple[list[Membership], int]:
+    """One page of the organization's members by email, and how many match.
+
+    `role` keeps members holding the role of that name; `q` keeps members whose email or
+    name contains it, ignoring case.
+    """
+    query = (select(Membership).join(Membership.user).join(Membership.role)
+             .where(Membership.organization_id == organization_id))
+    if role:
+        query = query.where(Role.name == role)
+    if q:
+        query = query.where(or_(User.email.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True)))
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    members = db.scalars(query.options(contains_eager(Membership.user), contains_eager(Membership.role))
+                         .order_by(User.email).limit(per_page).offset((page - 1) * per_page))
+    return list(members), total
+
+
+def require_member(db: Session, *, organization_id: uuid.UUID, user_id: object) -> Membership:
+    """The membership of `user_id` (a UUID or its string), read afresh from the database.
+
+    Raises:
+        NotFound: the user is not a member (or the id is malformed).
+    """
+    user_uuid = as_uuid(user_id)
+    membership = None if user_uuid is None else db.scalar(
+        select(Membership).options(joinedload(Membership.role))
+        .where(Membership.organization_id == organization_id, Membership.user_id == user_uuid)
+        .execution_options(populate_existing=True))
+    if membership is None:
+        raise errors.NotFound("Member not found.")
+    return membership
+
+
+def resolve_role(db: Session, *, organization_id: uuid.UUID, role: str) -> Role:
+    """The organization's role named `role`, or whose id is `role`.
+
+    Raises:
+        ValidationFailed: the organization has no such role (a role of another organization is never used).
+    """
+    role_uuid = as_uuid(role)
+    found = db.scalar(select(Role).where(Role.organization_id == organization_id,
+                                         Role.id == role_uuid if role_uuid else Role.name == role))
+    if found is None:
+        raise errors.ValidationFailed(details={"role": ["No such role in this organization."]})
+    return found
+
+
+def add_member(db: Session, *, actor: Actor, access: Access, email: str, role: str) -> Membership:
+    """Make the existing user with this email a member with `role` (a name or an id).
+
+    Raises:
+        PermissionDenied: the caller lacks members:invite, or the role is beyond their reach.
+        ValidationFailed: the organization has no such role.
+        NotFound: no user has this email.
+        Conflict: the user is already a member.
+    """
+    access = lock_access(db, access)
+    require_permission(access, "members:invite")
+    organization = access.organization
+    new_role = resolve_role(db, organization_id=organization.id, role=role)
+    require_role_within_reach(access, new_role)
+    user = users.get_user_by_email(db, email)
+    if user is None:
+        raise errors.NotFound("No user with this email.")
+    if db.scalar(select(func.count()).select_from(Membership).where(Membership.organization_id == organization.id,
+                                                                     Membership.user_id == user.id)):
+        raise errors.Conflict("This user is already a member.")
+    membership = Membership(organization_id=organization.id, user_id=user.id, role=new_role)
+    db.add(membership)
+    db.flush()  # assign membership.created_at for the response
+    audit.record_event(db, actor=actor, action="membership.added", organization_id=organization.id,
+                       target_type="user", target_id=user.id, details={"role": new_role.name})
+    return membership
+
+
+def change_member_role(db: Session, *, actor: Actor, access: Access, user_id: object, role: str) -> Membership:
+    """Give a member another role (a name or an id); giving the same role again changes nothing.
+
+    Raises:
+        PermissionDenied: the caller lacks members:update_role, or the member's current role
+            or the new one is beyond their reach.
+        NotFound: no such member.
+        ValidationFailed: the organization has no such role.
+        Conflict: the member is the last owner and the new role is not owner.
+    """
+    access = lock_access(db, access)
+    require_permission(access, "members:update_role")
+    organization = access.organization
+    membership = require_member(db, organization_id=organization.id, user_id=user_id)
+    new_role = resolve_role(db, organization_id=organization.id, role=role)
+    require_role_within_reach(access, membership.role)
+    require_role_within_reach(access, new_role)
+    old_role = membership.role
+    if new_role.id == old_role.id:
+        return membership
+    if is_last_owner(db, membership):
+        raise errors.Conflict(LAST_OWNER)
+    membership.role = new_role
+    audit.record_event(db, actor=actor, action="membership.role_changed", organization_id=organization.id,
+                       target_type="user", target_id=membership.user_id,
+                       details={"old_role": old_role.name, "new_role": new_role.name})
+    return membership
+
+
+def remove_member(db: Session, *, actor: Actor, access: Access, user_id: object, denylist: TokenDenylist) -> None:
+    """Remove a member, or let the caller leave, and revoke the refresh-token families the
+    member was issued in the organization (with the access tokens issued alongside them).
+
+    Leaving needs nothing but the membership; removing someone else needs members:remove.
+
+    Raises:
+        PermissionDenied: removing someone else without members:remove, or a member whose role
+            is beyond the caller's reach.
+        NotFound: no such member.
+        Conflict: the member is the last owner.
+    """
+    access = lock_access(db, access)
+    organization = access.organization
+    leaving = actor.user is not None and as_uuid(user_id) == actor.user.id
+    if not leaving:
+        require_permission(access, "members:remove")
+    membership = require_member(db, organization_id=organization.id, user_id=user_id)
+    if not leaving:
+        require_role_within_reach(access, membership.role)
+    if is_last_owner(db, membership):
+        raise errors.Conflict(LAST_OWNER)
+    member_id = membership.user_id
+    revoked = _revoke_refresh_tokens(db, organization_id=organization.id, user_id=member_id, denylist=denylist)
+    details = {"role": membership.role.name, "reason": "left" if leaving else "removed",
+               "refresh_tokens_revoked": revoked}
+    db.delete(membership)
+    audit.record_event(db, actor=actor, action="membership.removed", organization_id=organization.id,
+                       target_type="user", target_id=member_id, details=details)
+
+
+def _revoke_refresh_tokens(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID,
+                           denylist: TokenDenylist) -> int:
+    """Revoke every refresh-token family issued to the user in the organization; how many tokens were live."""
+    family_ids = db.scalars(select(RefreshToken.family_id).distinct()
+                            .where(RefreshToken.organization_id == organization_id, RefreshToken.user_id == user_id))
+    return sum(grants.revoke_family(db, family_id=family_id, denylist=denylist) for family_id in list(family_ids))

@@ -1,0 +1,222 @@
+"""Tenant isolation: every organization endpoint, called by every kind of outsider and insider.
+
+The matrix is generated from the registered routes: every /api rule with `<org_id>`
+in its path must be guarded by require_org_permission (its view carries
+`org_permission`) and must have a sample request below, so a new organization
+endpoint without a check fails here.
+
+For each operation on organization A:
+- anonymous callers get 401;
+- outsiders (no membership, or members and owners of organization B) get 404,
+  exactly like an unknown organization, and learn nothing about A;
+- members of A whose role (member, a custom role, admin) lacks the permission get 403;
+- A's owner naming B's sub-resources (member, role, invitation, client) under A's
+  path gets 404;
+and none of these refused requests changes a row.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
+from app.models.base import utcnow
+from app.security.tokens import hash_token, new_token
+from app.services import organizations
+from tests import factories
+from tests.api.routes import Operation, api_operations, collection_app, fill_rule, plain_rule, rule_variables
+
+ORG_PREFIX = "/api/v1/organizations/<org_id>"
+
+
+def _org_operations() -> list[Operation]:
+    return [op for op in api_operations(collection_app()) if "org_id" in rule_variables(op.rule)]
+
+
+ORG_OPERATIONS = _org_operations()
+
+# A well-formed request body (None: the operation takes none) for every POST, PATCH and PUT,
+# keyed by (method, rule without converters).
+# Bodies are valid, so a refusal can only come from the access check.
+SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("PATCH", ORG_PREFIX): {"name": "Renamed"},
+    ("POST", f"{ORG_PREFIX}/members"): {"email": "newcomer@example.com", "role": "member"},
+    ("PATCH", f"{ORG_PREFIX}/members/<user_id>/role"): {"role": "admin"},
+    ("POST", f"{ORG_PREFIX}/roles"): {"name": "auditor", "description": "Reads the trail",
+                                      "permissions": ["audit:read"]},
+    ("PATCH", f"{ORG_PREFIX}/roles/<role_id>"): {"description": "Changed"},
+    ("POST", f"{ORG_PREFIX}/invitations"): {"email": "invitee@example.com", "role": "member"},
+    ("POST", f"{ORG_PREFIX}/clients"): {"name": "New app", "client_type": "confidential",
+                                        "redirect_uris": ["https://new.example.com/cb"],
+                                        "grant_types": ["authorization_code"], "scopes": ["openid"]},
+    ("PATCH", f"{ORG_PREFIX}/clients/<client_id>"): {"name": "Renamed app"},
+    ("POST", f"{ORG_PREFIX}/clients/<client_id>/secret"): None,
+}
+
+
+@dataclass
+class Tenant:
+    organization: Organization
+    owner: User
+    admin: User
+    member: User
+    # Holds the custom role "support" (members:read only).
+    support: User
+    custom_role: Role
+    invitation: Invitation
+    client: OAuthClient
+
+
+def _tenant(db_session: Session, slug: str) -> Tenant:
+    owner, admin, member = (factories.UserFactory(email=f"{who}@{slug}.example") for who in ("owner", "admin", "member"))
+    organization = factories.create_organization(db_session, owner=owner, slug=slug)
+    factories.add_member(db_session, organization, admin, "admin")
+    factories.add_member(db_session, organization, member, "member")
+    custom_role = Role(organization_id=organization.id, name="support", description="", permissions=["members:read"])
+    db_session.add(custom_role)
+    db_session.commit()
+    support = factories.UserFactory(email=f"support@{slug}.example")
+    factories.add_member(db_session, organization, support, "support")
+    invitation = Invitation(organization_id=organization.id, email=f"pending@{slug}.example",
+                            role_id=organizations.builtin_role(db_session, organization.id, "member").id,
+                            token_hash=hash_token(new_token()), invited_by_user_id=owner.id,
+                            expires_at=utcnow() + timedelta(days=1))
+    db_session.add(invitation)
+    db_session.commit()
+    client = factories.OAuthClientFactory(organization_id=organization.id, name=f"{slug} app")
+    return Tenant(organization, owner, admin, member, support, custom_role, invitation, client)
+
+
+@pytest.fixture
+def tenants(db_session: Session) -> tuple[Tenant, Tenant]:
+    # An existing user the add-member sample can add (valid input: refusals come from access checks only).
+    factories.UserFactory(email="newcomer@example.com")
+    return _tenant(db_session, "alpha"), _tenant(db_session, "bravo")
+
+
+def _path(operation: Operation, tenant: Tenant, resources: Tenant | None = None) -> str:
+    """The operation's URL on `tenant`'s organization, naming `resources`' sub-resources (default: its own)."""
+    resources = resources or tenant
+    values = {
+        "org_id": str(tenant.organization.id),
+        "user_id": str(resources.member.id),
+        "role_id": str(resources.custom_role.id),
+        "invitation_id": str(resources.invitation.id),
+        "client_id": resources.client.client_id,
+    }
+    unknown = set(rule_variables(operation.rule)) - values.keys()
+    assert not unknown, f"no sample value for {unknown} in {operation.rule}: add one here"
+    return fill_rule(operation.rule, values)
+
+
+def _snapshot(db_session: Session) -> dict[str, list[tuple]]:
+    """Every row an organization endpoint could change (the audit trail may record refusals)."""
+    db_session.expire_all()
+    snapshot = {}
+    for model in (Organization, Role, Membership, Invitation, OAuthClient, User):
+        rows = db_session.scalars(select(model).order_by(model.id)).all()
+        columns = [c.key for c in model.__table__.columns]
+        snapshot[model.__tablename__] = [tuple(getattr(row, c) for c in columns) for row in rows]
+    return snapshot
+
+
+def _call(api, operation: Operation, path: str, token: str | None):
+    body = SAMPLE_BODIES.get((operation.method, plain_rule(operation.rule)))
+    return api.request(operation.method, path, token=token, json=body)
+
+
+def _op_id(operation: Operation) -> str:
+    return f"{operation.method} {operation.rule}"
+
+
+def test_every_organization_operation_is_guarded_and_has_a_sample():
+    assert ORG_OPERATIONS, "no organization routes found"
+    app = collection_app()
+    unguarded = [_op_id(op) for op in ORG_OPERATIONS if not hasattr(op.view(app), "org_permission")]
+    assert unguarded == [], f"organization routes without require_org_permission: {unguarded}"
+    missing = [_op_id(op) for op in ORG_OPERATIONS
+               if op.method in {"POST", "PATCH", "PUT"} and (op.method, plain_rule(op.rule)) not in SAMPLE_BODIES]
+    assert missing == [], f"add a sample body for: {missing}"
+
+
+@pytest.mark.parametrize("operation", ORG_OPERATIONS, ids=_op_id)
+def test_anonymous_and_bad_tokens_get_401(api, tenants, db_session, operation):
+    alpha, _ = tenants
+    before = _snapshot(db_session)
+    for token in (None, "not-a-session-token", "a.b.c"):
+        response = _call(api, operation, _path(operation, alpha), token)
+        assert response.status == 401, (token, response.body)
+        assert response.error_type == "AUTHENTICATION_ERROR"
+    assert _snapshot(db_session) == before
+
+
+@pytest.mark.parametrize("operation", ORG_OPERATIONS, ids=_op_id)
+def test_outsiders_get_404_and_learn_nothing(api, tenants, db_session, operation):
+    alpha, bravo = tenants
+    loner = factories.UserFactory(email="loner@example.com")
+    before = _snapshot(db_session)
+    secrets = {str(alpha.organization.id), alpha.organization.slug, alpha.organization.name, alpha.member.email,
+               alpha.client.client_id, alpha.client.name}
+    for outsider in (loner, bravo.owner, bravo.admin, bravo.member):
+        response = _call(api, operation, _path(operation, alpha), factories.session_token(outsider))
+        assert response.status == 404, (outsider.email, response.body)
+        assert response.error_type == "NOT_FOUND"
+        # The same answer as for an organization that does not exist.
+        unknown = _call(api, operation, _path(operation, alpha).replace(str(alpha.organization.id),
+                                                                        str(uuid.uuid4()), 1),
+                        factories.session_token(outsider))
+        assert unknown.status == 404 and unknown.body["message"] == response.body["message"]
+        leaked = [s for s in secrets if s in json.dumps(response.body)]
+        assert leaked == [], leaked
+    assert _snapshot(db_session) == before
+
+
+def _role_permissions(db_session: Session, user: User, organization: Organization) -> frozenset[str]:
+    membership = organizations.get_membership(db_session, organization_id=organization.id, user_id=user.id)
+    return organizations.role_permissions(membership.role)
+
+
+@pytest.mark.parametrize("operation", ORG_OPERATIONS, ids=_op_id)
+def test_members_without_the_permission_get_403(api, tenants, db_session, operation):
+    alpha, _ = tenants
+    permission = operation.view(collection_app()).org_permission
+    before = _snapshot(db_session)
+    for insider in (alpha.member, alpha.support, alpha.admin):
+        if permission in _role_permissions(db_session, insider, alpha.organization):
+            continue
+        response = _call(api, operation, _path(operation, alpha, resources=alpha), factories.session_token(insider))
+        assert response.status == 403, (insider.email, response.body)
+        assert response.error_type == "PERMISSION_DENIED"
+    assert _snapshot(db_session) == before
+
+
+@pytest.mark.parametrize("caller", ["owner", "platform_admin"])
+@pytest.mark.parametrize("operation", ORG_OPERATIONS, ids=_op_id)
+def test_owners_and_platform_admins_pass_the_guard(api, tenants, db_session, operation, caller):
+    """The other side of the matrix: the guard is not simply refusing everyone."""
+    alpha, _ = tenants
+    user = alpha.owner if caller == "owner" else factories.UserFactory(is_platform_admin=True)
+    response = _call(api, operation, _path(operation, alpha), factories.session_token(user))
+    assert response.status not in {401, 403, 404}, response.body
+
+
+SUB_RESOURCE_OPERATIONS = [op for op in ORG_OPERATIONS if set(rule_variables(op.rule)) - {"org_id"}]
+
+
+@pytest.mark.parametrize("operation", SUB_RESOURCE_OPERATIONS, ids=_op_id)
+def test_another_organizations_resources_are_404_under_ones_own(api, tenants, db_session, operation):
+    alpha, bravo = tenants
+    before = _snapshot(db_session)
+    for caller, home, foreign in ((alpha.owner, alpha, bravo), (bravo.owner, bravo, alpha)):
+        response = _call(api, operation, _path(operation, home, resources=foreign), factories.session_token(caller))
+        assert response.status == 404, (caller.email, response.body)
+        assert response.error_type == "NOT_FOUND"
+    assert _snapshot(db_session) == before
