@@ -196,3 +196,36 @@ def login(api: Api):
         assert response.status == 200, response.body
         return response.data["token"]
     return sign_in
+
+
+# --- one organization with a member of each built-in role ---
+
+@pytest.fixture
+def owner(db_session: Session):
+    return factories.UserFactory(email="owner@example.com", name="Olive Owner")
+
+
+@pytest.fixture
+def org(db_session: Session, owner):
+    """The organization "acme" (Acme Corp), owned by `owner`."""
+    return factories.create_organization(db_session, owner=owner, slug="acme", name="Acme Corp")
+
+
+@pytest.fixture
+def admin(db_session: Session, org):
+    user = factories.UserFactory(email="admin@example.com", name="Ada Admin")
+    factories.add_member(db_session, org, user, "admin")
+    return user
+
+
+@pytest.fixture
+def member(db_session: Session, org):
+    user = factories.UserFactory(email="member@example.com", name="Max Member")
+    factories.add_member(db_session, org, user, "member")
+    return user
+
+
+@pytest.fixture
+def owner_token(owner) -> str:
+    """An API session token of `owner`."""
+    return factories.session_token(owner)

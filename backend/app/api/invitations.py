@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint
 
 from app.api.context import (current_access, current_actor, load_body, load_query, optional_session,
@@ -18,14 +16,14 @@ from app.services import invitations
 bp = Blueprint("invitations", __name__, url_prefix="/api/v1")
 
 
-@bp.post("/organizations/<uuid:org_id>/invitations")
+@bp.post("/organizations/<org_id>/invitations")
 @documented(summary="Invite someone by email; the link goes by email only, never in a response",
             tag="invitations", body=InvitationIn, response=InvitationOut, status=201, errors=(403, 404, 409),
             description="The role must be within the caller's reach (admins cannot invite owners). 409 when the "
                         "email belongs to a member or already has a pending invitation. The email is sent once "
                         "the invitation is stored; it expires after the organization's invitation_ttl_hours.")
 @require_org_permission("members:invite")
-def create_invitation(org_id: uuid.UUID):
+def create_invitation(org_id: str):
     data = load_body(InvitationIn())
     invitation = invitations.invite_member(db.session, actor=current_actor(), access=current_access(),
                                            issuer=current_settings().ISSUER, **data)
@@ -33,22 +31,22 @@ def create_invitation(org_id: uuid.UUID):
     return created(InvitationOut().dump(invitation), message="Invitation created; the link is on its way by email.")
 
 
-@bp.get("/organizations/<uuid:org_id>/invitations")
+@bp.get("/organizations/<org_id>/invitations")
 @documented(summary="List the organization's invitations, newest first", tag="invitations", query=InvitationListIn,
             response=InvitationOut, many=True, paginated=True, errors=(403, 404))
 @require_org_permission("members:invite")
-def list_invitations(org_id: uuid.UUID):
+def list_invitations(org_id: str):
     query = load_query(InvitationListIn())
     items, total = invitations.list_invitations(db.session, organization_id=current_access().organization.id,
                                                 **query)
     return page(InvitationOut(many=True).dump(items), total=total, page=query["page"], per_page=query["per_page"])
 
 
-@bp.delete("/organizations/<uuid:org_id>/invitations/<uuid:invitation_id>")
+@bp.delete("/organizations/<org_id>/invitations/<invitation_id>")
 @documented(summary="Revoke an invitation; its link stops working", tag="invitations", response=InvitationOut,
             errors=(403, 404, 409), description="409 once accepted. Revoking a revoked invitation changes nothing.")
 @require_org_permission("members:invite")
-def revoke_invitation(org_id: uuid.UUID, invitation_id: uuid.UUID):
+def revoke_invitation(org_id: str, invitation_id: str):
     invitation = invitations.revoke_invitation(db.session, actor=current_actor(), access=current_access(),
                                                invitation_id=invitation_id)
     db.session.commit()

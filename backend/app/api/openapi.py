@@ -83,6 +83,10 @@ def _operation(view: Callable, rule: str) -> dict[str, Any]:
         statuses |= {400, 413, 415, 422}
     if getattr(view, "requires_session", False):
         operation["security"] = [{"sessionToken": []}]
+        if hasattr(view, "org_permission"):
+            # Organization endpoints also take an access token with scope org:admin (api/context.py).
+            operation["security"].append({"orgAdminAccessToken": []})
+            operation["x-required-permission"] = view.org_permission
         statuses.add(401)
     else:
         operation["security"] = []
@@ -102,6 +106,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.security_scheme("sessionToken", {
         "type": "http", "scheme": "bearer",
         "description": "An opaque session token from POST /api/v1/auth/login."})
+    spec.components.security_scheme("orgAdminAccessToken", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "A Gatehouse access token (RFC 9068) with scope org:admin, issued for the organization "
+                       "in the path (authorize with organization=<id or slug>). It acts with the user's current "
+                       "membership permissions, in that organization only; platform-admin rights need a session."})
     spec.components.schema("ErrorEnvelope", schema=ErrorEnvelope)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.rule.startswith("/api"):

@@ -26,6 +26,7 @@ from app.services.actor import Actor
 from app.services.memberships import resolve_role
 from app.services.organizations import (
     Access,
+    as_uuid,
     get_membership,
     invitation_ttl_hours,
     lock_organization,
@@ -183,17 +184,22 @@ def list_invitations(db: Session, *, organization_id: uuid.UUID, page: int, per_
     return list(items), total
 
 
-def require_invitation(db: Session, *, organization_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation:
-    """Raises:
-        NotFound: no such invitation in this organization (another organization's is not found either).
+def require_invitation(db: Session, *, organization_id: uuid.UUID, invitation_id: object) -> Invitation:
+    """The organization's invitation with this id (a UUID or its string).
+
+    Raises:
+        NotFound: no such invitation in this organization (another organization's, or a
+            malformed id, is not found either).
     """
-    invitation = db.get(Invitation, invitation_id)
-    if invitation is None or invitation.organization_id != organization_id:
+    invitation_uuid = as_uuid(invitation_id)
+    invitation = None if invitation_uuid is None else db.scalar(
+        select(Invitation).where(Invitation.organization_id == organization_id, Invitation.id == invitation_uuid))
+    if invitation is None:
         raise errors.NotFound("Invitation not found.")
     return invitation
 
 
-def revoke_invitation(db: Session, *, actor: Actor, access: Access, invitation_id: uuid.UUID,
+def revoke_invitation(db: Session, *, actor: Actor, access: Access, invitation_id: object,
                       now: datetime | None = None) -> Invitation:
     """Revoke an invitation: its link stops working. Revoking a revoked one changes nothing.
 

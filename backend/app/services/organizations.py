@@ -61,11 +61,16 @@ INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX = 168, 720
 ORG_ADMIN_SCOPE = "org:admin"
 
 
+# Every member may see the organization they belong to, and leave it, whatever their role.
+MEMBERSHIP_PERMISSIONS = frozenset({"org:read"})
+
+
 def role_permissions(role: Role) -> frozenset[str]:
-    """What a role allows: built-in roles from code, custom roles as stored (unknown entries ignored)."""
+    """What a role allows: built-in roles from code, custom roles as stored (unknown entries
+    ignored) plus MEMBERSHIP_PERMISSIONS."""
     if role.builtin:
         return BUILTIN_ROLES[role.name][1]
-    return frozenset(role.permissions) & ALL_PERMISSIONS
+    return (frozenset(role.permissions) & ALL_PERMISSIONS) | MEMBERSHIP_PERMISSIONS
 
 
 def is_owner_role(role: Role) -> bool:

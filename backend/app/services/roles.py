@@ -142,7 +142,7 @@ def create_role(db: Session, *, actor: Actor, access: Access, name: str, permiss
     db.flush()  # assign role.id for the audit event
     audit.record_event(db, actor=actor, action="role.created", organization_id=organization.id, target_type="role",
                        target_id=role.id, details={"name": name, "permissions": permissions})
-    return RoleDetails(role, permissions, 0)
+    return RoleDetails(role, sorted(role_permissions(role)), 0)
 
 
 def update_role(db: Session, *, actor: Actor, access: Access, role_id: object, name: str | None = None,
@@ -166,7 +166,7 @@ def update_role(db: Session, *, actor: Actor, access: Access, role_id: object, n
     changed = {}
     if permissions is not None:
         permissions = _checked_permissions(access, permissions)
-        if permissions != sorted(role_permissions(role)):
+        if permissions != sorted(role.permissions):
             changed["permissions"] = permissions
     if name is not None and name != role.name:
         _require_free_name(db, organization_id=organization.id, name=name)

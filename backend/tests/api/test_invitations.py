@@ -28,21 +28,6 @@ def settings(database_url, tmp_path):
     return make_settings(database_url, MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), ISSUER="https://auth.example.com")
 
 
-@pytest.fixture
-def owner(db_session) -> User:
-    return UserFactory(name="Olive Owner", email="olive@example.com")
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return create_organization(db_session, owner=owner, slug="acme", name="Acme Corp")
-
-
-@pytest.fixture
-def owner_token(owner) -> str:
-    return session_token(owner)
-
-
 def path(org, *rest: object) -> str:
     return "/".join([f"/api/v1/organizations/{org.id}/invitations", *map(str, rest)])
 
@@ -94,7 +79,7 @@ def test_create_invitation_emails_a_working_link(api, client, org, owner_token, 
     [message] = outbox()
     assert (message["To"], message["Subject"]) == ("bob@example.com", "Invitation to join Acme Corp on Gatehouse")
     body = message.get_content()
-    assert "Olive Owner (olive@example.com) invited you to join Acme Corp" in body
+    assert "Olive Owner (owner@example.com) invited you to join Acme Corp" in body
     assert "with the role member" in body
     link = invitation_link(body)
     assert link.startswith("https://auth.example.com/invitations/accept?token=")

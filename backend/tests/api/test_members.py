@@ -12,30 +12,6 @@ from tests import factories
 MEMBER_FIELDS = {"user_id", "email", "name", "role", "joined_at"}
 
 
-@pytest.fixture
-def owner(db_session):
-    return factories.UserFactory(email="owner@example.com", name="Olive Owner")
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
-@pytest.fixture
-def admin(db_session, org):
-    user = factories.UserFactory(email="admin@example.com", name="Ada Admin")
-    factories.add_member(db_session, org, user, "admin")
-    return user
-
-
-@pytest.fixture
-def member(db_session, org):
-    user = factories.UserFactory(email="member@example.com", name="Max Member")
-    factories.add_member(db_session, org, user, "member")
-    return user
-
-
 def members_url(org, user_id=None, suffix=""):
     url = f"/api/v1/organizations/{org.id}/members"
     return f"{url}/{user_id}{suffix}" if user_id else url

@@ -71,12 +71,25 @@ def test_operation_answering_401_without_token_declares_security_and_401(app, cl
     for op in api_operations(app):
         declared = documented[(op.openapi_path, op.method)]
         requires_session = _unauthenticated_status(client, op) == 401
-        declares_session = declared["security"] == [{"sessionToken": []}] and "401" in declared["responses"]
+        declares_session = {"sessionToken": []} in declared["security"] and "401" in declared["responses"]
         if requires_session != declares_session:
             wrong.append((op.method, op.rule, requires_session, declared["security"]))
 
     assert wrong == []
     assert "sessionToken" in spec["components"]["securitySchemes"]
+
+
+def test_organization_operations_declare_the_access_token_scheme_and_their_permission(app, spec):
+    documented = _operations(spec)
+    for op in api_operations(app):
+        view = op.view(app)
+        declared = documented[(op.openapi_path, op.method)]
+        if hasattr(view, "org_permission"):
+            assert declared["security"] == [{"sessionToken": []}, {"orgAdminAccessToken": []}]
+            assert declared["x-required-permission"] == view.org_permission
+        else:
+            assert {"orgAdminAccessToken": []} not in declared["security"]
+    assert spec["components"]["securitySchemes"]["orgAdminAccessToken"]["bearerFormat"] == "JWT"
 
 
 def test_operation_with_request_body_declares_body_errors(spec):

@@ -22,25 +22,8 @@ BASE = "/api/v1/organizations"
 
 
 @pytest.fixture
-def owner(db_session):
-    return factories.UserFactory()
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
-@pytest.fixture
 def other_org(db_session, owner):
     return factories.create_organization(db_session, owner=owner, slug="globex")
-
-
-@pytest.fixture
-def admin(db_session, org):
-    user = factories.UserFactory()
-    factories.add_member(db_session, org, user, "admin")
-    return user
 
 
 def set_role(db_session, org, user, role):

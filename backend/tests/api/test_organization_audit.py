@@ -20,11 +20,6 @@ ITEM_FIELDS = {"id", "occurred_at", "action", "result", "actor_user_id", "target
 
 
 @pytest.fixture
-def owner(db_session) -> User:
-    return UserFactory()
-
-
-@pytest.fixture
 def acme(db_session, owner) -> Organization:
     return create_organization(db_session, owner=owner, slug="acme")
 

@@ -17,16 +17,6 @@ BASE = "/api/v1/organizations"
 ORG_FIELDS = {"id", "slug", "name", "settings", "created_at", "updated_at"}
 
 
-@pytest.fixture
-def owner(db_session):
-    return factories.UserFactory()
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
 def member_of(db_session, org, role="member", **kwargs):
     user = factories.UserFactory(**kwargs)
     factories.add_member(db_session, org, user, role)
@@ -114,7 +104,7 @@ def test_update_organization_as_member_is_403(api, db_session, org):
                          token=factories.session_token(member_of(db_session, org)))
     assert response.status == 403 and response.error_type == "PERMISSION_DENIED"
     db_session.expire_all()
-    assert db_session.get(Organization, org.id).name == "Acme"
+    assert db_session.get(Organization, org.id).name == "Acme Corp"
 
 
 def test_update_organization_to_a_taken_slug_is_409(api, db_session, owner, org):
@@ -156,7 +146,7 @@ def test_my_organizations_lists_role_and_permissions(api, db_session, owner, org
     assert response.status == 200
     [acme, zeta] = response.data
     assert set(acme) == {"organization", "role", "permissions", "joined_at"}
-    assert acme["organization"] == {"id": str(org.id), "slug": "acme", "name": "Acme"}
+    assert acme["organization"] == {"id": str(org.id), "slug": "acme", "name": "Acme Corp"}
     assert acme["role"] == {"id": str(organizations.builtin_role(db_session, org.id, "owner").id), "name": "owner"}
     assert acme["permissions"] == sorted(organizations.ALL_PERMISSIONS)
     assert (zeta["organization"]["slug"], zeta["role"]["name"], zeta["permissions"]) == (

@@ -15,25 +15,10 @@ ROLE_FIELDS = {"id", "name", "description", "builtin", "permissions", "member_co
 
 
 @pytest.fixture
-def owner(db_session):
-    return factories.UserFactory()
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
-@pytest.fixture
 def admin_token(db_session, org):
     admin = factories.UserFactory()
     factories.add_member(db_session, org, admin, "admin")
     return factories.session_token(admin)
-
-
-@pytest.fixture
-def owner_token(owner):
-    return factories.session_token(owner)
 
 
 @pytest.fixture
@@ -116,7 +101,7 @@ def test_update_role(api, db_session, org, admin_token, support):
                                                            "permissions": ["members:read"]}, token=admin_token)
 
     assert response.status == 200
-    assert (response.data["description"], response.data["permissions"]) == ("Front line", ["members:read"])
+    assert (response.data["description"], response.data["permissions"]) == ("Front line", ["members:read", "org:read"])
     assert audit_actions(db_session) == ["role.updated"]
 
 

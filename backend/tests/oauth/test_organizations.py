@@ -63,10 +63,6 @@ def assert_access_denied(response, registered: Registered, db_session, descripti
 
 # --- fixtures ----------------------------------------------------------------------------
 
-@pytest.fixture
-def owner(db_session):
-    return UserFactory()
-
 
 @pytest.fixture
 def acme(db_session, owner, user):

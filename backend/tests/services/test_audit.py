@@ -17,11 +17,6 @@ T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def owner(db_session) -> User:
-    return UserFactory()
-
-
-@pytest.fixture
 def acme(db_session, owner) -> Organization:
     return create_organization(db_session, owner=owner, slug="acme")
 

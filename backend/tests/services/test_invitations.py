@@ -29,16 +29,6 @@ def settings(database_url, tmp_path):
 
 
 @pytest.fixture
-def owner(db_session) -> User:
-    return UserFactory(name="Olive Owner", email="olive@example.com")
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return create_organization(db_session, owner=owner, slug="acme", name="Acme Corp")
-
-
-@pytest.fixture
 def access(db_session, org):
     """The Access of a member of `org` for members:invite, as require_org_permission sets it."""
     def of(user: User, permission: str = "members:invite") -> organizations.Access:
@@ -126,7 +116,7 @@ def test_invite_member_queues_email_with_link_organization_inviter_role_and_expi
     assert message.to == "bob@example.com"
     assert message.subject == "Invitation to join Acme Corp on Gatehouse"
     assert invitation_link(message.body).startswith("https://auth.example.com/invitations/accept?token=")
-    assert "Olive Owner (olive@example.com) invited you to join Acme Corp" in message.body
+    assert "Olive Owner (owner@example.com) invited you to join Acme Corp" in message.body
     assert "with the role admin" in message.body
     assert f"expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC" in message.body
 
@@ -605,7 +595,7 @@ def test_preview_invitation_says_whether_the_account_exists(db_session, invite, 
     preview = invitations.preview_invitation(db_session, token=token)
 
     assert preview.account_exists is account
-    assert preview.inviter == "Olive Owner (olive@example.com)"
+    assert preview.inviter == "Olive Owner (owner@example.com)"
 
 
 def test_preview_invitation_writes_no_audit_event_for_dead_token(db_session, invite):

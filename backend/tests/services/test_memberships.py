@@ -20,30 +20,6 @@ from tests.factories import DEFAULT_PASSWORD
 
 
 @pytest.fixture
-def owner(db_session):
-    return factories.UserFactory(email="owner@example.com", name="Olive Owner")
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
-@pytest.fixture
-def admin(db_session, org):
-    user = factories.UserFactory(email="admin@example.com", name="Ada Admin")
-    factories.add_member(db_session, org, user, "admin")
-    return user
-
-
-@pytest.fixture
-def member(db_session, org):
-    user = factories.UserFactory(email="member@example.com", name="Max Member")
-    factories.add_member(db_session, org, user, "member")
-    return user
-
-
-@pytest.fixture
 def deleter_role(db_session, org):
     """A custom role allowing org:delete, which admins do not hold."""
     role = Role(organization_id=org.id, name="deleter", permissions=["org:read", "org:delete"])

@@ -28,16 +28,6 @@ from app.services.denylist import MemoryDenylist
 from tests import factories
 
 
-@pytest.fixture
-def owner(db_session):
-    return factories.UserFactory()
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
 def access_of(db_session, user, org, permission="org:read", **kwargs):
     return organizations.require_access(db_session, user=user, organization_id=org.id, permission=permission,
                                         **kwargs)
@@ -110,7 +100,7 @@ def test_update_organization_to_a_taken_slug_is_a_conflict(db_session, owner, or
 
 
 def test_update_organization_without_changes_records_nothing(db_session, owner, org):
-    organizations.update_organization(db_session, actor=Actor(user=owner), organization=org, name="Acme")
+    organizations.update_organization(db_session, actor=Actor(user=owner), organization=org, name="Acme Corp")
     assert events(db_session, "org.updated") == []
 
 

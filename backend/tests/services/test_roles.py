@@ -15,23 +15,6 @@ from tests import factories
 
 
 @pytest.fixture
-def owner(db_session):
-    return factories.UserFactory()
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return factories.create_organization(db_session, owner=owner, slug="acme")
-
-
-@pytest.fixture
-def admin(db_session, org):
-    user = factories.UserFactory()
-    factories.add_member(db_session, org, user, "admin")
-    return user
-
-
-@pytest.fixture
 def support(db_session, org):
     role = Role(organization_id=org.id, name="support", description="Helps", permissions=["members:read", "org:read"])
     db_session.add(role)
@@ -123,7 +106,14 @@ def test_admin_creates_a_role_within_their_permissions(db_session, org, admin):
 
 
 def test_owner_creates_a_role_with_any_permission(db_session, owner, org):
-    assert create(db_session, owner, org, permissions=["org:delete"]).permissions == ["org:delete"]
+    # org:read comes with every membership (MEMBERSHIP_PERMISSIONS).
+    assert create(db_session, owner, org, permissions=["org:delete"]).permissions == ["org:delete", "org:read"]
+
+
+def test_a_custom_role_always_allows_reading_and_leaving_the_organization(db_session, owner, org):
+    details = create(db_session, owner, org, permissions=["audit:read"])
+    assert details.role.permissions == ["audit:read"]
+    assert organizations.role_permissions(details.role) == {"audit:read", "org:read"}
 
 
 def test_create_role_needs_roles_write(db_session, org):

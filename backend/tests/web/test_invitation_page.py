@@ -41,16 +41,6 @@ def browser(new_browser) -> Browser:
 
 
 @pytest.fixture
-def owner(db_session) -> User:
-    return UserFactory(name="Olive Owner", email="olive@example.com")
-
-
-@pytest.fixture
-def org(db_session, owner):
-    return create_organization(db_session, owner=owner, slug="acme", name="Acme Corp")
-
-
-@pytest.fixture
 def invite(db_session, org, owner, settings):
     """Invite through the service (by default into `org` as its owner); returns the invitation and its emailed token."""
     def send(email: str = "bob@example.com", role: str = "admin", organization=None,
@@ -102,7 +92,7 @@ def test_page_shows_organization_role_and_inviter(browser, invite):
     assert response.status_code == 200
     text = parse_page(response).text
     assert "Join Acme Corp" in text
-    assert "Olive Owner (olive@example.com) invited bob@example.com to join Acme Corp with the role admin" in text
+    assert "Olive Owner (owner@example.com) invited bob@example.com to join Acme Corp with the role admin" in text
     assert_private(response)
 
 
