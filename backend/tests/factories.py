@@ -124,6 +124,15 @@ def add_member(session: Session, organization: Organization, user: User, role: s
     return membership
 
 
+def create_role(session: Session, organization: Organization, name: str, permissions: list[str],
+                description: str = "") -> Role:
+    """A custom role of `organization`, committed."""
+    role = Role(organization_id=organization.id, name=name, description=description, permissions=permissions)
+    session.add(role)
+    session.commit()
+    return role
+
+
 def session_token(user: User) -> str:
     """A live API session token for `user`."""
     token = new_token()

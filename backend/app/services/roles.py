@@ -145,6 +145,21 @@ def create_role(db: Session, *, actor: Actor, access: Access, name: str, permiss
     return RoleDetails(role, sorted(role_permissions(role)), 0)
 
 
+def _custom_role_in_reach(db: Session, access: Access, role_id: object, verb: str) -> tuple[Access, Role]:
+    """Lock the organization, then the caller's fresh access and the custom role they may change.
+
+    Raises:
+        PermissionDenied, NotFound, Conflict: as update_role and delete_role.
+    """
+    access = lock_access(db, access)
+    require_permission(access, "roles:write")
+    role = require_role(db, organization_id=access.organization.id, role_id=role_id)
+    if role.builtin:
+        raise errors.Conflict(f"Built-in roles cannot be {verb}.")
+    require_role_within_reach(access, role)
+    return access, role
+
+
 def update_role(db: Session, *, actor: Actor, access: Access, role_id: object, name: str | None = None,
                 description: str | None = None, permissions: Iterable[str] | None = None) -> RoleDetails:
     """Change a custom role's name, description or permissions; its members get the new permissions at once.
@@ -156,13 +171,8 @@ def update_role(db: Session, *, actor: Actor, access: Access, role_id: object, n
         Conflict: the role is built in, or the new name is taken.
         ValidationFailed: a bad name, or unknown permissions.
     """
-    access = lock_access(db, access)
-    require_permission(access, "roles:write")
+    access, role = _custom_role_in_reach(db, access, role_id, "changed")
     organization = access.organization
-    role = require_role(db, organization_id=organization.id, role_id=role_id)
-    if role.builtin:
-        raise errors.Conflict("Built-in roles cannot be changed.")
-    require_role_within_reach(access, role)
     changed = {}
     if permissions is not None:
         permissions = _checked_permissions(access, permissions)
@@ -194,13 +204,8 @@ def delete_role(db: Session, *, actor: Actor, access: Access, role_id: object) -
         NotFound: no such role.
         Conflict: the role is built in, or members still hold it.
     """
-    access = lock_access(db, access)
-    require_permission(access, "roles:write")
+    access, role = _custom_role_in_reach(db, access, role_id, "deleted")
     organization = access.organization
-    role = require_role(db, organization_id=organization.id, role_id=role_id)
-    if role.builtin:
-        raise errors.Conflict("Built-in roles cannot be deleted.")
-    require_role_within_reach(access, role)
     holders = _member_count(db, role)
     if holders:
         raise errors.Conflict(f"{holders} member(s) still hold this role; give them another role first.",

@@ -23,10 +23,7 @@ def admin_token(db_session, org):
 
 @pytest.fixture
 def support(db_session, org):
-    role = Role(organization_id=org.id, name="support", description="Helps", permissions=["members:read", "org:read"])
-    db_session.add(role)
-    db_session.commit()
-    return role
+    return factories.create_role(db_session, org, "support", ["members:read", "org:read"], description="Helps")
 
 
 def roles_url(org, role_id=None):

@@ -80,9 +80,7 @@ def _tenant(db_session: Session, slug: str) -> Tenant:
     organization = factories.create_organization(db_session, owner=owner, slug=slug)
     factories.add_member(db_session, organization, admin, "admin")
     factories.add_member(db_session, organization, member, "member")
-    custom_role = Role(organization_id=organization.id, name="support", description="", permissions=["members:read"])
-    db_session.add(custom_role)
-    db_session.commit()
+    custom_role = factories.create_role(db_session, organization, "support", ["members:read"])
     support = factories.UserFactory(email=f"support@{slug}.example")
     factories.add_member(db_session, organization, support, "support")
     invitation = Invitation(organization_id=organization.id, email=f"pending@{slug}.example",

@@ -16,10 +16,7 @@ from tests import factories
 
 @pytest.fixture
 def support(db_session, org):
-    role = Role(organization_id=org.id, name="support", description="Helps", permissions=["members:read", "org:read"])
-    db_session.add(role)
-    db_session.commit()
-    return role
+    return factories.create_role(db_session, org, "support", ["members:read", "org:read"], description="Helps")
 
 
 def access_of(db_session, user, org):
