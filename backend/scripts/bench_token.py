@@ -375,6 +375,8 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
         GUNICORN_BIND=f"{HOST}:{port}", PYTHONDONTWRITEBYTECODE="1",
         # The code-flow sessions are created at setup and must outlive long sittings (same work per request).
         SESSION_IDLE_TIMEOUT="28800",
+        # Production requires an SMTP relay; no mail is sent while benchmarking.
+        MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", MAIL_FROM="Gatehouse bench <bench@bench.local>",
     )
     threads = a.threads
     if a.worker_class == "sync" and threads is None:
