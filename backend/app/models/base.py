@@ -47,5 +47,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def as_uuid(value: object) -> uuid.UUID | None:
+    """`value` (a UUID or its string form) as a UUID, or None when it is not one (ids from requests)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
 class UUIDPrimaryKey:
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

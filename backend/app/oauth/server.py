@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
@@ -28,7 +27,7 @@ from app.models.base import utcnow
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
-from app.services import audit, authorization_context
+from app.services import audit, authorization_context, users
 from app.services.access_tokens import AccessToken, verify_access_token
 from app.services import grants as grant_store
 
@@ -98,15 +97,7 @@ class AccessTokenRecord:
         return client_cache().get(db.session, self.token.client_id)
 
     def get_user(self) -> User | None:
-        user_id = _uuid_or_none(self.token.claims.get("sub"))
-        return grants.active_user(db.session.get(User, user_id)) if user_id else None
-
-
-def _uuid_or_none(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
+        return grants.active_user(users.get_user(db.session, self.token.claims.get("sub")))
 
 
 def _find_access_token(token_string: str) -> AccessTokenRecord | None:

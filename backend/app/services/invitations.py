@@ -19,14 +19,13 @@ from sqlalchemy.orm import Session, selectinload
 from app import errors
 from app.config import Settings
 from app.models import Invitation, Membership, Organization, Role, SessionKind, User
-from app.models.base import utcnow
+from app.models.base import as_uuid, utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit, mail, sessions, users
 from app.services.actor import Actor
 from app.services.memberships import resolve_role
 from app.services.organizations import (
     Access,
-    as_uuid,
     get_membership,
     invitation_ttl_hours,
     lock_organization,

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from app import errors
 from app.models import Membership, RefreshToken, Role, User
+from app.models.base import as_uuid
 from app.services import audit, grants, users
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
 from app.services.organizations import (
     Access,
-    as_uuid,
     is_last_owner,
     lock_access,
     require_permission,

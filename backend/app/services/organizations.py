@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, joinedload
 from app import errors
 from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
+from app.models.base import as_uuid
 from app.services import audit, clients
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
@@ -117,13 +118,6 @@ def settings_problems(settings: dict[str, Any]) -> dict[str, list[str]]:
 
 def invitation_ttl_hours(organization: Organization) -> int:
     return int(organization.settings.get("invitation_ttl_hours", INVITATION_TTL_HOURS_DEFAULT))
-
-
-def as_uuid(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def get_organization(db: Session, organization_id: object) -> Organization | None:

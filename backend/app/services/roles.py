@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from app import errors
 from app.models import Membership, Role
+from app.models.base import as_uuid
 from app.services import audit
 from app.services.actor import Actor
 from app.services.organizations import (
     ALL_PERMISSIONS,
     BUILTIN_ROLES,
     Access,
-    as_uuid,
     lock_access,
     may_grant_permissions,
     require_permission,

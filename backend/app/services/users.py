@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app import errors
 from app.models import Membership, User, UserSession
+from app.models.base import as_uuid
 from app.models.session import SessionEndReason
 from app.security import passwords
 from app.services import audit, organizations, sessions
@@ -22,10 +23,8 @@ def normalize_email(email: str) -> str:
 
 def get_user(db: Session, user_id: object) -> User | None:
     """The user with this id (a UUID or its string form), or None; malformed ids are None."""
-    try:
-        return db.get(User, uuid.UUID(str(user_id)))
-    except ValueError:
-        return None
+    user_uuid = as_uuid(user_id)
+    return db.get(User, user_uuid) if user_uuid else None
 
 
 def get_user_by_email(db: Session, email: str) -> User | None:
