@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import errors
 from app.config import Settings
-from app.models import Invitation, Membership, Organization, Role, SessionKind, User
+from app.models import Invitation, Membership, Organization, Role, SessionEndReason, SessionKind, User
 from app.models.base import as_uuid, utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit, mail, sessions, users
@@ -360,14 +360,20 @@ def register_and_accept(db: Session, *, actor: Actor, token: str, name: str, pas
 
 
 def register_accept_and_sign_in(db: Session, *, actor: Actor, token: str, name: str, password: str | None,
-                                settings: Settings, now: datetime | None = None) -> Joined:
+                                settings: Settings, previous_session_id: uuid.UUID | None = None,
+                                now: datetime | None = None) -> Joined:
     """register_and_accept, then sign the new account in with a browser session (the invitation page).
+
+    The browser's previous session (someone else's account), if any, ends: one browser,
+    one signed-in user.
 
     Raises:
         As register_and_accept.
     """
     membership = register_and_accept(db, actor=actor, token=token, name=name, password=password,
                                      bcrypt_rounds=settings.BCRYPT_ROUNDS, now=now)
+    if previous_session_id is not None:
+        sessions.end_session(db, session_id=previous_session_id, reason=SessionEndReason.LOGOUT)
     issued = sessions.start_session(db, user=membership.user, settings=settings, kind=SessionKind.BROWSER,
                                     ip=actor.ip, user_agent=actor.user_agent, now=now)
     audit.record_event(db, actor=actor.as_user(membership.user), action="auth.login", target_type="session",

@@ -14,11 +14,11 @@ from marshmallow import ValidationError
 
 from app.errors import AppError, ValidationFailed
 from app.extensions import csrf, current_settings, db, limiter
-from app.models import SessionEndReason, UserSession
+from app.models import UserSession
 from app.request_context import request_actor
 from app.schemas.invitations import AcceptInvitationIn
 from app.security.browser_session import current_browser_session, set_session_cookie
-from app.services import invitations, sessions
+from app.services import invitations
 
 bp = Blueprint("invitation_pages", __name__, template_folder="templates")
 
@@ -85,7 +85,8 @@ def register():
         form = AcceptInvitationIn().load({k: v for k, v in fields.items() if v is not None})
         joined = invitations.register_accept_and_sign_in(
             db.session, actor=request_actor(), token=form["token"], name=form.get("name", ""),
-            password=form.get("password"), settings=current_settings())
+            password=form.get("password"), settings=current_settings(),
+            previous_session_id=previous.id if previous else None)
     except ValidationError as err:
         return _offer_page(token, browser=previous, field_errors=err.messages, name=name, status=422)
     except ValidationFailed as err:
@@ -95,8 +96,6 @@ def register():
         return _error_page(err)
     except AppError as err:
         return _error_page(err)
-    if previous is not None:
-        sessions.end_session(db.session, session_id=previous.id, reason=SessionEndReason.LOGOUT)
     db.session.commit()
     response = Response(render_template("invitation_joined.html", membership=joined.membership))
     set_session_cookie(response, joined.session.token, joined.session.session)

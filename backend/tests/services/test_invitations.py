@@ -17,7 +17,7 @@ from app.security import passwords
 from app.services import invitations, mail, organizations
 from app.services.actor import Actor
 from tests.conftest import make_settings
-from tests.factories import DEFAULT_PASSWORD, UserFactory, add_member, create_organization
+from tests.factories import DEFAULT_PASSWORD, UserFactory, UserSessionFactory, add_member, create_organization
 from tests.mailbox import invitation_link, invitation_token, read_outbox
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -559,6 +559,20 @@ def test_register_accept_and_sign_in_starts_browser_session(db_session, invite, 
     assert joined.session.session.kind == "browser"
     [login] = events(db_session, "auth.login")
     assert (login.target_id, login.details) == (str(joined.session.session.id), {"method": "invitation"})
+
+
+def test_register_accept_and_sign_in_ends_the_browsers_previous_session(db_session, invite, bob, settings):
+    """One browser, one signed-in user: registering through the page while signed in as bob signs bob out."""
+    _, token = invite(email="dana@example.com")
+    previous = UserSessionFactory(user=bob, kind="browser")
+
+    joined = invitations.register_accept_and_sign_in(db_session, actor=actor(None), token=token, name="Dana",
+                                                     password=NEW_PASSWORD, settings=settings,
+                                                     previous_session_id=previous.id)
+
+    db_session.refresh(previous)
+    assert previous.ended_at is not None and previous.end_reason == "logout"
+    assert joined.session.session.ended_at is None
 
 
 # --- accept_or_register (the API's one entry point) ---------------------------------------------
