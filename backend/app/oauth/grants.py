@@ -19,15 +19,21 @@ from joserfc.jwk import KeySet
 
 from app import errors
 from app.extensions import current_settings, db, key_store, token_denylist
-from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
+from app.models import AuthorizationCode, OAuthClient, RefreshToken, TokenEndpointAuthMethod, User
 from app.models.base import utcnow
 from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
-from app.services import authorization_context
+from app.services import authorization_context, clients
 from app.services import grants as grant_store
 
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+# Client authentication: what the endpoints accept (here and in oauth/server.py) and discovery
+# advertises (oauth/metadata.py), derived from what a client may register (services.clients), so
+# none of them can drift. Each client uses the one it registered (OAuthClient.check_endpoint_auth_method).
+# A confidential client authenticates with a secret or a signed assertion (RFC 6749 §2.3.1, RFC 7523 §2.2);
+CONFIDENTIAL_AUTH_METHODS = tuple(method.value for method in clients.CONFIDENTIAL_METHODS)
+# a public client sends its client_id alone, "none" (RFC 7591 §2).
+CLIENT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, TokenEndpointAuthMethod.NONE.value)
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
 
 
@@ -186,7 +192,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    # RFC 6749 §4.4: the client credentials grant MUST only be used by confidential clients.
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def validate_token_request(self) -> None:
         super().validate_token_request()

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
+from app.oauth.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from app.services.authorization_context import ORGANIZATION_CLAIMS, ORGANIZATION_SCOPE
 
 SCOPES = ["openid", "profile", "email", "offline_access", ORGANIZATION_SCOPE]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr",
           "name", "updated_at", "email", "email_verified", *ORGANIZATION_CLAIMS]
 SIGNING_ALGS = ["RS256", "ES256"]
-CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
@@ -32,11 +32,12 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH + ["none"],
+        # The methods the endpoints accept (oauth/grants.py, oauth/server.py), from the same lists.
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
-        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH + ["none"],
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "code_challenge_methods_supported": ["S256"],
         # RFC 9207: every authorization response carries iss.

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedTokenTypeError
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -30,8 +31,6 @@ from app.request_context import request_actor
 from app.services import audit, authorization_context, users
 from app.services.access_tokens import AccessToken, verify_access_token
 from app.services import grants as grant_store
-
-SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 class GatehouseAuthorizationServer(AuthorizationServer):
@@ -58,10 +57,6 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         # RFC 6749 §5.2: a failed client authentication is 401 with a challenge.
         if isinstance(error, InvalidClientError):
             error.status_code = 401
-        elif isinstance(error, UnsupportedTokenTypeError):
-            # RFC 7009 §2.2.1 and RFC 6749 §5.2: an error response is 400. Authlib's class is a
-            # 401 (it doubles as a resource-server error) and sends no challenge with it.
-            error.status_code = 400
         return super().handle_error_response(request, error)
 
 
@@ -105,14 +100,20 @@ def _find_access_token(token_string: str) -> AccessTokenRecord | None:
     return AccessTokenRecord(verified) if verified else None
 
 
-def _find_refresh_token(token_string: str) -> RefreshToken | None:
+def _find_active_refresh_token(token_string: str) -> RefreshToken | None:
     row = grant_store.find_refresh_token(db.session, token=token_string)
     return row if row is not None and grant_store.is_usable(row, utcnow()) and row.rotated_at is None else None
 
 
-def _find_token(token_string: str, hint: str | None) -> AccessTokenRecord | RefreshToken | None:
-    # The hint orders the lookups; a wrong hint must still find the token (RFC 7009 §2.1, RFC 7662 §2.1).
-    lookups = [_find_refresh_token, _find_access_token]
+def _find_revocable_refresh_token(token_string: str) -> RefreshToken | None:
+    return grant_store.find_revocable_refresh_token(db.session, token=token_string)
+
+
+def _find_token(token_string: str, hint: str | None,
+                find_refresh_token: Callable[[str], RefreshToken | None]) -> AccessTokenRecord | RefreshToken | None:
+    # The hint only orders the lookups: a wrong or unknown hint still finds the token, since the
+    # server MUST extend its search to all its token types (RFC 7009 §2.1, RFC 7662 §2.1).
+    lookups = [find_refresh_token, _find_access_token]
     if hint != "refresh_token":
         lookups.reverse()
     for lookup in lookups:
@@ -122,14 +123,27 @@ def _find_token(token_string: str, hint: str | None) -> AccessTokenRecord | Refr
     return None
 
 
-class GatehouseIntrospection(IntrospectionEndpoint):
-    """RFC 7662. A client may introspect tokens issued to it, and access tokens
-    whose audience names it (a resource server); anything else is active:false."""
+class TokenParameters:
+    """The request parameters of introspection and revocation. `token` is REQUIRED; `token_type_hint`
+    is only a hint, which the server MAY ignore (RFC 7009 §2.1, RFC 7662 §2.1). Authlib refuses a
+    hint other than access_token and refresh_token with unsupported_token_type, but RFC 7662 has no
+    such error, and RFC 7009 §2.2.1 keeps it for a token *type* the server cannot revoke, not for an
+    unknown hint: both token types RFC 7009 defines are revocable here, so it never applies."""
 
-    CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS
+    def check_params(self, request, client) -> None:
+        if "token" not in request.form:
+            raise InvalidRequestError()
+
+
+class GatehouseIntrospection(TokenParameters, IntrospectionEndpoint):
+    """RFC 7662. A client may introspect tokens issued to it, and access tokens
+    whose audience names it (a resource server); anything else is active:false,
+    rotated refresh tokens included."""
+
+    CLIENT_AUTH_METHODS = grants.CONFIDENTIAL_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
-        return _find_token(token_string, token_type_hint)
+        return _find_token(token_string, token_type_hint, _find_active_refresh_token)
 
     def check_permission(self, token, client, request) -> bool:
         if token.check_client(client):
@@ -149,7 +163,8 @@ class GatehouseIntrospection(IntrospectionEndpoint):
                                                     *authorization_context.ORGANIZATION_CLAIMS) if key in claims}
             payload.update(active=True, token_type="Bearer")
             return payload
-        return {"active": True, "token_type": "refresh_token", "scope": token.scope,
+        # No token_type: RFC 7662 §2.2's is the access token type (RFC 6749 §7.1); a refresh token has none.
+        return {"active": True, "scope": token.scope,
                 "client_id": token.client.client_id, "sub": str(token.user_id), "iss": current_settings().ISSUER,
                 "exp": _ts(token.expires_at), "iat": _ts(token.created_at)}
 
@@ -158,14 +173,15 @@ def _ts(value: datetime) -> int:
     return int(value.timestamp())
 
 
-class GatehouseRevocation(RevocationEndpoint):
-    """RFC 7009. Access tokens go on the denylist until they expire; a refresh
-    token revokes its whole family. Unknown tokens still get 200 (§2.2)."""
+class GatehouseRevocation(TokenParameters, RevocationEndpoint):
+    """RFC 7009. Access tokens go on the denylist until they expire; a refresh token
+    revokes its whole family, even one already rotated (it may still be in the grace
+    window, and its family is live). Unknown tokens still get 200 (§2.2)."""
 
-    CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS + ["none"]
+    CLIENT_AUTH_METHODS = grants.CLIENT_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
-        return _find_token(token_string, token_type_hint)
+        return _find_token(token_string, token_type_hint, _find_revocable_refresh_token)
 
     def revoke_token(self, token, request) -> None:
         if isinstance(token, AccessTokenRecord):
@@ -212,6 +228,21 @@ class MissingBearerToken(OAuth2Error):
         return super().get_headers() + [("WWW-Authenticate", "Bearer")]
 
 
+class InsufficientScope(InsufficientScopeError):
+    """RFC 6750 §3 and §3.1: 403 insufficient_scope, with a Bearer challenge that names the scope the
+    resource requires (OIDC Core §5.3.3: UserInfo errors are RFC 6750 §3's). Authlib's class has no challenge."""
+
+    def __init__(self, required_scope: str | None) -> None:
+        super().__init__()
+        self.required_scope = required_scope
+
+    def get_headers(self):
+        params = [f'error="{self.error}"', f'error_description="{self.get_error_description()}"']
+        if self.required_scope:
+            params.append(f'scope="{self.required_scope}"')
+        return super().get_headers() + [("WWW-Authenticate", "Bearer " + ", ".join(params))]
+
+
 class BearerProtector(ResourceProtector):
     def parse_request_authorization(self, request):
         scheme, _, token = (request.headers.get("Authorization") or "").strip().partition(" ")
@@ -223,6 +254,13 @@ class BearerProtector(ResourceProtector):
 class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> AccessTokenRecord | None:
         return _find_access_token(token_string)
+
+    def validate_token(self, token, scopes, request) -> None:
+        try:
+            super().validate_token(token, scopes, request)
+        except InsufficientScopeError:
+            # Authlib's `scopes` are alternatives; a challenge names the scope only when there is one.
+            raise InsufficientScope(scopes[0] if len(scopes) == 1 else None) from None
 
 
 class EndUserTokenValidator(AccessTokenValidator):

@@ -22,6 +22,10 @@ from app.services.organizations import organization_token_key
 
 _lock = threading.Lock()
 
+# RFC 9068 §2.1: an access token's `typ` is "at+jwt"; RFC 7515 §4.1.9 lets it be written with
+# the "application/" prefix, and media types compare case-insensitively (RFC 2045 §5.1).
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
 
 @dataclass(frozen=True)
 class AccessToken:
@@ -58,6 +62,12 @@ def _public_keyset(keys: KeyStore) -> KeySet:
         return keyset
 
 
+def is_access_token_header(header: dict[str, Any]) -> bool:
+    """Whether a JWS header's `typ` marks an access token (RFC 9068 §2.1, §4). ID Tokens are
+    signed with the same keys; this is what tells the two apart (RFC 8725 §3.11)."""
+    return str(header.get("typ", "")).lower() in _ACCESS_TOKEN_TYPES
+
+
 def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denied: TokenDenylist,
                         now: int | None = None) -> AccessToken | None:
     """The token's claims if it is a live access token we issued; None otherwise.
@@ -71,7 +81,7 @@ def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denie
     except (JoseError, ValueError):
         return None
     claims = decoded.claims
-    if decoded.header.get("typ", "").lower() not in {"at+jwt", "application/at+jwt"}:
+    if not is_access_token_header(decoded.header):
         return None
     if claims.get("iss") != settings.ISSUER or "jti" not in claims or "client_id" not in claims:
         return None

@@ -53,12 +53,13 @@ def test_active_access_token(obtain_tokens, web_client, introspect, client, user
 
 
 def test_active_refresh_token(obtain_tokens, web_client, introspect, user):
-    """RFC 7662 §2.1 (token_type_hint refresh_token) and §2.2: a refresh token is introspectable too."""
+    """RFC 7662 §2.1 (token_type_hint refresh_token) and §2.2: a refresh token is introspectable too. It
+    has no token_type: §2.2's is an access token type (RFC 6749 §7.1), which "refresh_token" is not."""
     tokens = obtain_tokens(web_client, scope=OFFLINE)
     for hint in (None, "refresh_token"):
         body = introspect(web_client, tokens["refresh_token"], **({"token_type_hint": hint} if hint else {}))
         assert body["active"] is True
-        assert body["token_type"] == "refresh_token"
+        assert "token_type" not in body
         assert body["scope"] == OFFLINE
         assert body["client_id"] == web_client.client_id
         assert body["sub"] == str(user.id)
@@ -73,8 +74,27 @@ def test_wrong_hint_still_finds_the_token(obtain_tokens, web_client, introspect)
     assert introspect(web_client, tokens["refresh_token"], token_type_hint="access_token")["active"] is True
 
 
-def test_rotated_refresh_token_is_inactive(obtain_tokens, web_client, introspect, token_request):
-    """RFC 7662 §2.2 and RFC 9700 §4.14.2: a rotated refresh token is no longer active."""
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+def test_unknown_hint_is_ignored(obtain_tokens, web_client, introspect, kind):
+    """RFC 7662 §2.1: the server MAY ignore token_type_hint and MUST extend its search to all its token
+    types; an unknown hint is no error (§2.3 defines none for it)."""
+    tokens = obtain_tokens(web_client, scope=OFFLINE)
+    body = introspect(web_client, tokens[kind], token_type_hint="id_token")
+    assert body["active"] is True
+    assert body["client_id"] == web_client.client_id
+
+
+def test_unknown_token_with_an_unknown_hint_is_inactive(web_client, introspect):
+    """RFC 7662 §2.1 and §2.2: with an unknown hint, an unknown token is still just {"active": false}."""
+    assert introspect(web_client, "no-such-token", token_type_hint="id_token") == {"active": False}
+
+
+@pytest.mark.parametrize("grace", [
+    pytest.param(seconds, marks=pytest.mark.settings(REFRESH_REUSE_GRACE_SECONDS=seconds)) for seconds in (0, 30)
+], ids=["no-grace-window", "in-grace-window"])
+def test_rotated_refresh_token_is_inactive(obtain_tokens, web_client, introspect, token_request, grace):
+    """RFC 7662 §2.2 and RFC 9700 §4.14.2: a rotated refresh token is no longer active, even while
+    the grace window (REFRESH_REUSE_GRACE_SECONDS) would still accept it once more."""
     tokens = obtain_tokens(web_client, scope=OFFLINE)
     rotated = token_request(web_client, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert rotated.status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from sqlalchemy import select
 
 from app.models import RefreshToken
@@ -83,13 +84,47 @@ def test_wrong_hint_still_finds_the_token(obtain_tokens, web_client, client, int
     assert introspect(web_client, tokens["refresh_token"]) == {"active": False}
 
 
-def test_unsupported_token_type_hint(obtain_tokens, web_client, client, introspect):
-    """RFC 7009 §2.2.1: unsupported_token_type for a hint the server does not support; nothing is revoked."""
-    tokens = obtain_tokens(web_client, scope="openid")
-    response = revoke(client, web_client, tokens["access_token"], token_type_hint="id_token")
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "unsupported_token_type"
-    assert introspect(web_client, tokens["access_token"])["active"] is True
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+def test_unknown_token_type_hint_is_ignored(obtain_tokens, web_client, client, introspect, kind):
+    """RFC 7009 §2.1: the server MAY ignore the hint and MUST search all its token types, so an unknown
+    hint is no error; unsupported_token_type (§2.2.1) is for a token type the server cannot revoke."""
+    tokens = obtain_tokens(web_client, scope=OFFLINE)
+    response = revoke(client, web_client, tokens[kind], token_type_hint="id_token")
+    assert response.status_code == 200
+    assert response.get_json() == {}
+    assert introspect(web_client, tokens[kind]) == {"active": False}
+
+
+def test_unknown_token_with_an_unknown_hint_is_200(web_client, client, db_session):
+    """RFC 7009 §2.1 and §2.2: neither an unknown hint nor an invalid token causes an error response."""
+    response = revoke(client, web_client, "no-such-token", token_type_hint="id_token")
+    assert response.status_code == 200
+    assert response.get_json() == {}
+    assert audit_events(db_session, "oauth.token_revoked") == []
+
+
+@pytest.mark.settings(REFRESH_REUSE_GRACE_SECONDS=30)
+def test_revoking_a_rotated_refresh_token_in_the_grace_window_revokes_its_family(
+        obtain_tokens, web_client, client, token_request, introspect, db_session):
+    """RFC 7009 §2.1: the presented refresh token is revoked with its grant. One already rotated, but
+    still redeemable in the grace window, is revoked too: neither it nor its successor can be used
+    afterwards, and the family's access tokens are denied."""
+    first = obtain_tokens(web_client, scope=OFFLINE)
+    second = token_request(web_client, grant_type="refresh_token", refresh_token=first["refresh_token"]).get_json()
+    response = revoke(client, web_client, first["refresh_token"], token_type_hint="refresh_token")
+    assert response.status_code == 200
+
+    for refresh_token in (first["refresh_token"], second["refresh_token"]):
+        refused = token_request(web_client, grant_type="refresh_token", refresh_token=refresh_token)
+        assert refused.status_code == 400
+        assert refused.get_json()["error"] == "invalid_grant"
+    for access_token in (first["access_token"], second["access_token"]):
+        assert introspect(web_client, access_token) == {"active": False}
+    rows = list(db_session.scalars(select(RefreshToken)))
+    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
+    [event] = audit_events(db_session, "oauth.token_revoked")
+    assert event.target_type == "refresh_token_family"
+    assert event.target_id == str(rows[0].family_id)
 
 
 def test_public_client_revokes_its_refresh_token_with_client_id_only(obtain_tokens, spa_client, client,

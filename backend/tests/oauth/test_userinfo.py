@@ -120,3 +120,17 @@ def test_token_of_a_suspended_user_is_invalid_token(obtain_tokens, web_client, b
     db_session.get(User, user.id).status = "suspended"
     db_session.commit()
     assert_invalid_token(bearer("/oauth2/userinfo", tokens["access_token"]))
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_token_without_openid_is_insufficient_scope_with_a_challenge(obtain_tokens, web_client, bearer, method):
+    """OIDC Core §5.3 (UserInfo needs openid) and §5.3.3, RFC 6750 §3 and §3.1: 403 insufficient_scope,
+    with a Bearer challenge that carries the error and names the scope required."""
+    tokens = obtain_tokens(web_client, scope="profile email")
+    response = bearer("/oauth2/userinfo", tokens["access_token"], method=method)
+    assert response.status_code == 403
+    assert response.get_json()["error"] == "insufficient_scope"
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.split()[0] == "Bearer"
+    assert 'error="insufficient_scope"' in challenge
+    assert 'scope="openid"' in challenge
