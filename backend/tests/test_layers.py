@@ -107,3 +107,11 @@ def test_edge_packages_are_imported_only_by_create_app_and_themselves():
                     violations.append((module, name))
 
     assert violations == []
+
+
+def test_schemas_do_not_import_services():
+    """Schemas check shape and format only: a value a service decides (a status, a rule) reaches them as data."""
+    violations = [(module, name) for module, path in _modules().items() if _is_within(module, "app.schemas")
+                  for name in sorted(_imports_of(module, path)) if _is_within(name, "app.services")]
+
+    assert violations == []

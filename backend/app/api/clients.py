@@ -20,8 +20,8 @@ bp = Blueprint("clients", __name__, url_prefix="/api/v1/clients")
 @require_platform_admin
 def list_clients():
     query = load_query(ClientListIn())
-    items, total = clients.list_clients(db.session, **query)
-    return page(ClientOut(many=True).dump(items), total=total, **query)
+    items, total = clients.list_all_clients(db.session, page=query["page"], per_page=query["per_page"])
+    return page(ClientOut(many=True).dump(items), total=total, page=query["page"], per_page=query["per_page"])
 
 
 @bp.post("")

@@ -1,8 +1,9 @@
 """/api/v1/organizations/<org_id>/clients: an organization's admins manage its OAuth clients.
 
-The same payloads, rules and responses as /api/v1/clients, minus first_party; every
-lookup is scoped to the organization in the path, so another organization's client
-and a platform client are 404 here.
+The same payloads, rules and responses as /api/v1/clients, minus first_party. Each view
+is one call to services.organization_clients, which checks the caller's permission again
+and scopes every lookup to the organization in the path, so another organization's
+client and a platform client are 404 here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from app.api.context import current_access, current_actor, load_body, load_query
 from app.api.envelope import created, ok, page
 from app.api.openapi import documented
 from app.extensions import db
-from app.models import OAuthClient
 from app.schemas.clients import (
     ClientListIn,
     ClientOut,
@@ -21,16 +21,11 @@ from app.schemas.clients import (
     OrganizationClientIn,
     OrganizationClientUpdateIn,
 )
-from app.services import clients
+from app.services import organization_clients
 
 bp = Blueprint("organization_clients", __name__, url_prefix="/api/v1/organizations/<org_id>/clients")
 
 TAG = "organization clients"
-
-
-def _client(client_id: str) -> OAuthClient:
-    return clients.require_organization_client(db.session, organization_id=current_access().organization.id,
-                                               client_id=client_id)
 
 
 @bp.get("")
@@ -39,8 +34,9 @@ def _client(client_id: str) -> OAuthClient:
 @require_org_permission("clients:read")
 def list_clients(org_id: str):
     query = load_query(ClientListIn())
-    items, total = clients.list_clients(db.session, organization_id=current_access().organization.id, **query)
-    return page(ClientOut(many=True).dump(items), total=total, **query)
+    items, total = organization_clients.list_organization_clients(db.session, access=current_access(),
+                                                                  page=query["page"], per_page=query["per_page"])
+    return page(ClientOut(many=True).dump(items), total=total, page=query["page"], per_page=query["per_page"])
 
 
 @bp.post("")
@@ -52,8 +48,8 @@ def list_clients(org_id: str):
 @require_org_permission("clients:write")
 def create_client(org_id: str):
     data = load_body(OrganizationClientIn())
-    issued = clients.create_client(db.session, actor=current_actor(),
-                                   organization_id=current_access().organization.id, **data)
+    issued = organization_clients.create_organization_client(db.session, actor=current_actor(),
+                                                             access=current_access(), **data)
     db.session.commit()
     return created(IssuedClientOut().dump(issued),
                    message="Client created. Store the secret now: it is not shown again.")
@@ -64,7 +60,8 @@ def create_client(org_id: str):
             errors=(403, 404))
 @require_org_permission("clients:read")
 def get_client(org_id: str, client_id: str):
-    return ok(ClientOut().dump(_client(client_id)))
+    client = organization_clients.get_organization_client(db.session, access=current_access(), client_id=client_id)
+    return ok(ClientOut().dump(client))
 
 
 @bp.patch("/<client_id>")
@@ -73,7 +70,8 @@ def get_client(org_id: str, client_id: str):
 @require_org_permission("clients:write")
 def update_client(org_id: str, client_id: str):
     data = load_body(OrganizationClientUpdateIn())
-    client = clients.update_client(db.session, actor=current_actor(), client=_client(client_id), **data)
+    client = organization_clients.update_organization_client(db.session, actor=current_actor(),
+                                                             access=current_access(), client_id=client_id, **data)
     db.session.commit()
     return ok(ClientOut().dump(client), message="Client updated.")
 
@@ -83,7 +81,8 @@ def update_client(org_id: str, client_id: str):
             errors=(403, 404))
 @require_org_permission("clients:write")
 def delete_client(org_id: str, client_id: str):
-    clients.delete_client(db.session, actor=current_actor(), client=_client(client_id))
+    organization_clients.delete_organization_client(db.session, actor=current_actor(), access=current_access(),
+                                                    client_id=client_id)
     db.session.commit()
     return ok(message="Client deleted.")
 
@@ -94,6 +93,7 @@ def delete_client(org_id: str, client_id: str):
             description="409 for public and private_key_jwt clients, which have no secret.")
 @require_org_permission("clients:write")
 def rotate_client_secret(org_id: str, client_id: str):
-    issued = clients.rotate_client_secret(db.session, actor=current_actor(), client=_client(client_id))
+    issued = organization_clients.rotate_organization_client_secret(db.session, actor=current_actor(),
+                                                                    access=current_access(), client_id=client_id)
     db.session.commit()
     return ok(IssuedClientOut().dump(issued), message="Secret rotated. Store it now: it is not shown again.")

@@ -7,6 +7,7 @@ that organization's, as POST /api/v1/organizations/<org_id>/clients does.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -121,11 +122,13 @@ def create(name: str, public: bool, confidential: bool, redirect_uris: tuple[str
 @click.option("--organization", "organization_ref", metavar="ID_OR_SLUG", help="Only this organization's clients.")
 def list_(organization_ref: str | None) -> None:
     """Print every client as a JSON array (never secrets); organization_id is null for platform clients."""
-    organization_id = _organization(organization_ref).id if organization_ref is not None else None
+    if organization_ref is None:
+        list_page = clients.list_all_clients
+    else:
+        list_page = functools.partial(clients.list_clients, organization_id=_organization(organization_ref).id)
     everything, number = [], 1
     while True:
-        batch, total = clients.list_clients(db.session, page=number, per_page=_PAGE_SIZE,
-                                            organization_id=organization_id)
+        batch, total = list_page(db.session, page=number, per_page=_PAGE_SIZE)
         everything.extend(ClientOut(many=True).dump(batch))
         if not batch or len(everything) >= total:
             break

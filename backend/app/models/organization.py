@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,16 @@ class Membership(UUIDPrimaryKey, Base):
     organization: Mapped[Organization] = relationship()
     user: Mapped[User] = relationship()
     role: Mapped[Role] = relationship()
+
+
+class InvitationStatus(enum.StrEnum):
+    """Where an invitation stands; not stored, but read from its timestamps and the clock
+    (services.invitations.invitation_status)."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
 
 
 class Invitation(UUIDPrimaryKey, Base):

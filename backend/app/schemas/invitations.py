@@ -6,11 +6,15 @@ token field on output: the token is only ever in the email.
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
+from app.models import InvitationStatus
 from app.schemas.common import PageIn
 from app.schemas.organizations import OrganizationRefOut, RoleNameOut
-from app.services.invitations import STATUSES, invitation_status
+
+STATUSES = [str(status) for status in InvitationStatus]
 
 
 class InvitationIn(Schema):
@@ -25,16 +29,24 @@ class InvitationListIn(PageIn):
 
 
 class InvitationOut(Schema):
+    """An invitation with its status (pending, accepted, revoked or expired) as the service decided it."""
+
     id = fields.UUID()
     email = fields.String()
     role = fields.Nested(RoleNameOut)
-    status = fields.Function(invitation_status, metadata={"enum": list(STATUSES)})
+    status = fields.String(metadata={"enum": STATUSES})
     invited_by = fields.UUID(attribute="invited_by_user_id", allow_none=True,
                              metadata={"description": "The inviting user's id; null once that account is deleted."})
     created_at = fields.AwareDateTime()
     expires_at = fields.AwareDateTime()
     accepted_at = fields.AwareDateTime(allow_none=True)
     revoked_at = fields.AwareDateTime(allow_none=True)
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        # obj is a services.invitations.InvitationDetails: status from it, the rest from its invitation.
+        if attr == "status":
+            return obj.status
+        return super().get_attribute(obj.invitation, attr, default)
 
 
 class AcceptInvitationIn(Schema):

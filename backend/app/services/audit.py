@@ -7,12 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import errors
 from app.models import AuditEvent
 from app.services.actor import Actor
+from app.services.pagination import paginate
 
 
 def record_event(db: Session, *, actor: Actor, action: str, result: str = "success",
@@ -74,12 +75,5 @@ def list_events(db: Session, *, organization_id: uuid.UUID, action: str | None =
         conditions.append(AuditEvent.occurred_at >= since)
     if until is not None:
         conditions.append(AuditEvent.occurred_at <= until)
-    total = db.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
-    events = db.scalars(
-        select(AuditEvent)
-        .where(*conditions)
-        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    return list(events), total
+    return paginate(db, select(AuditEvent).where(*conditions)
+                    .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()), page=page, per_page=per_page)

@@ -13,7 +13,9 @@ compares them in constant time.
 
 A client is a platform client (organization_id None), managed by platform
 administrators, or belongs to one organization, whose admins manage it through
-`require_organization_client` and `list_clients(organization_id=...)`.
+services.organization_clients (which checks their permission, then scopes every lookup
+with `require_organization_client` and `list_clients`). Only `list_all_clients` lists
+every client.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import Select, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -47,6 +49,7 @@ from app.security.redirect_uris import redirect_uri_problem
 from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.actor import Actor
+from app.services.pagination import paginate
 
 log = logging.getLogger(__name__)
 
@@ -325,23 +328,30 @@ def require_organization_client(db: Session, *, organization_id: uuid.UUID, clie
     return client
 
 
-def list_clients(db: Session, *, page: int, per_page: int,
-                 organization_id: uuid.UUID | None = None) -> tuple[list[OAuthClient], int]:
-    """One page of clients, oldest first, and the total number of them.
+def _oldest_first(stmt: Select[OAuthClient]) -> Select[OAuthClient]:
+    return stmt.order_by(OAuthClient.created_at, OAuthClient.client_id)
 
-    With `organization_id`, that organization's clients only; without, every client
-    (the platform administrators' view).
+
+def list_clients(db: Session, *, organization_id: uuid.UUID, page: int,
+                 per_page: int) -> tuple[list[OAuthClient], int]:
+    """One page of the organization's clients, oldest first, and how many it has.
+
+    Raises:
+        ValueError: no organization_id (every client is list_all_clients, for platform administrators).
     """
-    scope = [] if organization_id is None else [OAuthClient.organization_id == organization_id]
-    total = db.scalar(select(func.count()).select_from(OAuthClient).where(*scope)) or 0
-    clients = db.scalars(
-        select(OAuthClient)
-        .where(*scope)
-        .order_by(OAuthClient.created_at, OAuthClient.client_id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    return list(clients), total
+    if organization_id is None:
+        # `organization_id == None` would compare as IS NULL and list platform clients.
+        raise ValueError("an organization's clients are listed with its organization's id")
+    return paginate(db, _oldest_first(select(OAuthClient).where(OAuthClient.organization_id == organization_id)),
+                    page=page, per_page=per_page)
+
+
+def list_all_clients(db: Session, *, page: int, per_page: int) -> tuple[list[OAuthClient], int]:
+    """One page of every client, platform and organization ones, oldest first, and how many there are.
+
+    The platform administrators' view: callers decide that the caller is one.
+    """
+    return paginate(db, _oldest_first(select(OAuthClient)), page=page, per_page=per_page)
 
 
 def update_client(db: Session, *, actor: Actor, client: OAuthClient, **changes: Any) -> OAuthClient:

@@ -320,11 +320,11 @@ def test_require_client_unknown_raises_not_found(db_session):
         clients.require_client(db_session, "no-such-client")
 
 
-def test_list_clients_pages_oldest_first_with_total(db_session):
+def test_list_all_clients_pages_oldest_first_with_total(db_session):
     made = [OAuthClientFactory() for _ in range(5)]
-    first, total = clients.list_clients(db_session, page=1, per_page=2)
-    third, _ = clients.list_clients(db_session, page=3, per_page=2)
-    beyond, total_beyond = clients.list_clients(db_session, page=9, per_page=2)
+    first, total = clients.list_all_clients(db_session, page=1, per_page=2)
+    third, _ = clients.list_all_clients(db_session, page=3, per_page=2)
+    beyond, total_beyond = clients.list_all_clients(db_session, page=9, per_page=2)
     assert total == 5 and total_beyond == 5
     assert [c.client_id for c in first] == [c.client_id for c in made[:2]]
     assert [c.client_id for c in third] == [made[4].client_id]
@@ -643,8 +643,14 @@ def test_list_clients_of_an_organization_pages_its_clients_only(db_session, acme
     assert [c.client_id for c in first + second] == [c.client_id for c in own]
 
 
-def test_list_clients_without_organization_lists_every_client(db_session, acme):
+def test_list_all_clients_lists_platform_and_organization_clients(db_session, acme):
     OAuthClientFactory(organization_id=acme.id)
     OAuthClientFactory()
-    _, total = clients.list_clients(db_session, page=1, per_page=20)
+    _, total = clients.list_all_clients(db_session, page=1, per_page=20)
     assert total == 2
+
+
+def test_list_clients_without_organization_id_refuses_to_list(db_session):
+    OAuthClientFactory()
+    with pytest.raises(ValueError):
+        clients.list_clients(db_session, organization_id=None, page=1, per_page=20)
