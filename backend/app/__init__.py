@@ -16,6 +16,7 @@ from app.config import BACKEND_DIR, DEV_SECRET_KEY, Settings
 from app.database import configure_engine, engine_options
 from app.extensions import csrf, db, limiter, migrate
 from app.logging_setup import configure_logging
+from app.security.headers import init_page_caching
 from app.security.request_id import init_request_id
 from app.services import clients as client_service
 from app.services import mail
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
     init_request_id(app)
+    init_page_caching(app)
     _register_blueprints(app)
     _register_cli(app)
     return app

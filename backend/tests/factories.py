@@ -124,6 +124,11 @@ def add_member(session: Session, organization: Organization, user: User, role: s
     return membership
 
 
+def access_of(session: Session, user: User, organization: Organization) -> organizations.Access:
+    """What `user` may do in `organization`, as the API's guard decides it."""
+    return organizations.require_access(session, user=user, organization_id=organization.id, permission="org:read")
+
+
 def create_role(session: Session, organization: Organization, name: str, permissions: list[str],
                 description: str = "") -> Role:
     """A custom role of `organization`, committed."""

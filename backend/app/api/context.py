@@ -50,6 +50,17 @@ def _bearer_token() -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def _authenticate_session(token: str) -> UserSession:
+    """Authenticate an API session token; sets g.session, g.user and g.session_token.
+
+    The session's idle window slides forward, and stays slid even if the view fails.
+    """
+    session = sessions.authenticate_token(db.session, token=token, settings=current_settings())
+    db.session.commit()
+    g.session, g.user, g.session_token = session, session.user, token
+    return session
+
+
 def require_session(view: Callable) -> Callable:
     """Authenticate the request with an API session bearer token.
 
@@ -60,9 +71,7 @@ def require_session(view: Callable) -> Callable:
         token = _bearer_token()
         if token is None:
             raise errors.AuthenticationRequired("Send a session token: Authorization: Bearer <token>.")
-        session = sessions.authenticate_token(db.session, token=token, settings=current_settings())
-        db.session.commit()  # keep the slid expiry even if the view fails
-        g.session, g.user, g.session_token = session, session.user, token
+        _authenticate_session(token)
         return view(*args, **kwargs)
 
     wrapper.requires_session = True  # read by the OpenAPI builder
@@ -149,9 +158,7 @@ def require_org_permission(permission: str) -> Callable[[Callable], Callable]:
                                                         permission=permission, token_organization_id=token_org_id,
                                                         via_access_token=True)
             else:
-                session = sessions.authenticate_token(db.session, token=token, settings=current_settings())
-                db.session.commit()  # keep the slid expiry even if the view fails
-                g.session, g.user, g.session_token = session, session.user, token
+                session = _authenticate_session(token)
                 g.access = organizations.require_access(db.session, user=session.user,
                                                         organization_id=kwargs["org_id"], permission=permission)
             return view(*args, **kwargs)

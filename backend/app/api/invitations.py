@@ -25,10 +25,10 @@ bp = Blueprint("invitations", __name__, url_prefix="/api/v1")
 @require_org_permission("members:invite")
 def create_invitation(org_id: str):
     data = load_body(InvitationIn())
-    invitation = invitations.invite_member(db.session, actor=current_actor(), access=current_access(),
-                                           issuer=current_settings().ISSUER, **data)
+    details = invitations.invite_member(db.session, actor=current_actor(), access=current_access(),
+                                        issuer=current_settings().ISSUER, **data)
     db.session.commit()
-    return created(InvitationOut().dump(invitation), message="Invitation created; the link is on its way by email.")
+    return created(InvitationOut().dump(details), message="Invitation created; the link is on its way by email.")
 
 
 @bp.get("/organizations/<org_id>/invitations")
@@ -47,10 +47,10 @@ def list_invitations(org_id: str):
             errors=(403, 404, 409), description="409 once accepted. Revoking a revoked invitation changes nothing.")
 @require_org_permission("members:invite")
 def revoke_invitation(org_id: str, invitation_id: str):
-    invitation = invitations.revoke_invitation(db.session, actor=current_actor(), access=current_access(),
-                                               invitation_id=invitation_id)
+    details = invitations.revoke_invitation(db.session, actor=current_actor(), access=current_access(),
+                                            invitation_id=invitation_id)
     db.session.commit()
-    return ok(InvitationOut().dump(invitation), message="Invitation revoked.")
+    return ok(InvitationOut().dump(details), message="Invitation revoked.")
 
 
 @bp.post("/invitations/accept")
@@ -71,7 +71,7 @@ def accept_invitation():
     try:
         membership = invitations.accept_or_register(db.session, actor=actor, user=actor.user,
                                                     bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
-    except (invitations.InvitationUnusable, invitations.InvitationForAnotherEmail):
+    except invitations.AuditedRefusal:
         db.session.commit()  # keep the failure audit event (written before anything else)
         raise
     db.session.commit()

@@ -90,8 +90,8 @@ def get_organization(org_id: str):
 @require_org_permission("org:update")
 def update_organization(org_id: str):
     data = load_body(OrganizationUpdateIn())
-    organization = organizations.update_organization(db.session, actor=current_actor(),
-                                                     organization=current_access().organization, **data)
+    organization = organizations.update_organization(db.session, actor=current_actor(), access=current_access(),
+                                                     **data)
     db.session.commit()
     return ok(OrganizationOut().dump(organization), message="Organization updated.")
 
@@ -102,7 +102,7 @@ def update_organization(org_id: str):
             description=_doc("Needs org:delete (owners). Every token issued in the organization stops working."))
 @require_org_permission("org:delete")
 def delete_organization(org_id: str):
-    organizations.delete_organization(db.session, actor=current_actor(), organization=current_access().organization,
+    organizations.delete_organization(db.session, actor=current_actor(), access=current_access(),
                                       denylist=token_denylist(),
                                       access_token_lifetime=current_settings().ACCESS_TOKEN_LIFETIME)
     db.session.commit()

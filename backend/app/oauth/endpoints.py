@@ -20,6 +20,7 @@ from app.oauth.metadata import authorization_server_metadata, openid_configurati
 from app.oauth.server import IssuerInResponse, oauth_server
 from app.request_context import request_actor
 from app.services import authorization_context, consents, sessions
+from app.services.access_tokens import is_access_token_header
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
 
 bp = Blueprint("oauth", __name__)
@@ -130,18 +131,17 @@ def authorize():
             session.pop(FRESH_LOGIN_KEY, None)
             return server.create_authorization_response(grant_user=None, grant=grant)
 
-    requested = request.values.get("organization")
-    # The picker's answer counts only when the request named no organization, and is checked like one.
-    picked = request.form.get(PICKED_ORGANIZATION) if request.method == "POST" and not requested else None
+    picked = request.form.get(PICKED_ORGANIZATION) if request.method == "POST" else None
     if picked is not None:
         csrf.protect()
     try:
         choice = authorization_context.choose_organization(db.session, user=user, client=client,
-                                                           requested=requested or picked)
+                                                           requested=request.values.get("organization"),
+                                                           picked=picked)
     except errors.PermissionDenied as denied:
         session.pop(FRESH_LOGIN_KEY, None)
         return _authorization_error(AccessDeniedError(denied.message, redirect_uri=grant.redirect_uri, state=state))
-    if picked:
+    if choice.from_picker:
         return _continue_in(choice.organization, browser)
     if choice.needs_choice:
         if "none" in prompts:
@@ -150,17 +150,20 @@ def authorize():
         return render_template("org_picker.html", client=client, user=user, memberships=choice.candidates,
                                field=PICKED_ORGANIZATION, action=_authorize_url())
 
+    # Consent is per organization (OIDC Core §3.1.2.4): what the user allowed in one says nothing of another.
+    organization_id = choice.organization.id if choice.organization else None
     if decision == "allow":
         consents.grant_consent(db.session, actor=request_actor(user, browser.id), user=user, client=client,
-                               scopes=scopes)
+                               scopes=scopes, organization_id=organization_id)
     elif consents.consent_required(db.session, user=user, client=client, scopes=scopes,
-                                   prompt_consent="consent" in prompts):
+                                   organization_id=organization_id, prompt_consent="consent" in prompts):
         if "none" in prompts:
             return _authorization_error(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=state))
-        return render_template("consent.html", client=client, scopes=scopes, user=user, action=_authorize_url())
+        return render_template("consent.html", client=client, scopes=scopes, user=user,
+                               organization=choice.organization, action=_authorize_url())
 
     grant.auth_context = (browser.created_at, AMR_PASSWORD)
-    grant.organization_id = choice.organization.id if choice.organization else None
+    grant.organization_id = organization_id
     session.pop(FRESH_LOGIN_KEY, None)
     response = server.create_authorization_response(grant_user=user, grant=grant)
     db.session.commit()
@@ -196,8 +199,7 @@ def revoke():
 
 def _is_access_token(token: str) -> bool:
     """Access tokens are signed with the same keys as ID Tokens; their `typ` tells them apart (RFC 9068 §2.1)."""
-    typ = str(extract_compact(token.encode()).headers().get("typ", "")).lower()
-    return typ in {"at+jwt", "application/at+jwt"}
+    return is_access_token_header(extract_compact(token.encode()).headers())
 
 
 @bp.route("/oauth2/logout", methods=["GET", "POST"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app import errors
 from app.config import Settings
-from app.models import SessionKind, User
+from app.models import SessionEndReason, SessionKind, User
 from app.models.base import utcnow
 from app.security import passwords
 from app.services import audit, sessions, users
@@ -52,8 +53,12 @@ def _locked_error(user: User, now: datetime) -> errors.AccountLocked:
 
 
 def login(db: Session, *, actor: Actor, email: str, password: str, settings: Settings,
-          kind: SessionKind = SessionKind.API, now: datetime | None = None) -> sessions.IssuedSession:
+          kind: SessionKind = SessionKind.API, previous_session_id: uuid.UUID | None = None,
+          now: datetime | None = None) -> sessions.IssuedSession:
     """Check an email and password and start a session.
+
+    `previous_session_id`: the session this one replaces (a browser signing in again, perhaps
+    as someone else); it ends once the sign-in succeeds. One browser, one signed-in user.
 
     Failures are recorded (audit event, failure count, lockout) in the current
     transaction before the error is raised: the caller commits them.
@@ -82,6 +87,8 @@ def login(db: Session, *, actor: Actor, email: str, password: str, settings: Set
         raise errors.AccountSuspended()
     user.failed_login_count = 0
     user.locked_until = None
+    if previous_session_id is not None:
+        sessions.end_session(db, session_id=previous_session_id, reason=SessionEndReason.LOGOUT)
     issued = sessions.start_session(db, user=user, settings=settings, kind=kind, ip=actor.ip,
                                     user_agent=actor.user_agent, now=now)
     audit.record_event(db, actor=actor.as_user(user), action="auth.login", target_type="session",

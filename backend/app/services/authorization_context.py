@@ -36,6 +36,8 @@ class OrganizationChoice:
     organization: Organization | None
     # When the user must pick: their memberships, by organization name.
     candidates: tuple[Membership, ...] = ()
+    # The organization is the user's answer on the picker (not named by the request).
+    from_picker: bool = False
 
     @property
     def needs_choice(self) -> bool:
@@ -43,12 +45,14 @@ class OrganizationChoice:
 
 
 def choose_organization(db: Session, *, user: User, client: OAuthClient,
-                        requested: str | None) -> OrganizationChoice:
+                        requested: str | None, picked: str | None = None) -> OrganizationChoice:
     """The organization an authorization of `client` by `user` happens in.
 
     `requested` is the request's `organization` parameter (an id or a slug); an empty
     value counts as absent (RFC 6749 §3.1). A named organization always wins: nothing
-    else (login_hint, the user's email domain) replaces it. Without one, an organization-
+    else (login_hint, the user's email domain, a picker answer) replaces it. `picked` is
+    the user's answer on the organization picker: it counts only when the request named
+    none, and is checked exactly like a named one. Without either, an organization-
     owned client implies its own, and a client with organization_required takes the
     user's only membership, or asks the user to pick among several.
 
@@ -57,6 +61,8 @@ def choose_organization(db: Session, *, user: User, client: OAuthClient,
             organization-owned client), or the user is not a member of it; or the client
             needs an organization and the user has none.
     """
+    from_picker = bool(picked) and not requested
+    requested = requested or picked
     if requested:
         organization = find_organization(db, requested)
         if organization is None or (client.organization_id is not None
@@ -75,7 +81,7 @@ def choose_organization(db: Session, *, user: User, client: OAuthClient,
         return OrganizationChoice(organization=None)
     if organization is None or get_membership(db, organization_id=organization.id, user_id=user.id) is None:
         raise errors.PermissionDenied(NOT_AVAILABLE)
-    return OrganizationChoice(organization=organization)
+    return OrganizationChoice(organization=organization, from_picker=from_picker)
 
 
 def _organization_claims(organization: Organization) -> dict[str, Any]:

@@ -128,6 +128,16 @@ def find_refresh_token(db: Session, *, token: str) -> RefreshToken | None:
     return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(token)))
 
 
+def find_revocable_refresh_token(db: Session, *, token: str) -> RefreshToken | None:
+    """The refresh token if revoking it can still end its family (RFC 7009 §2.1); None otherwise.
+
+    Any unrevoked link counts, rotated or not: a rotated token may still be redeemable (the
+    grace window) and its family still holds live tokens, all of which revoking it must end.
+    """
+    return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(token),
+                                                RefreshToken.revoked_at.is_(None)))
+
+
 def is_usable(row: RefreshToken, now: datetime) -> bool:
     """Neither revoked nor expired (it may have been rotated)."""
     return row.revoked_at is None and row.expires_at > now
@@ -196,3 +206,23 @@ def nonce_used(db: Session, *, client_id: str, nonce: str) -> bool:
         .where(OAuthClient.client_id == client_id, AuthorizationCode.nonce == nonce)
         .limit(1)
     ) is not None
+
+
+def revoke_user_grants_in_organization(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID,
+                                       denylist: TokenDenylist, now: datetime | None = None) -> int:
+    """Revoke what the user was issued in the organization: every refresh-token family (with the
+    access tokens issued alongside), and the access tokens issued from codes without a refresh
+    token, which would otherwise stay valid until they expire.
+
+    Returns how many refresh tokens were still live.
+    """
+    now = now or utcnow()
+    family_ids = list(db.scalars(select(RefreshToken.family_id).distinct().where(
+        RefreshToken.organization_id == organization_id, RefreshToken.user_id == user_id)))
+    revoked = sum(revoke_family(db, family_id=family_id, denylist=denylist, now=now) for family_id in family_ids)
+    issued_from_codes = select(AuthorizationCode.access_token_jti, AuthorizationCode.access_token_expires_at).where(
+        AuthorizationCode.organization_id == organization_id, AuthorizationCode.user_id == user_id,
+        AuthorizationCode.access_token_expires_at > now)
+    for jti, expires_at in db.execute(issued_from_codes):
+        denylist.deny(jti, int(expires_at.timestamp()))
+    return revoked

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import errors
 from app.config import Settings
-from app.models import Invitation, Membership, Organization, Role, SessionEndReason, SessionKind, User
+from app.models import (Invitation, InvitationStatus, Membership, Organization, Role, SessionEndReason, SessionKind,
+                        User)
 from app.models.base import as_uuid, utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit, mail, sessions, users
@@ -26,21 +27,30 @@ from app.services.actor import Actor
 from app.services.memberships import resolve_role
 from app.services.organizations import (
     Access,
-    get_membership,
     invitation_ttl_hours,
+    lock_access,
     lock_organization,
+    require_not_member,
     require_permission,
     require_role_within_reach,
 )
+from app.services.pagination import paginate
 
 # The HTML page the emailed link opens (app/web/invitations.py serves it).
 ACCEPT_PATH = "/invitations/accept"
 
-PENDING, ACCEPTED, REVOKED, EXPIRED = "pending", "accepted", "revoked", "expired"
-STATUSES = (PENDING, ACCEPTED, REVOKED, EXPIRED)
+# The status vocabulary is the model's: a status is not stored but read by invitation_status.
+PENDING, ACCEPTED, REVOKED, EXPIRED = (InvitationStatus.PENDING, InvitationStatus.ACCEPTED, InvitationStatus.REVOKED,
+                                       InvitationStatus.EXPIRED)
+STATUSES = tuple(InvitationStatus)
 
 
-class InvitationUnusable(errors.Conflict):
+class AuditedRefusal(errors.AppError):
+    """A refusal whose failure audit event is written before anything else changed: the
+    caller commits it (and nothing more) before answering."""
+
+
+class InvitationUnusable(AuditedRefusal, errors.Conflict):
     """The token names an invitation that can no longer be accepted; `reason` (its status) says why."""
 
     MESSAGES = {
@@ -55,7 +65,7 @@ class InvitationUnusable(errors.Conflict):
         self.reason = reason
 
 
-class InvitationForAnotherEmail(errors.PermissionDenied):
+class InvitationForAnotherEmail(AuditedRefusal, errors.PermissionDenied):
     message = "This invitation is for another email address."
 
 
@@ -68,6 +78,13 @@ class InvitationPreview:
     inviter: str
     # Whether an account with the invited email exists (sign in) or not (register).
     account_exists: bool
+    # Whether the signed-in user, if any, is the one invited (and may accept).
+    for_signed_in_user: bool = False
+
+
+def is_invited(invitation: Invitation, user: User) -> bool:
+    """Whether `user` is the person the invitation was sent to (their email, in any case)."""
+    return users.normalize_email(user.email) == invitation.email
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,15 @@ class Joined:
 
     membership: Membership
     session: sessions.IssuedSession
+
+
+@dataclass(frozen=True)
+class InvitationDetails:
+    """An invitation as the API shows it: with its status, decided here when it was read or changed."""
+
+    invitation: Invitation
+    # invitation_status at that moment (pending, accepted, revoked or expired).
+    status: str
 
 
 def invitation_status(invitation: Invitation, now: datetime | None = None) -> str:
@@ -129,7 +155,7 @@ def _invitation_message(*, invitation: Invitation, organization: Organization, r
 
 
 def invite_member(db: Session, *, actor: Actor, access: Access, email: str, role: str, issuer: str,
-                  now: datetime | None = None) -> Invitation:
+                  now: datetime | None = None) -> InvitationDetails:
     """Invite `email` into the organization with `role` (a role name or id of this organization),
     and email the link once the transaction commits.
 
@@ -141,17 +167,18 @@ def invite_member(db: Session, *, actor: Actor, access: Access, email: str, role
         ValidationFailed: no such role in this organization.
         Conflict: the email belongs to a member, or has a pending invitation.
     """
+    # Serialises with membership changes, and decides on the caller's role as it is now:
+    # the checks below hold until the commit.
+    access = lock_access(db, access)
     require_permission(access, "members:invite")
     now = now or utcnow()
-    # Serialises with membership changes: the checks below hold until the commit.
-    organization = lock_organization(db, access.organization.id)
+    organization = access.organization
     email = users.normalize_email(email)
     role_row = resolve_role(db, organization_id=organization.id, role=role)
     require_role_within_reach(access, role_row)
-    if db.scalar(select(func.count()).select_from(Membership).join(User, Membership.user_id == User.id)
-                 .where(Membership.organization_id == organization.id, User.email == email)):
-        raise errors.Conflict("This person is already a member of the organization.",
-                              details={"email": ["Already a member."]})
+    if (existing := users.get_user_by_email(db, email)) is not None:
+        require_not_member(db, organization_id=organization.id, user_id=existing.id,
+                           message="This person is already a member of the organization.")
     if db.scalar(select(func.count()).select_from(Invitation)
                  .where(Invitation.organization_id == organization.id, Invitation.email == email,
                         *_status_filter(PENDING, now))):
@@ -167,20 +194,23 @@ def invite_member(db: Session, *, actor: Actor, access: Access, email: str, role
                        target_type="invitation", target_id=invitation.id, details={"role": role_row.name})
     mail.queue(db, _invitation_message(invitation=invitation, organization=organization, role=role_row,
                                        inviter=actor.user, link=accept_url(issuer, token)))
-    return invitation
+    return InvitationDetails(invitation, PENDING)
 
 
 def list_invitations(db: Session, *, organization_id: uuid.UUID, page: int, per_page: int,
-                     status: str | None = None, now: datetime | None = None) -> tuple[list[Invitation], int]:
-    """One page of the organization's invitations, newest first, and how many match."""
+                     status: str | None = None, now: datetime | None = None) -> tuple[list[InvitationDetails], int]:
+    """One page of the organization's invitations with their status, newest first, and how many match.
+
+    `status` keeps the invitations in that status; the filter and the statuses returned
+    are decided at the same moment, `now`.
+    """
+    now = now or utcnow()
     where = [Invitation.organization_id == organization_id]
     if status is not None:
-        where += _status_filter(status, now or utcnow())
-    total = db.scalar(select(func.count()).select_from(Invitation).where(*where)) or 0
-    items = db.scalars(select(Invitation).options(selectinload(Invitation.role)).where(*where)
-                       .order_by(Invitation.created_at.desc(), Invitation.id)
-                       .limit(per_page).offset((page - 1) * per_page))
-    return list(items), total
+        where += _status_filter(status, now)
+    items, total = paginate(db, select(Invitation).options(selectinload(Invitation.role)).where(*where)
+                            .order_by(Invitation.created_at.desc(), Invitation.id), page=page, per_page=per_page)
+    return [InvitationDetails(invitation, invitation_status(invitation, now)) for invitation in items], total
 
 
 def require_invitation(db: Session, *, organization_id: uuid.UUID, invitation_id: object) -> Invitation:
@@ -199,7 +229,7 @@ def require_invitation(db: Session, *, organization_id: uuid.UUID, invitation_id
 
 
 def revoke_invitation(db: Session, *, actor: Actor, access: Access, invitation_id: object,
-                      now: datetime | None = None) -> Invitation:
+                      now: datetime | None = None) -> InvitationDetails:
     """Revoke an invitation: its link stops working. Revoking a revoked one changes nothing.
 
     Revoking needs the same reach as inviting with the invitation's role (admins cannot
@@ -210,32 +240,36 @@ def revoke_invitation(db: Session, *, actor: Actor, access: Access, invitation_i
         NotFound: no such invitation in this organization.
         Conflict: it has been accepted (remove the member instead).
     """
+    access = lock_access(db, access)
     require_permission(access, "members:invite")
+    now = now or utcnow()
     invitation = require_invitation(db, organization_id=access.organization.id, invitation_id=invitation_id)
     require_role_within_reach(access, invitation.role)
     # Conditional, so that a concurrent acceptance and this revocation cannot both succeed.
     revoked = db.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
-        .values(revoked_at=now or utcnow())
+        .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
     db.refresh(invitation)
     if revoked.rowcount != 1:
         if invitation.accepted_at is not None:
             raise errors.Conflict("This invitation has already been accepted; remove the member instead.")
-        return invitation
+        return InvitationDetails(invitation, invitation_status(invitation, now))
     audit.record_event(db, actor=actor, action="invitation.revoked", organization_id=invitation.organization_id,
                        target_type="invitation", target_id=invitation.id, details={"role": invitation.role.name})
-    return invitation
+    return InvitationDetails(invitation, REVOKED)
 
 
 def _find_by_token(db: Session, token: str) -> Invitation | None:
     return db.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token)))
 
 
-def preview_invitation(db: Session, *, token: str, now: datetime | None = None) -> InvitationPreview:
-    """The pending invitation behind an emailed token, for the page that offers to accept it.
+def preview_invitation(db: Session, *, token: str, user: User | None = None,
+                       now: datetime | None = None) -> InvitationPreview:
+    """The pending invitation behind an emailed token, for the page that offers to accept it
+    to `user`, the browser's signed-in user if any.
 
     Raises:
         NotFound: no invitation has this token.
@@ -248,7 +282,8 @@ def preview_invitation(db: Session, *, token: str, now: datetime | None = None) 
     if status != PENDING:
         raise InvitationUnusable(status)
     return InvitationPreview(invitation, inviter=inviter_label(invitation.invited_by),
-                             account_exists=users.get_user_by_email(db, invitation.email) is not None)
+                             account_exists=users.get_user_by_email(db, invitation.email) is not None,
+                             for_signed_in_user=user is not None and is_invited(invitation, user))
 
 
 def _refuse(db: Session, *, actor: Actor, invitation: Invitation, reason: str) -> None:
@@ -320,12 +355,12 @@ def accept_invitation(db: Session, *, actor: Actor, user: User, token: str,
     """
     now = now or utcnow()
     invitation = _usable_invitation(db, actor=actor, token=token, now=now)
-    if users.normalize_email(user.email) != invitation.email:
+    if not is_invited(invitation, user):
         _refuse(db, actor=actor.as_user(user), invitation=invitation, reason="email_mismatch")
         raise InvitationForAnotherEmail()
     lock_organization(db, invitation.organization_id)  # as every membership change (services.memberships)
-    if get_membership(db, organization_id=invitation.organization_id, user_id=user.id) is not None:
-        raise errors.Conflict("You are already a member of this organization.")
+    require_not_member(db, organization_id=invitation.organization_id, user_id=user.id,
+                       message="You are already a member of this organization.")
     _claim(db, invitation=invitation, now=now)
     return _join(db, actor=actor, invitation=invitation, user=user)
 

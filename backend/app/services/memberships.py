@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from app import errors
-from app.models import Membership, RefreshToken, Role, User
+from app.models import Membership, Role, User
 from app.models.base import as_uuid
 from app.services import audit, grants, users
 from app.services.actor import Actor
@@ -25,9 +25,11 @@ from app.services.organizations import (
     Access,
     is_last_owner,
     lock_access,
+    require_not_member,
     require_permission,
     require_role_within_reach,
 )
+from app.services.pagination import paginate
 
 LAST_OWNER = "An organization must keep at least one owner; make someone else an owner first."
 
@@ -45,10 +47,8 @@ def list_members(db: Session, *, organization_id: uuid.UUID, page: int, per_page
         query = query.where(Role.name == role)
     if q:
         query = query.where(or_(User.email.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True)))
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    members = db.scalars(query.options(contains_eager(Membership.user), contains_eager(Membership.role))
-                         .order_by(User.email).limit(per_page).offset((page - 1) * per_page))
-    return list(members), total
+    return paginate(db, query.options(contains_eager(Membership.user), contains_eager(Membership.role))
+                    .order_by(User.email), page=page, per_page=per_page)
 
 
 def require_member(db: Session, *, organization_id: uuid.UUID, user_id: object) -> Membership:
@@ -98,9 +98,7 @@ def add_member(db: Session, *, actor: Actor, access: Access, email: str, role: s
     user = users.get_user_by_email(db, email)
     if user is None:
         raise errors.NotFound("No user with this email.")
-    if db.scalar(select(func.count()).select_from(Membership).where(Membership.organization_id == organization.id,
-                                                                     Membership.user_id == user.id)):
-        raise errors.Conflict("This user is already a member.")
+    require_not_member(db, organization_id=organization.id, user_id=user.id)
     membership = Membership(organization_id=organization.id, user_id=user.id, role=new_role)
     db.add(membership)
     db.flush()  # assign membership.created_at for the response
@@ -139,8 +137,8 @@ def change_member_role(db: Session, *, actor: Actor, access: Access, user_id: ob
 
 
 def remove_member(db: Session, *, actor: Actor, access: Access, user_id: object, denylist: TokenDenylist) -> None:
-    """Remove a member, or let the caller leave, and revoke the refresh-token families the
-    member was issued in the organization (with the access tokens issued alongside them).
+    """Remove a member, or let the caller leave, and revoke the tokens the member was issued in
+    the organization (services.grants.revoke_user_grants_in_organization).
 
     Leaving needs nothing but the membership; removing someone else needs members:remove.
 
@@ -161,17 +159,11 @@ def remove_member(db: Session, *, actor: Actor, access: Access, user_id: object,
     if is_last_owner(db, membership):
         raise errors.Conflict(LAST_OWNER)
     member_id = membership.user_id
-    revoked = _revoke_refresh_tokens(db, organization_id=organization.id, user_id=member_id, denylist=denylist)
+    revoked = grants.revoke_user_grants_in_organization(db, organization_id=organization.id, user_id=member_id,
+                                                        denylist=denylist)
     details = {"role": membership.role.name, "reason": "left" if leaving else "removed",
                "refresh_tokens_revoked": revoked}
     db.delete(membership)
     audit.record_event(db, actor=actor, action="membership.removed", organization_id=organization.id,
                        target_type="user", target_id=member_id, details=details)
 
-
-def _revoke_refresh_tokens(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID,
-                           denylist: TokenDenylist) -> int:
-    """Revoke every refresh-token family issued to the user in the organization; how many tokens were live."""
-    family_ids = db.scalars(select(RefreshToken.family_id).distinct()
-                            .where(RefreshToken.organization_id == organization_id, RefreshToken.user_id == user_id))
-    return sum(grants.revoke_family(db, family_id=family_id, denylist=denylist) for family_id in list(family_ids))

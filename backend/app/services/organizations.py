@@ -15,11 +15,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from app import errors
 from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
@@ -139,6 +142,15 @@ def builtin_role(db: Session, organization_id: uuid.UUID, name: str) -> Role:
 def get_membership(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID) -> Membership | None:
     return db.scalar(select(Membership).where(Membership.organization_id == organization_id,
                                               Membership.user_id == user_id))
+
+
+def require_not_member(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID,
+                       message: str = "This user is already a member of the organization.") -> None:
+    """Raises:
+        Conflict: the user is a member of the organization.
+    """
+    if get_membership(db, organization_id=organization_id, user_id=user_id) is not None:
+        raise errors.Conflict(message, details={"email": ["Already a member."]})
 
 
 @dataclass(frozen=True)
@@ -263,6 +275,38 @@ def is_last_owner(db: Session, membership: Membership) -> bool:
     return is_owner_role(membership.role) and owner_count(db, membership.organization_id) == 1
 
 
+def _problems(*, name: str | None, slug: str | None, settings: dict[str, Any]) -> dict[str, list[str]]:
+    """What is wrong with the given fields of an organization (None: not given)."""
+    problems = settings_problems(settings)
+    if slug is not None and (problem := slug_problem(slug)) is not None:
+        problems["slug"] = [problem]
+    if name is not None and not name.strip():
+        problems["name"] = ["Must not be blank."]
+    return problems
+
+
+_SLUG_TAKEN = "An organization with this slug already exists."
+
+
+@contextmanager
+def _claiming_slug(db: Session, slug: str) -> Iterator[None]:
+    """Add or rename to `slug` inside this block; it is flushed in a savepoint at its end.
+
+    The up-front check gives the usual answer; the unique constraint decides between two
+    requests that both found the slug free, and the loser gets the same 409, not a 500.
+    """
+    with db.no_autoflush:
+        taken = db.scalar(select(func.count()).select_from(Organization).where(Organization.slug == slug))
+    if taken:
+        raise errors.Conflict(_SLUG_TAKEN, details={"slug": ["Taken."]})
+    try:
+        with db.begin_nested():
+            yield
+            db.flush()
+    except IntegrityError:
+        raise errors.Conflict(_SLUG_TAKEN, details={"slug": ["Taken."]}) from None
+
+
 def create_organization(db: Session, *, actor: Actor, name: str, slug: str,
                         settings: dict[str, Any] | None = None) -> Organization:
     """Create an organization with its built-in roles; the acting user becomes its owner.
@@ -274,61 +318,54 @@ def create_organization(db: Session, *, actor: Actor, name: str, slug: str,
     if actor.user is None:
         raise ValueError("an organization is created by a user")
     settings = dict(settings or {})
-    problems = settings_problems(settings)
-    if (problem := slug_problem(slug)) is not None:
-        problems["slug"] = [problem]
-    if not name.strip():
-        problems["name"] = ["Must not be blank."]
-    if problems:
+    if problems := _problems(name=name, slug=slug, settings=settings):
         raise errors.ValidationFailed(details=problems)
-    if db.scalar(select(func.count()).select_from(Organization).where(Organization.slug == slug)):
-        raise errors.Conflict("An organization with this slug already exists.", details={"slug": ["Taken."]})
     organization = Organization(name=name.strip(), slug=slug, settings=settings)
-    db.add(organization)
-    db.flush()
+    with _claiming_slug(db, slug):  # its flush also assigns organization.id for the roles
+        db.add(organization)
     roles = {role_name: Role(organization_id=organization.id, name=role_name, description=description,
                              builtin=True, permissions=[])
              for role_name, (description, _) in BUILTIN_ROLES.items()}
     db.add_all(roles.values())
-    db.flush()
+    db.flush()  # assign the owner role's id
     db.add(Membership(organization_id=organization.id, user_id=actor.user.id, role_id=roles[OWNER].id))
-    db.flush()
+    db.flush()  # the membership exists before the caller lists the organization's members
     audit.record_event(db, actor=actor, action="org.created", organization_id=organization.id,
                        target_type="organization", target_id=organization.id, details={"slug": slug})
     return organization
 
 
-def update_organization(db: Session, *, actor: Actor, organization: Organization, name: str | None = None,
+def update_organization(db: Session, *, actor: Actor, access: Access, name: str | None = None,
                         slug: str | None = None, settings: dict[str, Any] | None = None) -> Organization:
     """Change the given fields. `settings` replaces the given keys and keeps the others.
 
+    Decided under the organization's lock on the caller's current role, so concurrent
+    settings changes do not overwrite each other.
+
     Raises:
+        PermissionDenied: the caller lacks org:update.
         ValidationFailed, Conflict: as create_organization.
     """
-    problems = settings_problems(settings or {})
-    if slug is not None and (problem := slug_problem(slug)) is not None:
-        problems["slug"] = [problem]
-    if name is not None and not name.strip():
-        problems["name"] = ["Must not be blank."]
-    if problems:
+    access = lock_access(db, access)
+    require_permission(access, "org:update")
+    organization = access.organization
+    if problems := _problems(name=name, slug=slug, settings=settings or {}):
         raise errors.ValidationFailed(details=problems)
-    if slug is not None and slug != organization.slug and db.scalar(
-            select(func.count()).select_from(Organization).where(Organization.slug == slug)):
-        raise errors.Conflict("An organization with this slug already exists.", details={"slug": ["Taken."]})
     changed = []
     if name is not None and name.strip() != organization.name:
         organization.name = name.strip()
         changed.append("name")
-    if slug is not None and slug != organization.slug:
-        organization.slug = slug
-        changed.append("slug")
     if settings:
         merged = {**organization.settings, **settings}
         if merged != organization.settings:
             organization.settings = merged
             changed.append("settings")
+    if slug is not None and slug != organization.slug:
+        with _claiming_slug(db, slug):
+            organization.slug = slug
+        changed.append("slug")
     if changed:
-        db.flush()
+        db.flush()  # bump updated_at before the caller dumps the organization
         audit.record_event(db, actor=actor, action="org.updated", organization_id=organization.id,
                            target_type="organization", target_id=organization.id, details={"fields": changed})
     return organization
@@ -339,7 +376,7 @@ def organization_token_key(organization_id: uuid.UUID) -> str:
     return f"org:{organization_id}"
 
 
-def delete_organization(db: Session, *, actor: Actor, organization: Organization, denylist: TokenDenylist,
+def delete_organization(db: Session, *, actor: Actor, access: Access, denylist: TokenDenylist,
                         access_token_lifetime: int) -> None:
     """Delete the organization with its memberships, roles, invitations and clients, and
     revoke every token issued in it.
@@ -347,7 +384,13 @@ def delete_organization(db: Session, *, actor: Actor, organization: Organization
     Refresh tokens and codes go with the organization (ON DELETE CASCADE); access tokens
     are self-contained JWTs, so the organization's id is denied for as long as any of
     them can live: every access token carrying it is refused from now on.
+
+    Raises:
+        PermissionDenied: the caller (their role as it is under the lock) lacks org:delete.
     """
+    access = lock_access(db, access)
+    require_permission(access, "org:delete")
+    organization = access.organization
     org_id = organization.id
     for client in db.scalars(select(OAuthClient).where(OAuthClient.organization_id == org_id)):
         clients.delete_client(db, actor=actor, client=client)
@@ -365,7 +408,8 @@ def delete_organization(db: Session, *, actor: Actor, organization: Organization
 def organizations_of(db: Session, *, user_id: uuid.UUID) -> list[Membership]:
     """The user's memberships with their organizations and roles, by organization name."""
     return list(db.scalars(
-        select(Membership).join(Organization, Membership.organization_id == Organization.id)
+        select(Membership).join(Membership.organization)
+        .options(contains_eager(Membership.organization), joinedload(Membership.role))
         .where(Membership.user_id == user_id).order_by(Organization.name, Organization.slug)))
 
 

@@ -1,7 +1,7 @@
 """The page an invitation email links to: see the offer, then accept it signed in, or register and accept.
 
-The URL carries the invitation token, so every response here is `Cache-Control: no-store`
-(and, as everywhere, `Referrer-Policy: no-referrer`). Statuses: 404 for a token that names
+The URL carries the invitation token, so these pages, like every page, are
+`Cache-Control: no-store` (security/headers.py) and `Referrer-Policy: no-referrer`. Statuses: 404 for a token that names
 no invitation, 410 for one that can no longer be used (expired, revoked or already
 accepted: the page says which), 403 when signed in as someone else, 409 for other
 conflicts, 422 for a rejected registration form.
@@ -23,12 +23,6 @@ from app.services import invitations
 bp = Blueprint("invitation_pages", __name__, template_folder="templates")
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _error_page(err: AppError) -> Response:
     status = 410 if isinstance(err, invitations.InvitationUnusable) else err.status
     return Response(render_template("invitation_error.html", message=err.message), status=status)
@@ -38,7 +32,7 @@ def _offer_page(token: str, *, browser: UserSession | None, field_errors: dict |
                 status: int = 200) -> Response:
     """The invitation with what this browser can do about it, or the error page for a dead token."""
     try:
-        preview = invitations.preview_invitation(db.session, token=token)
+        preview = invitations.preview_invitation(db.session, token=token, user=browser.user if browser else None)
     except AppError as err:
         return _error_page(err)
     page_url = url_for(".invitation_page", token=token)
@@ -63,7 +57,7 @@ def accept():
     try:
         membership = invitations.accept_invitation(db.session, actor=request_actor(browser.user, browser.id),
                                                    user=browser.user, token=token)
-    except (invitations.InvitationUnusable, invitations.InvitationForAnotherEmail) as err:
+    except invitations.AuditedRefusal as err:
         db.session.commit()  # keep the failure audit event (written before anything else)
         return _error_page(err)
     except AppError as err:
@@ -91,7 +85,7 @@ def register():
         return _offer_page(token, browser=previous, field_errors=err.messages, name=name, status=422)
     except ValidationFailed as err:
         return _offer_page(token, browser=previous, field_errors=err.details, name=name, status=422)
-    except invitations.InvitationUnusable as err:
+    except invitations.AuditedRefusal as err:
         db.session.commit()  # keep the failure audit event (written before anything else)
         return _error_page(err)
     except AppError as err:

@@ -8,9 +8,9 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 
 from app.errors import AccountLocked, AppError
 from app.extensions import csrf, current_settings, db, limiter
-from app.models import SessionEndReason, SessionKind
+from app.models import SessionKind
 from app.request_context import request_actor
-from app.services import authentication, sessions
+from app.services import authentication
 from app.services.invitations import ACCEPT_PATH as INVITATION_PATH
 from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_session, set_session_cookie
 
@@ -44,14 +44,12 @@ def login():
     try:
         issued = authentication.login(db.session, actor=request_actor(), email=email,
                                       password=request.form.get("password", ""), settings=current_settings(),
-                                      kind=SessionKind.BROWSER)
+                                      kind=SessionKind.BROWSER, previous_session_id=previous.id if previous else None)
     except AppError as err:
         db.session.commit()  # the failure count, lockout and audit event are kept
         status = 423 if isinstance(err, AccountLocked) else err.status
         return Response(render_template("login.html", next=next_url, email=email, error=err.message),
                         status=status)
-    if previous is not None:
-        sessions.end_session(db.session, session_id=previous.id, reason=SessionEndReason.LOGOUT)
     db.session.commit()
     # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
     if next_url and next_url.startswith("/oauth2/authorize"):

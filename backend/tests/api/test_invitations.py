@@ -226,10 +226,12 @@ def test_list_invitations_with_unknown_status_is_422(api, org, owner_token):
     assert list(response.body["error"]["details"]) == ["status"]
 
 
-def test_list_invitations_shows_none_of_another_organization(api, db_session, org, owner_token, invite):
+def test_list_invitations_shows_none_of_another_organization(api, db_session, org, owner_token):
     other_owner = UserFactory()
     other = create_organization(db_session, owner=other_owner, slug="other")
-    api.post(path(other), json={"email": "x@example.com", "role": "member"}, token=session_token(other_owner))
+    elsewhere = api.post(path(other), json={"email": "x@example.com", "role": "member"},
+                         token=session_token(other_owner))
+    assert elsewhere.status == 201
 
     response = api.get(path(org), token=owner_token)
 

@@ -154,6 +154,14 @@ def test_the_last_owner_cannot_step_down(api, db_session, org, owner):
     assert role_of(db_session, org, owner) == "owner"
 
 
+def test_a_platform_admin_cannot_remove_or_demote_the_last_owner(api, db_session, org, owner):
+    operator = factories.session_token(factories.UserFactory(is_platform_admin=True))
+    demoted = api.patch(members_url(org, owner.id, "/role"), json={"role": "member"}, token=operator)
+    removed = api.delete(members_url(org, owner.id), token=operator)
+    assert (demoted.status, removed.status) == (409, 409)
+    assert role_of(db_session, org, owner) == "owner"
+
+
 @pytest.mark.parametrize(("target", "role"), [("member", "owner"), ("owner", "member")])
 def test_admin_cannot_grant_or_take_away_the_owner_role(api, db_session, org, owner, admin, member, target, role):
     factories.add_member(db_session, org, factories.UserFactory(), "owner")  # never the last owner here
@@ -222,6 +230,8 @@ def test_admin_cannot_remove_an_owner(api, db_session, org, owner, admin):
     assert role_of(db_session, org, owner) == "owner"
 
 
-def test_remove_a_non_member_is_404(api, db_session, org, owner):
-    response = api.delete(members_url(org, "not-a-user-id"), token=factories.session_token(owner))
+@pytest.mark.parametrize("who", ["a user of no organization", "a malformed id"])
+def test_remove_a_non_member_is_404(api, db_session, org, owner, who):
+    user_id = str(factories.UserFactory().id) if who == "a user of no organization" else "not-a-user-id"
+    response = api.delete(members_url(org, user_id), token=factories.session_token(owner))
     assert response.status == 404 and response.error_type == "NOT_FOUND"

@@ -9,7 +9,8 @@ For each operation on organization A:
 - anonymous callers get 401;
 - outsiders (no membership, or members and owners of organization B) get 404,
   exactly like an unknown organization, and learn nothing about A;
-- members of A whose role (member, a custom role, admin) lacks the permission get 403;
+- members of A whose role (member, a custom role, admin) lacks the permission the operation
+  needs (REQUIRED_PERMISSIONS, written down here, not read from the code) get 403;
 - A's owner naming B's sub-resources (member, role, invitation, client) under A's
   path gets 404;
 and none of these refused requests changes a row.
@@ -43,6 +44,35 @@ def _org_operations() -> list[Operation]:
 
 ORG_OPERATIONS = _org_operations()
 
+# The permission each operation needs, written down here rather than read back from the code
+# under test: weakening a guard must fail this file. Every organization operation is listed.
+REQUIRED_PERMISSIONS: dict[tuple[str, str], str] = {
+    ("GET", ORG_PREFIX): "org:read",
+    ("PATCH", ORG_PREFIX): "org:update",
+    ("DELETE", ORG_PREFIX): "org:delete",
+    ("GET", f"{ORG_PREFIX}/audit-events"): "audit:read",
+    ("GET", f"{ORG_PREFIX}/clients"): "clients:read",
+    ("POST", f"{ORG_PREFIX}/clients"): "clients:write",
+    ("GET", f"{ORG_PREFIX}/clients/<client_id>"): "clients:read",
+    ("PATCH", f"{ORG_PREFIX}/clients/<client_id>"): "clients:write",
+    ("DELETE", f"{ORG_PREFIX}/clients/<client_id>"): "clients:write",
+    ("POST", f"{ORG_PREFIX}/clients/<client_id>/secret"): "clients:write",
+    ("POST", f"{ORG_PREFIX}/invitations"): "members:invite",
+    ("GET", f"{ORG_PREFIX}/invitations"): "members:invite",
+    ("DELETE", f"{ORG_PREFIX}/invitations/<invitation_id>"): "members:invite",
+    ("GET", f"{ORG_PREFIX}/members"): "members:read",
+    ("POST", f"{ORG_PREFIX}/members"): "members:invite",
+    # Removing someone else; leaving (your own id) needs only the membership, so the guard is org:read.
+    ("DELETE", f"{ORG_PREFIX}/members/<user_id>"): "members:remove",
+    ("PATCH", f"{ORG_PREFIX}/members/<user_id>/role"): "members:update_role",
+    ("GET", f"{ORG_PREFIX}/roles"): "roles:read",
+    ("POST", f"{ORG_PREFIX}/roles"): "roles:write",
+    ("PATCH", f"{ORG_PREFIX}/roles/<role_id>"): "roles:write",
+    ("DELETE", f"{ORG_PREFIX}/roles/<role_id>"): "roles:write",
+}
+# Operations whose guard lets every member through because the service decides (self-service).
+SELF_SERVICE_GUARDS = {("DELETE", f"{ORG_PREFIX}/members/<user_id>"): "org:read"}
+
 # A well-formed request body (None: the operation takes none) for every POST, PATCH and PUT,
 # keyed by (method, rule without converters).
 # Bodies are valid, so a refusal can only come from the access check.
@@ -68,6 +98,8 @@ class Tenant:
     owner: User
     admin: User
     member: User
+    # A plain member whom the member operations act on (never one of the callers).
+    target: User
     # Holds the custom role "support" (members:read only).
     support: User
     custom_role: Role
@@ -80,6 +112,8 @@ def _tenant(db_session: Session, slug: str) -> Tenant:
     organization = factories.create_organization(db_session, owner=owner, slug=slug)
     factories.add_member(db_session, organization, admin, "admin")
     factories.add_member(db_session, organization, member, "member")
+    target = factories.UserFactory(email=f"target@{slug}.example")
+    factories.add_member(db_session, organization, target, "member")
     custom_role = factories.create_role(db_session, organization, "support", ["members:read"])
     support = factories.UserFactory(email=f"support@{slug}.example")
     factories.add_member(db_session, organization, support, "support")
@@ -90,7 +124,7 @@ def _tenant(db_session: Session, slug: str) -> Tenant:
     db_session.add(invitation)
     db_session.commit()
     client = factories.OAuthClientFactory(organization_id=organization.id, name=f"{slug} app")
-    return Tenant(organization, owner, admin, member, support, custom_role, invitation, client)
+    return Tenant(organization, owner, admin, member, target, support, custom_role, invitation, client)
 
 
 @pytest.fixture
@@ -105,7 +139,7 @@ def _path(operation: Operation, tenant: Tenant, resources: Tenant | None = None)
     resources = resources or tenant
     values = {
         "org_id": str(tenant.organization.id),
-        "user_id": str(resources.member.id),
+        "user_id": str(resources.target.id),
         "role_id": str(resources.custom_role.id),
         "invitation_id": str(resources.invitation.id),
         "client_id": resources.client.client_id,
@@ -143,6 +177,11 @@ def test_every_organization_operation_is_guarded_and_has_a_sample():
     missing = [_op_id(op) for op in ORG_OPERATIONS
                if op.method in {"POST", "PATCH", "PUT"} and (op.method, plain_rule(op.rule)) not in SAMPLE_BODIES]
     assert missing == [], f"add a sample body for: {missing}"
+    unlisted = [_op_id(op) for op in ORG_OPERATIONS if (op.method, plain_rule(op.rule)) not in REQUIRED_PERMISSIONS]
+    assert unlisted == [], f"add the permission these need to REQUIRED_PERMISSIONS: {unlisted}"
+    wrong_guards = [(_op_id(op), op.view(app).org_permission) for op in ORG_OPERATIONS
+                    if op.view(app).org_permission != _guard_permission(op)]
+    assert wrong_guards == [], wrong_guards
 
 
 @pytest.mark.parametrize("operation", ORG_OPERATIONS, ids=_op_id)
@@ -182,15 +221,24 @@ def _role_permissions(db_session: Session, user: User, organization: Organizatio
     return organizations.role_permissions(membership.role)
 
 
+def _required_permission(operation: Operation) -> str:
+    return REQUIRED_PERMISSIONS[(operation.method, plain_rule(operation.rule))]
+
+
+def _guard_permission(operation: Operation) -> str:
+    key = (operation.method, plain_rule(operation.rule))
+    return SELF_SERVICE_GUARDS.get(key, REQUIRED_PERMISSIONS[key])
+
+
 @pytest.mark.parametrize("operation", ORG_OPERATIONS, ids=_op_id)
 def test_members_without_the_permission_get_403(api, tenants, db_session, operation):
     alpha, _ = tenants
-    permission = operation.view(collection_app()).org_permission
+    permission = _required_permission(operation)
     before = _snapshot(db_session)
     for insider in (alpha.member, alpha.support, alpha.admin):
         if permission in _role_permissions(db_session, insider, alpha.organization):
             continue
-        response = _call(api, operation, _path(operation, alpha, resources=alpha), factories.session_token(insider))
+        response = _call(api, operation, _path(operation, alpha), factories.session_token(insider))
         assert response.status == 403, (insider.email, response.body)
         assert response.error_type == "PERMISSION_DENIED"
     assert _snapshot(db_session) == before
@@ -203,7 +251,7 @@ def test_owners_and_platform_admins_pass_the_guard(api, tenants, db_session, ope
     alpha, _ = tenants
     user = alpha.owner if caller == "owner" else factories.UserFactory(is_platform_admin=True)
     response = _call(api, operation, _path(operation, alpha), factories.session_token(user))
-    assert response.status not in {401, 403, 404}, response.body
+    assert response.status not in {401, 403, 404} and response.status < 500, response.body
 
 
 SUB_RESOURCE_OPERATIONS = [op for op in ORG_OPERATIONS if set(rule_variables(op.rule)) - {"org_id"}]

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app.models import AuthorizationCode, Membership, RefreshToken
+from app.models import AuthorizationCode, Consent, Membership, RefreshToken
 from app.oauth.endpoints import PICKED_ORGANIZATION
 from app.services import organizations
 from app.services.actor import Actor
 from app.services.authorization_context import NO_ORGANIZATION, NOT_AVAILABLE, ORGANIZATION_CLAIMS
-from tests.factories import OAuthClientFactory, UserFactory, add_member, create_organization
+from tests import factories
+from tests.factories import OAuthClientFactory, UserFactory, add_member, create_organization, session_token
 from tests.oauth.helpers import (
     ISSUER,
     Redirect,
@@ -80,9 +81,9 @@ def globex(db_session, owner):
 
 @pytest.fixture
 def make_client(db_session):
-    """A confidential client with the `organization` scope, made with the factory."""
+    """A confidential client with the `organization` scope (unless given other scopes), made with the factory."""
     def make(**fields: Any) -> Registered:
-        client = OAuthClientFactory(scopes=SCOPES, **fields)
+        client = OAuthClientFactory(**{"scopes": SCOPES, **fields})
         return Registered(client_id=client.client_id, secret=OAuthClientFactory.DEFAULT_CLIENT_SECRET,
                           auth_method=client.token_endpoint_auth_method, redirect_uris=list(client.redirect_uris),
                           scopes=list(client.scopes))
@@ -258,6 +259,19 @@ def test_picking_an_organization_continues_the_same_request(signed_in, picker_cl
     assert org_claims(verify_jwt(client, tokens["id_token"]).claims) == expected_claims(globex, "admin")
 
 
+def test_a_posted_picker_answer_never_overrides_the_named_organization(signed_in, picker_client, acme, globex,
+                                                                      user, pkce, db_session):
+    """The request's organization=acme wins over a chosen_organization=globex smuggled into the consent POST."""
+    add_member(db_session, globex, user, role="admin")
+    consent = signed_in.authorize(authorization_params(picker_client, pkce=pkce(), organization="acme"))
+    assert is_consent_page(consent)
+    form = parse_page(consent).form
+    response = signed_in.http.post(form.action, data={**form.fields, "decision": "allow",
+                                                      PICKED_ORGANIZATION: str(globex.id)})
+    assert response.status_code == 302 and "code=" in response.location
+    assert db_session.scalar(select(AuthorizationCode)).organization_id == acme.id
+
+
 def test_picked_organization_is_checked_again(signed_in, picker_client, acme, globex, user, pkce, db_session):
     """The form is not trusted: a posted organization the user is not in is access_denied."""
     add_member(db_session, globex, user)
@@ -383,9 +397,11 @@ def test_userinfo_returns_the_current_membership_under_the_organization_scope(ob
 
 
 def test_userinfo_without_the_organization_scope_has_no_organization_claims(obtain_tokens, platform_client, acme,
-                                                                            bearer):
+                                                                            user, bearer):
     tokens = obtain_tokens(platform_client, scope="openid", organization="acme")
-    assert org_claims(bearer("/oauth2/userinfo", tokens["access_token"]).get_json()) == {}
+    response = bearer("/oauth2/userinfo", tokens["access_token"])
+    assert response.status_code == 200
+    assert response.get_json() == {"sub": str(user.id)}
 
 
 def test_userinfo_omits_the_organization_of_a_former_member(obtain_tokens, platform_client, acme, user, bearer,
@@ -410,13 +426,84 @@ def test_tokens_of_a_deleted_organization_are_dead(obtain_tokens, platform_clien
     """After the organization is deleted its access tokens are inactive (RFC 7662 §2.2) and UserInfo
     refuses them (RFC 6750 §3.1 invalid_token)."""
     tokens = obtain_tokens(platform_client, scope="openid organization", organization="acme")
-    organizations.delete_organization(db_session, actor=Actor(user=owner), organization=acme,
+    organizations.delete_organization(db_session, actor=Actor(user=owner),
+                                      access=factories.access_of(db_session, owner, acme),
                                       denylist=app.extensions["gatehouse.denylist"], access_token_lifetime=600)
     db_session.commit()
     assert introspect(platform_client, tokens["access_token"]) == {"active": False}
     response = bearer("/oauth2/userinfo", tokens["access_token"])
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+# --- consent per organization ----------------------------------------------------------------
+
+ADMIN_SCOPE = "openid org:admin"
+
+
+@pytest.fixture
+def admin_client(make_client) -> Registered:
+    """A third-party platform client that may ask for org:admin (so it shows the consent page)."""
+    return make_client(name="Payroll", scopes=SCOPES + ["org:admin"])
+
+
+def consented_organizations(db_session) -> set:
+    return set(db_session.scalars(select(Consent.organization_id)))
+
+
+def test_consent_in_one_organization_is_not_consent_in_another(signed_in, authorize, admin_client, acme, globex,
+                                                               user, pkce, db_session):
+    """OIDC Core §3.1.2.4: consent covers what the user saw, here org:admin in acme. With prompt=none in
+    globex (where the user is an owner) there is no consent to rely on: consent_required (§3.1.2.6), no code."""
+    add_member(db_session, globex, user, role="owner")
+    authorize(admin_client, scope=ADMIN_SCOPE, organization="acme")
+    again_in_acme = signed_in.authorize(authorization_params(admin_client, pkce=pkce(), scope=ADMIN_SCOPE,
+                                                             organization="acme", prompt="none"))
+    assert "code" in query_of(again_in_acme.location)
+
+    response = signed_in.authorize(authorization_params(admin_client, pkce=pkce(), scope=ADMIN_SCOPE,
+                                                        organization="globex", prompt="none"))
+
+    assert error_redirect(response, admin_client)["error"] == "consent_required"
+    assert {code.organization_id for code in db_session.scalars(select(AuthorizationCode))} == {acme.id}
+    assert consented_organizations(db_session) == {acme.id}
+
+
+@pytest.mark.parametrize("given_in, asked_in", [(None, "acme"), ("acme", None)],
+                         ids=["none-then-organization", "organization-then-none"])
+def test_consent_with_and_without_an_organization_do_not_count_for_each_other(signed_in, authorize, admin_client,
+                                                                               acme, pkce, db_session, given_in,
+                                                                               asked_in):
+    authorize(admin_client, scope=ADMIN_SCOPE, organization=given_in)
+
+    response = signed_in.authorize(authorization_params(admin_client, pkce=pkce(), scope=ADMIN_SCOPE,
+                                                        organization=asked_in))
+
+    assert is_consent_page(response)
+    signed_in.decide(response, "allow")
+    assert consented_organizations(db_session) == {None, acme.id}
+
+
+def test_consent_page_names_the_organization_and_describes_its_scopes(signed_in, admin_client, acme, pkce):
+    """OIDC Core §3.1.2.4: the user is told what they authorize, and where."""
+    response = signed_in.authorize(authorization_params(admin_client, pkce=pkce(),
+                                                        scope="openid organization org:admin", organization="acme"))
+
+    text = parse_page(response).text
+    assert "Payroll wants to access your account in Acme Inc." in text
+    assert "See which organization you are signing in to and your role in it" in text
+    assert "Manage Acme Inc. for you: its members, roles, applications and settings" in text
+    assert "org:admin" not in text
+
+
+def test_deleting_the_organization_removes_its_consents(authorize, admin_client, acme, owner, api, db_session):
+    authorize(admin_client, scope=ADMIN_SCOPE, organization="acme")
+    authorize(admin_client, scope=ADMIN_SCOPE)
+    assert consented_organizations(db_session) == {None, acme.id}
+
+    assert api.delete(f"/api/v1/organizations/{acme.id}", token=session_token(owner)).status == 200
+
+    assert consented_organizations(db_session) == {None}
 
 
 # --- discovery ----------------------------------------------------------------------------
@@ -427,3 +514,29 @@ def test_discovery_advertises_the_organization_scope_and_claims(client):
     assert "organization" in metadata["scopes_supported"]
     assert set(ORGANIZATION_CLAIMS) <= set(metadata["claims_supported"])
     assert "organization" in client.get("/.well-known/oauth-authorization-server").get_json()["scopes_supported"]
+
+
+def test_an_org_admin_token_from_the_token_endpoint_works_on_its_organization_only(
+        obtain_tokens, make_client, acme, globex, user, bearer, db_session):
+    """The management API's access-token credential, end to end: the code flow with organization=acme
+    and scope org:admin yields a token that acts as the user's membership in acme, and in no other
+    organization (403 where the user is a member too, 404 where not)."""
+    set_role(db_session, acme, user, "admin")
+    org_admin_client = make_client(scopes=[*SCOPES, "org:admin"])
+    token = obtain_tokens(org_admin_client, scope="openid org:admin", organization="acme")["access_token"]
+
+    in_acme = bearer(f"/api/v1/organizations/{acme.id}/members", token)
+    assert in_acme.status_code == 200
+    assert {m["email"] for m in in_acme.get_json()["data"]} == {user.email, acme_owner_email(db_session, acme)}
+    assert bearer(f"/api/v1/organizations/{globex.id}", token).status_code == 404
+    add_member(db_session, globex, user, role="owner")
+    refused = bearer(f"/api/v1/organizations/{globex.id}", token)
+    assert refused.status_code == 403 and refused.get_json()["error"]["type"] == "PERMISSION_DENIED"
+    # Without org:admin the same flow's token is no API credential at all.
+    plain = obtain_tokens(org_admin_client, scope="openid", organization="acme")["access_token"]
+    assert bearer(f"/api/v1/organizations/{acme.id}", plain).status_code == 401
+
+
+def acme_owner_email(db_session, organization) -> str:
+    owner_role = organizations.builtin_role(db_session, organization.id, "owner")
+    return db_session.scalar(select(Membership).where(Membership.role_id == owner_role.id)).user.email

@@ -12,7 +12,7 @@ from app import errors
 from app.models import AuditEvent, UserSession, UserStatus
 from app.services import authentication
 from app.services.actor import Actor
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory, UserSessionFactory
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 ACTOR = Actor(user=None, ip="192.0.2.1", user_agent="pytest", request_id="req-00000001")
@@ -39,6 +39,22 @@ def test_login_with_correct_password_starts_session(db_session, user, settings):
     assert issued.session.user_id == user.id
     assert issued.session.created_at == T0
     assert (issued.session.ip, issued.session.user_agent) == ("192.0.2.1", "pytest")
+
+
+def test_login_ends_the_session_it_replaces_only_when_it_succeeds(db_session, user, settings):
+    """A browser signing in again (perhaps as someone else) keeps one signed-in user."""
+    other = UserFactory()
+    previous = UserSessionFactory(user=other, kind="browser")
+
+    with pytest.raises(errors.InvalidCredentials):
+        authentication.login(db_session, actor=Actor(user=None), email=user.email, password="wrong password",
+                             settings=settings, previous_session_id=previous.id)
+    assert db_session.get(UserSession, previous.id).ended_at is None
+
+    authentication.login(db_session, actor=Actor(user=None), email=user.email, password=DEFAULT_PASSWORD,
+                         settings=settings, previous_session_id=previous.id)
+    db_session.refresh(previous)
+    assert (previous.ended_at is not None, previous.end_reason) == (True, "logout")
 
 
 def test_login_email_is_case_insensitive(db_session, settings):

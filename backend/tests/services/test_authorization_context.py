@@ -8,6 +8,7 @@ from app import errors
 from app.services import authorization_context, organizations
 from app.services.actor import Actor
 from app.services.denylist import MemoryDenylist
+from tests import factories
 from tests.factories import OAuthClientFactory, UserFactory, add_member, create_organization
 
 
@@ -104,6 +105,24 @@ def test_choose_organization_required_takes_the_named_organization(db_session, u
     assert choice.organization.id == globex.id
 
 
+def test_choose_organization_a_picker_answer_counts_only_without_a_named_organization(db_session, user, acme,
+                                                                                     globex):
+    add_member(db_session, globex, user)
+    client = OAuthClientFactory(organization_required=True)
+    named = authorization_context.choose_organization(db_session, user=user, client=client, requested="acme",
+                                                      picked=str(globex.id))
+    assert (named.organization.id, named.from_picker) == (acme.id, False)
+    picked = authorization_context.choose_organization(db_session, user=user, client=client, requested=None,
+                                                       picked=str(globex.id))
+    assert (picked.organization.id, picked.from_picker) == (globex.id, True)
+
+
+def test_choose_organization_a_picker_answer_is_checked_like_a_named_one(db_session, user, acme, globex):
+    assert_not_available(lambda: authorization_context.choose_organization(
+        db_session, user=user, client=OAuthClientFactory(organization_required=True), requested=None,
+        picked=str(globex.id)))
+
+
 # --- claims -------------------------------------------------------------------------------
 
 def test_member_claims_name_the_organization_and_the_current_role(db_session, user, acme):
@@ -131,7 +150,8 @@ def test_member_claims_of_a_former_member_are_none(db_session, user, acme):
 
 def test_member_claims_of_a_deleted_organization_are_none(db_session, user, acme):
     org_id = acme.id
-    organizations.delete_organization(db_session, actor=Actor(user=user), organization=acme,
+    organizations.delete_organization(db_session, actor=Actor(user=user),
+                                      access=factories.access_of(db_session, user, acme),
                                       denylist=MemoryDenylist(), access_token_lifetime=600)
     db_session.commit()
     assert authorization_context.member_claims(db_session, organization_id=org_id, user=user) is None

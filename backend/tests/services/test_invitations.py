@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from app import errors
 from app.extensions import db
@@ -47,7 +47,7 @@ def invite(db_session, owner, access, settings):
              now=None) -> tuple[Invitation, str]:
         by = by or owner
         invitation = invitations.invite_member(db_session, actor=actor(by), access=access(by), email=email,
-                                               role=role, issuer=settings.ISSUER, now=now)
+                                               role=role, issuer=settings.ISSUER, now=now).invitation
         [message] = mail.queued(db_session)
         mail.drop_queued(db_session)  # db_session is not the app's: nothing sends it on commit
         db_session.commit()
@@ -68,7 +68,7 @@ def foreign_invitation(db_session, settings) -> Invitation:
     invitation = invitations.invite_member(
         db_session, actor=actor(other_owner), issuer=settings.ISSUER, email="x@example.com", role="member",
         access=organizations.require_access(db_session, user=other_owner, organization_id=other.id,
-                                            permission="members:invite"))
+                                            permission="members:invite")).invitation
     mail.drop_queued(db_session)
     db_session.commit()
     return invitation
@@ -110,7 +110,8 @@ def test_invite_member_expires_after_organization_ttl(db_session, invite, org):
 def test_invite_member_queues_email_with_link_organization_inviter_role_and_expiry(db_session, owner, access,
                                                                                    settings):
     invitation = invitations.invite_member(db_session, actor=actor(owner), access=access(owner),
-                                           email="bob@example.com", role="admin", issuer="https://auth.example.com")
+                                           email="bob@example.com", role="admin",
+                                           issuer="https://auth.example.com").invitation
 
     [message] = mail.queued(db_session)
     assert message.to == "bob@example.com"
@@ -290,9 +291,9 @@ def test_list_invitations_filters_by_status(db_session, org, one_of_each, status
     items, total = invitations.list_invitations(db_session, organization_id=org.id, status=status, page=1,
                                                 per_page=20)
 
-    assert [i.id for i in items] == [one_of_each[status].id]
+    assert [i.invitation.id for i in items] == [one_of_each[status].id]
     assert total == 1
-    assert invitations.invitation_status(items[0]) == status
+    assert items[0].status == status
 
 
 def test_list_invitations_pages_newest_first(db_session, org, invite):
@@ -303,7 +304,7 @@ def test_list_invitations_pages_newest_first(db_session, org, invite):
     second, _ = invitations.list_invitations(db_session, organization_id=org.id, page=2, per_page=2)
 
     assert total == 3
-    assert [i.id for i in first + second] == [made[2].id, made[1].id, made[0].id]
+    assert [i.invitation.id for i in first + second] == [made[2].id, made[1].id, made[0].id]
 
 
 def test_list_invitations_shows_only_the_organization(db_session, org, invite, foreign_invitation):
@@ -311,7 +312,19 @@ def test_list_invitations_shows_only_the_organization(db_session, org, invite, f
 
     items, total = invitations.list_invitations(db_session, organization_id=org.id, page=1, per_page=20)
 
-    assert ([i.id for i in items], total) == ([mine.id], 1)
+    assert ([i.invitation.id for i in items], total) == ([mine.id], 1)
+
+
+def test_list_invitations_decides_filter_and_status_at_the_same_moment(db_session, org, invite):
+    invitation, _ = invite()
+    after_expiry = invitation.expires_at + timedelta(seconds=1)
+
+    items, _ = invitations.list_invitations(db_session, organization_id=org.id, page=1, per_page=20, now=after_expiry)
+    pending, _ = invitations.list_invitations(db_session, organization_id=org.id, page=1, per_page=20,
+                                              status=invitations.PENDING, now=after_expiry)
+
+    assert [(i.invitation.id, i.status) for i in items] == [(invitation.id, invitations.EXPIRED)]
+    assert pending == []
 
 
 # --- revoke_invitation --------------------------------------------------------------------------
@@ -323,8 +336,8 @@ def test_revoke_invitation_sets_revoked_at_and_records_event(db_session, invite,
     revoked = invitations.revoke_invitation(db_session, actor=actor(owner), access=access(owner),
                                             invitation_id=invitation.id)
 
-    assert revoked.revoked_at is not None
-    assert invitations.invitation_status(revoked) == invitations.REVOKED
+    assert revoked.invitation.revoked_at is not None
+    assert revoked.status == invitations.REVOKED
     [event] = events(db_session, "invitation.revoked")
     assert (event.organization_id, event.target_id) == (org.id, str(invitation.id))
 
@@ -333,12 +346,12 @@ def test_revoke_invitation_twice_changes_nothing(db_session, invite, owner, acce
     invitation, _ = invite()
     first = invitations.revoke_invitation(db_session, actor=actor(owner), access=access(owner),
                                           invitation_id=invitation.id)
-    revoked_at = first.revoked_at
+    revoked_at = first.invitation.revoked_at
 
     again = invitations.revoke_invitation(db_session, actor=actor(owner), access=access(owner),
                                           invitation_id=invitation.id)
 
-    assert again.revoked_at == revoked_at
+    assert (again.invitation.revoked_at, again.status) == (revoked_at, invitations.REVOKED)
     assert len(events(db_session, "invitation.revoked")) == 1
 
 
@@ -449,6 +462,44 @@ def test_accept_invitation_no_longer_pending_raises_and_records_failure(db_sessi
     assert membership_of(db_session, org, bob) is None
     [failure] = events(db_session, "invitation.accepted", result="failure")
     assert failure.details == {"reason": reason}
+
+
+def _before_the_claim(db_session, change) -> None:
+    """Run `change` on the invitation row right before the conditional UPDATE that claims or revokes it,
+    on the same connection: the race a concurrent request would cause, the same on every backend."""
+    pending = [change]
+
+    def interpose(orm_execute_state):
+        if pending and orm_execute_state.is_update and "invitations" in str(orm_execute_state.statement):
+            orm_execute_state.session.connection().execute(pending.pop())
+    event.listen(db_session, "do_orm_execute", interpose)
+
+
+@pytest.mark.parametrize(("column", "status"), [("revoked_at", "revoked"), ("accepted_at", "accepted")])
+def test_accept_invitation_loses_to_a_revocation_or_acceptance_that_got_there_first(db_session, invite, org, bob,
+                                                                                  column, status):
+    """The checks passed, then another request changed the row: only the conditional claim sees it."""
+    invitation, token = invite()
+    _before_the_claim(db_session, update(Invitation).where(Invitation.id == invitation.id).values({column: utcnow()}))
+
+    with pytest.raises(invitations.InvitationUnusable) as raised:
+        invitations.accept_invitation(db_session, actor=actor(bob), user=bob, token=token)
+
+    assert raised.value.reason == status
+    assert organizations.get_membership(db_session, organization_id=org.id, user_id=bob.id) is None
+
+
+def test_revoke_invitation_loses_to_an_acceptance_that_got_there_first(db_session, invite, owner, access):
+    invitation, _ = invite()
+    _before_the_claim(db_session, update(Invitation).where(Invitation.id == invitation.id)
+                      .values(accepted_at=utcnow()))
+
+    with pytest.raises(errors.Conflict, match="accepted"):
+        invitations.revoke_invitation(db_session, actor=actor(owner), access=access(owner),
+                                      invitation_id=invitation.id)
+
+    db_session.refresh(invitation)
+    assert invitation.revoked_at is None
 
 
 def test_accept_invitation_expires_at_its_expiry_time(db_session, invite, bob):
@@ -613,6 +664,8 @@ def test_preview_invitation_says_whether_the_account_exists(db_session, invite, 
 
 
 def test_preview_invitation_writes_no_audit_event_for_dead_token(db_session, invite):
+    """Opening a dead link is not an attempt to accept it: unlike accept_invitation (which shares
+    the token lookup and records the refusal), the preview leaves the trail alone."""
     invitation, token = invite()
     invitation.revoked_at = utcnow()
     db_session.commit()

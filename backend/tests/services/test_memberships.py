@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app import errors
-from app.models import AuditEvent, Membership, RefreshToken, Role, User
+from app.models import AuditEvent, AuthorizationCode, Membership, RefreshToken, Role, User
+from app.models.base import utcnow
+from app.security.tokens import new_token
 from app.services import memberships, organizations, users
 from app.services.actor import Actor
 from app.services.denylist import MemoryDenylist
@@ -175,6 +178,16 @@ def test_the_last_owner_cannot_demote_themselves(db_session, org, owner):
     assert role_of(db_session, org, owner) == "owner"
 
 
+def test_nobody_else_can_remove_or_demote_the_last_owner_either(db_session, org, owner):
+    """A platform administrator acts as an owner, and still cannot leave the organization ownerless."""
+    operator = factories.UserFactory(is_platform_admin=True)
+    with pytest.raises(errors.Conflict, match="at least one owner"):
+        change(db_session, operator, org, owner.id, "admin")
+    with pytest.raises(errors.Conflict, match="at least one owner"):
+        remove(db_session, operator, org, owner.id)
+    assert role_of(db_session, org, owner) == "owner"
+
+
 def test_an_owner_may_step_down_when_another_owner_remains(db_session, org, owner):
     second = factories.UserFactory()
     factories.add_member(db_session, org, second, "owner")
@@ -299,6 +312,31 @@ def test_remove_member_revokes_their_refresh_tokens_in_this_organization_only(ap
     assert [db_session.get(RefreshToken, row.id).revoked_at for row in (elsewhere, no_org, owners)] == [None] * 3
     assert denylist.is_denied("jti-in-org") and not denylist.is_denied("jti-elsewhere")
     assert events(db_session, "membership.removed")[0].details["refresh_tokens_revoked"] == 1
+
+
+
+def test_remove_member_denies_access_tokens_issued_from_codes_without_a_refresh_token(db_session, org, owner, member):
+    """Those tokens belong to no refresh family; without this they would live on until they expire."""
+    client = factories.OAuthClientFactory()
+    now = utcnow()
+
+    def redeemed_code(user, organization, jti):
+        code = AuthorizationCode(code_hash=new_token(), client_pk=client.id, user_id=user.id, redirect_uri="x",
+                                 scope="openid", auth_time=now, expires_at=now, redeemed_at=now,
+                                 organization_id=organization.id if organization else None,
+                                 access_token_jti=jti, access_token_expires_at=now + timedelta(minutes=10))
+        db_session.add(code)
+
+    redeemed_code(member, org, "jti-from-code")
+    redeemed_code(member, None, "jti-without-org")
+    redeemed_code(owner, org, "jti-of-owner")
+    db_session.commit()
+    denylist = MemoryDenylist()
+
+    remove(db_session, owner, org, member.id, denylist)
+
+    assert denylist.is_denied("jti-from-code")
+    assert not denylist.is_denied("jti-without-org") and not denylist.is_denied("jti-of-owner")
 
 
 # --- account deletion (services.users.delete_account) ---

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, insert, select
 
 from app import errors
 from app.models import (
@@ -84,7 +84,8 @@ def test_create_organization_with_a_taken_slug_is_a_conflict(db_session, owner, 
 
 
 def test_update_organization_merges_settings_and_records_changed_fields(db_session, owner, org):
-    organizations.update_organization(db_session, actor=Actor(user=owner), organization=org, name="Acme Ltd",
+    organizations.update_organization(db_session, actor=Actor(user=owner),
+                                      access=access_of(db_session, owner, org), name="Acme Ltd",
                                       settings={"invitation_ttl_hours": 48})
     db_session.commit()
 
@@ -96,11 +97,13 @@ def test_update_organization_merges_settings_and_records_changed_fields(db_sessi
 def test_update_organization_to_a_taken_slug_is_a_conflict(db_session, owner, org):
     factories.create_organization(db_session, owner=owner, slug="globex")
     with pytest.raises(errors.Conflict):
-        organizations.update_organization(db_session, actor=Actor(user=owner), organization=org, slug="globex")
+        organizations.update_organization(db_session, actor=Actor(user=owner),
+                                          access=access_of(db_session, owner, org), slug="globex")
 
 
 def test_update_organization_without_changes_records_nothing(db_session, owner, org):
-    organizations.update_organization(db_session, actor=Actor(user=owner), organization=org, name="Acme Corp")
+    organizations.update_organization(db_session, actor=Actor(user=owner),
+                                      access=access_of(db_session, owner, org), name="Acme Corp")
     assert events(db_session, "org.updated") == []
 
 
@@ -271,7 +274,9 @@ def test_delete_organization_removes_everything_it_owns_and_revokes_its_tokens(a
     denylist = MemoryDenylist()
     assert verify(app, token, denylist) is not None
 
-    organizations.delete_organization(db_session, actor=Actor(user=owner), organization=org, denylist=denylist,
+    organizations.delete_organization(db_session, actor=Actor(user=owner),
+
+                                      access=access_of(db_session, owner, org), denylist=denylist,
                                       access_token_lifetime=600)
     db_session.commit()
 
@@ -294,8 +299,46 @@ def test_delete_organization_leaves_other_organizations_tokens_alone(app, db_ses
     token = factories.access_token(app, user=owner, organization=other)
     denylist = MemoryDenylist()
 
-    organizations.delete_organization(db_session, actor=Actor(user=owner), organization=org, denylist=denylist,
+    organizations.delete_organization(db_session, actor=Actor(user=owner),
+
+                                      access=access_of(db_session, owner, org), denylist=denylist,
                                       access_token_lifetime=600)
 
     assert verify(app, token, denylist) is not None
     assert db_session.get(Organization, other.id) is not None
+
+
+def test_update_and_delete_decide_on_the_callers_role_as_it_is_now(db_session, owner, org, database_url):
+    """An Access taken before a concurrent demotion committed does not let the caller act on the old role."""
+    second_owner = factories.UserFactory()
+    factories.add_member(db_session, org, second_owner, "owner")
+    stale = access_of(db_session, second_owner, org, "org:delete")
+    membership = organizations.get_membership(db_session, organization_id=org.id, user_id=second_owner.id)
+    membership.role_id = organizations.builtin_role(db_session, org.id, "member").id
+    db_session.commit()
+
+    with pytest.raises(errors.PermissionDenied, match="org:delete"):
+        organizations.delete_organization(db_session, actor=Actor(user=second_owner), access=stale,
+                                          denylist=MemoryDenylist(), access_token_lifetime=600)
+    with pytest.raises(errors.PermissionDenied, match="org:update"):
+        organizations.update_organization(db_session, actor=Actor(user=second_owner), access=stale, name="Mine")
+    db_session.rollback()
+    assert db_session.get(Organization, org.id).name == "Acme Corp"
+
+
+def test_a_slug_taken_between_the_check_and_the_insert_is_a_conflict_not_an_error(db_session, owner):
+    """The unique constraint settles a race the up-front check cannot see; the caller gets 409, not 500.
+
+    The competing row is written after the check, just before our insert, on the same
+    connection (inside our savepoint, so it is rolled back with it): the race plays out
+    the same way on SQLite and PostgreSQL."""
+    def competitor_takes_the_slug(session, flush_context, instances):
+        session.connection().execute(insert(Organization).values(
+            id=uuid.uuid4(), slug="racy", name="First", settings={}, created_at=utcnow(), updated_at=utcnow()))
+
+    event.listen(db_session, "before_flush", competitor_takes_the_slug, once=True)
+    with pytest.raises(errors.Conflict, match="slug already exists"):
+        organizations.create_organization(db_session, actor=Actor(user=owner), name="Racy", slug="racy")
+    # The session is still usable and nothing half-made is left: no organization, no roles.
+    assert db_session.scalar(select(func.count()).select_from(Organization).where(Organization.slug == "racy")) == 0
+    assert db_session.scalar(select(func.count()).select_from(Role)) == 0

@@ -49,7 +49,7 @@ def invite(db_session, org, owner, settings):
         access = organizations.require_access(db_session, user=by, organization_id=organization.id,
                                               permission="members:invite")
         invitation = invitations.invite_member(db_session, actor=Actor(user=by), access=access, email=email,
-                                               role=role, issuer=settings.ISSUER)
+                                               role=role, issuer=settings.ISSUER).invitation
         [message] = mail.queued(db_session)
         mail.drop_queued(db_session)
         db_session.commit()
