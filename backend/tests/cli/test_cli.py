@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli.seed import DEMO_EMAIL
-from app.models import AuditEvent, Membership, Organization, SessionEndReason, User, UserSession
+from app.models import AuditEvent, Membership, OAuthClient, Organization, SessionEndReason, User, UserSession
 from app.models.base import utcnow
 from app.services.sessions import end_session, start_session
 from tests import factories
@@ -162,3 +162,19 @@ def test_seed_creates_the_demo_organization_once_and_prints_it(run, db_session):
     assert f"organization   acme (Acme Inc.) id={organization.id}" in result.output
     authorize_url = next(word for word in result.output.split() if "/oauth2/authorize?" in word)
     assert parse_qs(urlsplit(authorize_url).query)["organization"] == ["acme"]
+
+
+def test_seed_demo_clients_may_ask_for_the_organization_claims_even_when_seeded_before(run, db_session):
+    """The printed authorize URL asks for `organization` (userinfo's organization claims); a web app seeded
+    by an earlier version without that scope is brought up to date instead of failing with invalid_scope."""
+    factories.OAuthClientFactory(name="Demo web app", scopes=["openid", "profile", "email", "offline_access"],
+                       redirect_uris=["http://127.0.0.1:8765/callback"])
+
+    result = run("seed")
+
+    assert result.exit_code == 0, result.output
+    authorize_url = next(word for word in result.output.split() if "/oauth2/authorize?" in word)
+    requested = parse_qs(urlsplit(authorize_url).query)["scope"][0].split()
+    web = db_session.scalars(select(OAuthClient).where(OAuthClient.name == "Demo web app")).one()
+    db_session.refresh(web)
+    assert "organization" in requested and set(requested) <= set(web.scopes)
