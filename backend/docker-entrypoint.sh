@@ -1,6 +1,6 @@
 #!/bin/sh
 # Bring the database schema up to date, then run the container's command
-# (gunicorn by default) as PID 1 so it receives stop signals directly.
+# (serve.py's granian by default) as PID 1 so it receives stop signals directly.
 set -eu
 
 flask --app app:create_app db upgrade

@@ -54,10 +54,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     _init_keys(app, settings)
     if settings.DATABASE_URL.startswith("sqlite:///"):
         Path(settings.DATABASE_URL.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if settings.TRUSTED_PROXY_COUNT:
-        n = settings.TRUSTED_PROXY_COUNT
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
-
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -88,7 +84,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_page_caching(app)
     _register_blueprints(app)
     _register_cli(app)
+    _wrap_wsgi(app, settings)
     return app
+
+
+def _wrap_wsgi(app: Flask, settings: Settings) -> None:
+    """The hot protocol path in front of Flask (oauth/hot_path.py), once every hook it copies
+    headers from is registered; ProxyFix outermost, so both see the client's address and scheme."""
+    from app.oauth.hot_path import ProtocolHotPath
+
+    app.wsgi_app = ProtocolHotPath(app, app.wsgi_app)
+    if settings.TRUSTED_PROXY_COUNT:
+        n = settings.TRUSTED_PROXY_COUNT
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
 
 def _init_keys(app: Flask, settings: Settings) -> None:

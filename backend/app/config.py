@@ -1,7 +1,7 @@
 """One typed settings object, read from the environment.
 
 Every field is documented where its default is set. `Settings.from_env()` is
-what `make run` and gunicorn use; tests build `Settings(...)` directly.
+what `make run` and serve.py use; tests build `Settings(...)` directly.
 """
 
 from __future__ import annotations

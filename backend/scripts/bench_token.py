@@ -8,8 +8,8 @@ What it does (loopback only, everything it creates is removed again, even on fai
 2. prepares a signing-key directory (`flask keys ensure`), runs `flask db upgrade`, registers a
    machine client and a first-party web client (`flask clients create`), a user
    (`flask users create`) and one browser session per load connection (the sessions service);
-3. starts `gunicorn -c gunicorn.conf.py "app:create_app()"` with GATEHOUSE_ENV=production,
-   pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
+3. starts the production server as serve.py runs it (granian), or `--server gunicorn` for a
+   comparison, with GATEHOUSE_ENV=production, pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
 4. drives load for each scenario at a fixed concurrency and duration, `--runs` times after a
    warm-up, and reports the median:
      token       client-credentials issuance        (wrk, /work/shared/peers/bench/loadtest.sh)
@@ -27,9 +27,9 @@ Run from backend/ with the project's venv, e.g.:
 
     PYTHONPATH=$PWD ../.venv/bin/python scripts/bench_token.py --cpus 1 --targets gatehouse,peer
 
-Gunicorn is configured by gunicorn.conf.py; --workers/--worker-class/--threads override it
-through its environment variables (GUNICORN_WORKERS, ...), to choose the worker model by
-measurement. --hold keeps the server running after setup (for py-spy) until Ctrl-C.
+--workers and --threads override serve.py's defaults (GATEHOUSE_WORKERS, GATEHOUSE_THREADS);
+--server gunicorn --worker-class sync|gthread runs the same app under gunicorn instead, to choose the
+server and worker model by measurement. --hold keeps the server running after setup (for py-spy) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import serve  # backend/serve.py: PYTHONPATH=backend, as above
 
 HOST = "127.0.0.1"  # every server this script starts or loads listens here, and only here
 BACKEND = Path(__file__).resolve().parent.parent
@@ -366,23 +368,20 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
     dbname = f"gatehouse_bench_{run_id}"
     prefix = f"gatehouse-bench-{run_id}"
     port = a.port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "DATABASE_", "REDIS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEHOUSE_", "GRANIAN_", "DATABASE_", "REDIS_"))}
     env.update(
         PYTHONPATH=str(BACKEND), FLASK_APP="app:create_app", GATEHOUSE_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(48), ISSUER="https://bench.local",
         DATABASE_URL=f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{dbname}",
         REDIS_URL=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix, SIGNING_KEYS_DIR=str(tmp / "keys"),
-        GUNICORN_BIND=f"{HOST}:{port}", PYTHONDONTWRITEBYTECODE="1",
+        GATEHOUSE_BIND=f"{HOST}:{port}", PYTHONDONTWRITEBYTECODE="1",
         # The code-flow sessions are created at setup and must outlive long sittings (same work per request).
         SESSION_IDLE_TIMEOUT="28800",
         # Production requires an SMTP relay; no mail is sent while benchmarking.
         MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", MAIL_FROM="Gatehouse bench <bench@bench.local>",
     )
-    threads = a.threads
-    if a.worker_class == "sync" and threads is None:
-        threads = 1  # gunicorn runs "sync" with threads > 1 as gthread
-    for name, value in (("GUNICORN_WORKERS", a.workers), ("GUNICORN_WORKER_CLASS", a.worker_class),
-                        ("GUNICORN_THREADS", threads)):
+    # One worker per server CPU, as serve.py counts them inside the pinned server (not here, unpinned).
+    for name, value in (("GATEHOUSE_WORKERS", a.workers or a.cpus), ("GATEHOUSE_THREADS", a.threads)):
         if value is not None:
             env[name] = str(value)
     for extra in a.env or []:
@@ -413,41 +412,42 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
                             env=env, cwd=BACKEND).stdout.strip().splitlines()[-1])
 
     pin = ["taskset", "-c", a.server_cpus] if a.server_cpus else []
-    log_path = tmp / "gunicorn.log"
+    log_path = tmp / "server.log"
     logf = open(log_path, "w")
-    stack.callback(_keep_log, log_path, out / "gunicorn.log")  # after gunicorn has stopped
+    stack.callback(_keep_log, log_path, out / "server.log")  # after the server has stopped
     stack.callback(logf.close)
-    # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.
-    cmd = [*pin, str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "app:create_app()"]
+    cmd = [*pin, *server_command(a, env)]
     proc = subprocess.Popen(cmd, cwd=BACKEND, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    stack.callback(_stop_group, proc, "gunicorn")
+    stack.callback(_stop_group, proc, a.server)
     base = f"http://{HOST}:{port}"
     _wait_ready(proc, f"{base}/.well-known/openid-configuration", log_path)
     n_workers = len([p for p in _children(proc.pid)])
-    log(f"gunicorn master {proc.pid} on {base}, {n_workers} workers, cpus {a.server_cpus or 'any'}")
-    cfg = _gunicorn_effective(env, a.server_cpus)
+    log(f"{a.server} {proc.pid} on {base}, {n_workers} child processes, cpus {a.server_cpus or 'any'}")
+    cfg = {"server": a.server, "command": " ".join(cmd)}
     return {
-        "name": "gatehouse", "pid": proc.pid, "base": base, "log": str(log_path), "gunicorn": cfg,
+        "name": "gatehouse", "pid": proc.pid, "base": base, "log": str(log_path), "server": cfg,
         "token_url": f"{base}/oauth2/token", "jwks_url": f"{base}/oauth2/jwks",
         "introspect_url": f"{base}/oauth2/introspect",
         "cc_id": cc["client_id"], "cc_secret": cc["client_secret"],
         "web_id": web["client_id"], "web_secret": web["client_secret"],
         "authorize_path": "/oauth2/authorize", "token_path": "/oauth2/token",
         "cookie_sets": [{"gatehouse_session": t} for t in tokens],
-        "env": {k: env[k] for k in ("GATEHOUSE_ENV", "ISSUER", "REDIS_URL", "GUNICORN_BIND")}
-        | {k: env[k] for k in env if k.startswith("GUNICORN_")},
+        "env": {k: env[k] for k in ("GATEHOUSE_ENV", "ISSUER", "REDIS_URL")}
+        | {k: env[k] for k in env if k.startswith(("GATEHOUSE_", "GRANIAN_"))},
     }
 
 
-def _gunicorn_effective(env: dict[str, str], cpus: str) -> dict[str, Any]:
-    """workers, worker_class, threads as gunicorn.conf.py computes them under the same CPU pinning."""
-    snippet = ("import json,runpy; c=runpy.run_path('gunicorn.conf.py'); "
-               "print(json.dumps({k: c.get(k) for k in ('workers','worker_class','threads','keepalive')}))")
-    pin = ["taskset", "-c", cpus] if cpus else []
-    cfg = json.loads(run([*pin, sys.executable, "-c", snippet], env=env, cwd=BACKEND).stdout)
-    if cfg.get("worker_class") == "sync" and (cfg.get("threads") or 1) > 1:
-        cfg["worker_class"] = "gthread (sync with threads > 1)"
-    return cfg
+def server_command(a: argparse.Namespace, env: dict[str, str]) -> list[str]:
+    """The server as serve.py starts it in production, or gunicorn with the same workers and threads."""
+    if a.server == "granian":
+        command = serve.granian_command(env)
+        return [str(VENV_BIN / command[0]), *command[1:]]
+    workers = env["GATEHOUSE_WORKERS"]
+    threads = env.get("GATEHOUSE_THREADS", "4") if a.worker_class == "gthread" else "1"
+    # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.
+    return [str(VENV_BIN / "gunicorn"), "--bind", env["GATEHOUSE_BIND"], "--workers", workers,
+            "--worker-class", a.worker_class, "--threads", threads, "--no-control-socket",
+            "--access-logfile", "-", "app:create_app()"]
 
 
 def _keep_log(src: Path, dst: Path) -> None:
@@ -697,9 +697,11 @@ def main() -> int:
                     help="alternate the targets this many times; medians are over every run of every round")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--targets", default="gatehouse", help="gatehouse, peer, or gatehouse,peer")
-    ap.add_argument("--workers", type=int, help="GUNICORN_WORKERS (default: gunicorn.conf.py's)")
-    ap.add_argument("--worker-class", help="GUNICORN_WORKER_CLASS: sync or gthread")
-    ap.add_argument("--threads", type=int, help="GUNICORN_THREADS")
+    ap.add_argument("--server", choices=("granian", "gunicorn"), default="granian",
+                    help="granian as serve.py runs it in production, or gunicorn for a comparison")
+    ap.add_argument("--workers", type=int, help="worker processes (default: one per server CPU)")
+    ap.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread", help="with --server gunicorn")
+    ap.add_argument("--threads", type=int, help="threads per worker (default: serve.py's)")
     ap.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra environment for Gatehouse")
     ap.add_argument("--peer-alg", choices=("RS256", "ES256", "EdDSA"), help="the peer's access-token alg")
     ap.add_argument("--driver-procs", type=int, default=2, help="processes of the code-flow driver")
@@ -772,7 +774,7 @@ def main() -> int:
             "cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
                         "?"),
             "git": run(["git", "-C", str(BACKEND), "describe", "--always", "--dirty"], check=False).stdout.strip(),
-            "targets": {n: {k: t.get(k) for k in ("gunicorn", "env")} for n, t in live.items()},
+            "targets": {n: {k: t.get(k) for k in ("server", "env")} for n, t in live.items()},
             "code_scope": CODE_SCOPE,
         }
         print(f"\n{label}: server on CPU(s) {a.server_cpus}, load on {a.wrk_cpus or 'any'}; "

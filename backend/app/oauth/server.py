@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
@@ -20,6 +21,8 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask, current_app
+from flask import request as flask_request
+from werkzeug import Request
 from joserfc.jwk import KeySet
 
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
@@ -38,6 +41,10 @@ class GatehouseAuthorizationServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         return client_cache().get(db.session, client_id)
+
+    def create_oauth2_request(self, request: Request | None) -> FlaskOAuth2Request:
+        # The Flask views pass no request (Flask's own is used); oauth/hot_path.py passes a Werkzeug one.
+        return FlaskOAuth2Request(request if request is not None else flask_request)
 
     def save_token(self, token: dict, request) -> None:
         # Every grant persists what it issues in its own save_token (oauth/grants.py).

@@ -6,7 +6,7 @@ import logging
 import re
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, g, has_app_context, request
 
 HEADER = "X-Request-ID"
 # An incoming id is echoed only if it is a plain token: no spaces, no control
@@ -15,7 +15,13 @@ _WELL_FORMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 
 
 def current_request_id() -> str | None:
-    return g.get("request_id") if has_request_context() else None
+    # On the app context, not the request context: oauth/hot_path.py serves requests with only the former.
+    return g.get("request_id") if has_app_context() else None
+
+
+def request_id_from(incoming: str) -> str:
+    """The id of a request that came with `incoming` in its X-Request-ID header (maybe empty)."""
+    return incoming if _WELL_FORMED.match(incoming) else str(uuid.uuid4())
 
 
 class RequestIdFilter(logging.Filter):
@@ -29,8 +35,7 @@ class RequestIdFilter(logging.Filter):
 def init_request_id(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
-        incoming = request.headers.get(HEADER, "")
-        g.request_id = incoming if _WELL_FORMED.match(incoming) else str(uuid.uuid4())
+        g.request_id = request_id_from(request.headers.get(HEADER, ""))
 
     @app.after_request
     def send_request_id(response: Response) -> Response:

@@ -258,7 +258,7 @@ SHARED_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def test_a_change_made_by_another_process_applies_at_once(database_url, machine, db_session):
-    """Two apps on one database and one Redis stand for two gunicorn workers or two instances."""
+    """Two apps on one database and one Redis stand for two server workers or two instances."""
     db_session.commit()
     shared = make_settings(database_url, CLIENT_CACHE_SECONDS=30, REDIS_URL=SHARED_REDIS_URL)
     first, other = create_app(shared), create_app(shared)

@@ -1,0 +1,154 @@
+"""The protocol requests machine clients make at volume, served in front of Flask's request cycle.
+
+Client-credentials token requests, introspection and JWKS are answered here by the same Authlib
+server, grants, endpoints and services as the Flask views in oauth/endpoints.py. What this skips is
+Flask's per-request machinery, which these three endpoints do not use and which measured several
+times the cost of their own work (scripts/bench_token.py): the request context (session cookie,
+URL routing) and the before/after-request hooks (rate limiter — these routes have no limits —,
+CSRF, Talisman, request id). The headers those hooks give these routes' responses are captured
+once per scheme when the app is built, so a response from here carries the same security headers
+as one from Flask (tests/oauth/test_hot_path.py compares them).
+
+Everything else goes to Flask unchanged: other grant types (they write audit events with the
+request's actor), CORS requests (an Origin header: the allowed origins come from the client
+registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, g
+from werkzeug import Request, Response
+
+from app.extensions import db
+from app.oauth.server import GatehouseAuthorizationServer
+from app.security.request_id import HEADER as REQUEST_ID_HEADER
+from app.security.request_id import request_id_from
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
+# A response as WSGI hands it on: status line, headers (without Content-Length), body.
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+TOKEN_PATH = "/oauth2/token"
+INTROSPECTION_PATH = "/oauth2/introspect"
+JWKS_PATH = "/oauth2/jwks"
+# The routes whose views are wrapped in oauth/cors.py's with_cors: their answers vary by Origin.
+CORS_PATHS = frozenset({TOKEN_PATH, JWKS_PATH})
+# How long a serialised JWK Set is reused. Keys are published KEY_ACTIVATION_DELAY (default 600 s)
+# before they sign and stay published long after they stop, and the response tells caches to keep
+# it 300 s: a second of staleness changes nothing a relying party can see.
+JWKS_REUSE_SECONDS = 1.0
+JWKS_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "public, max-age=300")]
+
+
+class ProtocolHotPath:
+    """WSGI middleware: serves the hot protocol requests itself and passes every other request on."""
+
+    def __init__(self, app: Flask, downstream: WSGIApp) -> None:
+        self.app = app
+        self.downstream = downstream
+        self.max_body = app.config["MAX_CONTENT_LENGTH"]
+        self._handlers: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {
+            ("POST", TOKEN_PATH): self._token,
+            ("POST", INTROSPECTION_PATH): self._introspect,
+            ("GET", JWKS_PATH): self._jwks,
+        }
+        self._headers = {(method, path, scheme): _hook_headers(app, method, path, scheme)
+                         + ([("Vary", "Origin")] if path in CORS_PATHS else [])
+                         for method, path in self._handlers for scheme in ("http", "https")}
+        self._jwks_lock = threading.Lock()
+        self._jwks_body: tuple[float, bytes] = (0.0, b"")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        handler = self._handlers.get((method, path))
+        if handler is None or "HTTP_ORIGIN" in environ or not self._buffer_body(environ):
+            return self.downstream(environ, start_response)
+        with self.app.app_context():
+            g.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
+            try:
+                status, headers, body = handler(environ)
+            except _NotHere:
+                environ["wsgi.input"] = io.BytesIO(environ["gatehouse.body"])
+                return self.downstream(environ, start_response)
+            except Exception:
+                # As Flask's handler for unhandled errors does (api/envelope.py): log it, answer 500.
+                log.exception("unhandled exception on %s %s", method, path)
+                status, body = "500 INTERNAL SERVER ERROR", b"Internal Server Error"
+                headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
+            scheme = "https" if _is_secure(environ) else "http"
+            start_response(status, [*headers, *self._headers[(method, path, scheme)],
+                                    ("Content-Length", str(len(body))), (REQUEST_ID_HEADER, g.request_id)])
+            return [body]
+
+    def _buffer_body(self, environ: dict[str, Any]) -> bool:
+        """Read the request body into memory, so that a request this path turns down can still
+        go to Flask with its body. False when the body's size is not known or too large."""
+        if environ["REQUEST_METHOD"] != "POST":
+            environ["gatehouse.body"] = b""
+            return True
+        length = environ.get("CONTENT_LENGTH") or ""
+        if not length.isdigit() or int(length) > self.max_body or "HTTP_TRANSFER_ENCODING" in environ:
+            return False
+        body = environ["wsgi.input"].read(int(length)) if int(length) else b""
+        environ["gatehouse.body"] = body
+        environ["wsgi.input"] = io.BytesIO(body)
+        return True
+
+    def _server(self) -> GatehouseAuthorizationServer:
+        return self.app.extensions["gatehouse.oauth"]
+
+    def _token(self, environ: dict[str, Any]) -> Answer:
+        request = Request(environ)
+        # Authlib picks the grant from request.values; so does this test.
+        if request.values.get("grant_type") != "client_credentials":
+            raise _NotHere
+        response = self._server().create_token_response(request)
+        db.session.commit()  # as the view does; a client-credentials grant writes nothing itself
+        return _answer(response)
+
+    def _introspect(self, environ: dict[str, Any]) -> Answer:
+        return _answer(self._server().create_endpoint_response("introspection", Request(environ)))
+
+    def _jwks(self, environ: dict[str, Any]) -> Answer:
+        reused_until, body = self._jwks_body
+        if time.monotonic() >= reused_until:
+            with self._jwks_lock:
+                reused_until, body = self._jwks_body
+                if time.monotonic() >= reused_until:
+                    jwks = self.app.extensions["gatehouse.keys"].jwks()
+                    body = json.dumps(jwks, separators=(",", ":")).encode() + b"\n"  # as jsonify writes it
+                    self._jwks_body = (time.monotonic() + JWKS_REUSE_SECONDS, body)
+        return "200 OK", JWKS_HEADERS, body
+
+
+class _NotHere(Exception):
+    """The request is not one this path serves after all: Flask takes it."""
+
+
+def _answer(response: Response) -> Answer:
+    headers = [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
+    return response.status, headers, response.get_data()
+
+
+def _is_secure(environ: dict[str, Any]) -> bool:
+    # Talisman's test for sending HSTS (flask_talisman, _set_hsts_headers).
+    return environ.get("wsgi.url_scheme") == "https" or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
+
+
+def _hook_headers(app: Flask, method: str, path: str, scheme: str) -> list[tuple[str, str]]:
+    """The headers Flask's after-request hooks (Talisman, CORS's Vary, ...) add to a JSON response
+    of this route over this scheme, less the per-request X-Request-ID."""
+    with app.test_request_context(path, method=method, base_url=f"{scheme}://hot-path.invalid"):
+        response = app.process_response(app.response_class(mimetype="application/json"))
+    return [(name, value) for name, value in response.headers.items()
+            if name not in {"Content-Type", "Content-Length", REQUEST_ID_HEADER}]

@@ -1,0 +1,68 @@
+"""Run Gatehouse in production: `python serve.py` execs granian serving the WSGI app.
+
+Granian rather than gunicorn, by measurement (scripts/bench_token.py, one CPU, 16 connections): a
+WSGI app answering fixed bytes served 4,081 requests/s under gunicorn's gthread worker, 3,301 under
+its sync worker, and 44,126 under granian, whose HTTP/1.1 handling is in Rust. Gunicorn's own
+per-request cost was thus above the whole budget of a JWKS or introspection request at the rates
+the benchmark asks for. Every option below can be overridden from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+# Path only (%(path)s), never the query string: authorization codes, tokens and reset links travel
+# in query strings. The X-Request-ID of each response is in nginx's line and the application's own.
+ACCESS_LOG_FORMAT = '%(addr)s [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
+
+
+def cpu_count() -> int:
+    """CPUs this container may actually use.
+
+    os.cpu_count() reports the host's CPUs; a container limited with `cpus:`
+    (cgroup v2 cpu.max) or a cpuset would otherwise start far too many workers,
+    and every worker holds its own database connection pool.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:  # macOS and other non-Linux development machines
+        count = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
+            quota, period = f.read().split()
+        if quota != "max":
+            count = min(count, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
+
+
+def granian_command(env: Mapping[str, str]) -> list[str]:
+    host, _, port = env.get("GATEHOUSE_BIND", "0.0.0.0:8000").rpartition(":")
+    command = [
+        "granian", "--interface", "wsgi", "--factory", "app:create_app",
+        "--host", host, "--port", port,
+        # One worker process per CPU: the token endpoints are CPU-bound (signing), and more processes
+        # than CPUs only add switching, and caches and database pools each.
+        "--workers", env.get("GATEHOUSE_WORKERS", str(cpu_count())),
+        # Threads let a worker keep serving while a request waits on PostgreSQL, Redis or an
+        # upstream identity provider.
+        "--blocking-threads", env.get("GATEHOUSE_THREADS", "4"),
+        "--http", "1",  # nginx speaks HTTP/1.1 to its upstreams
+        "--respawn-failed-workers",
+        # A stopping worker gets 30 s to finish what it is serving (nginx's proxy_read_timeout is 60 s).
+        "--workers-kill-timeout", "30",
+    ]
+    # nginx (docker-compose.yml) logs every request, with its request id: a second access log here,
+    # written in Python per request, measured at half the JWKS throughput (6,524 against 12,150
+    # requests/s on one CPU). GATEHOUSE_ACCESS_LOG=1 turns it on where no such proxy logs.
+    if env.get("GATEHOUSE_ACCESS_LOG", "0") == "1":
+        command += ["--access-log", "--access-log-fmt", ACCESS_LOG_FORMAT]
+    return command
+
+
+if __name__ == "__main__":
+    command = granian_command(os.environ)
+    os.execvp(command[0], command + sys.argv[1:])

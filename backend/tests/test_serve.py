@@ -1,0 +1,69 @@
+"""serve.py: the production server command (granian), and that it serves the app."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import serve
+from tests.conftest import TEST_SECRET_KEY, signing_keys_dir
+
+BACKEND = Path(__file__).resolve().parent.parent
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_one_worker_per_cpu_unless_told_otherwise():
+    assert option(serve.granian_command({}), "--workers") == str(serve.cpu_count())
+    command = serve.granian_command({"GATEHOUSE_WORKERS": "3", "GATEHOUSE_THREADS": "2",
+                                     "GATEHOUSE_BIND": "127.0.0.1:9000"})
+    assert (option(command, "--workers"), option(command, "--blocking-threads")) == ("3", "2")
+    assert (option(command, "--host"), option(command, "--port")) == ("127.0.0.1", "9000")
+    assert option(command, "--interface") == "wsgi" and "--factory" in command
+
+
+def test_access_log_is_off_by_default_and_never_writes_the_query_string():
+    """nginx writes the access log; when granian does instead, tokens and codes in query strings stay out."""
+    assert "--access-log" not in serve.granian_command({})
+    command = serve.granian_command({"GATEHOUSE_ACCESS_LOG": "1"})
+    assert "--access-log" in command
+    fmt = option(command, "--access-log-fmt")
+    assert "%(path)s" in fmt and "query_string" not in fmt
+
+
+def test_serve_py_runs_the_app_under_granian(database_url, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEHOUSE_", "GRANIAN_"))}
+    env.update(GATEHOUSE_BIND=f"127.0.0.1:{port}", GATEHOUSE_WORKERS="1", GATEHOUSE_ENV="testing",
+               DATABASE_URL=database_url, SECRET_KEY=TEST_SECRET_KEY, SIGNING_KEYS_DIR=signing_keys_dir(),
+               MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    server = subprocess.Popen([sys.executable, "serve.py"], cwd=BACKEND, env=env, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/oauth2/jwks", timeout=2) as response:
+                    status, body = response.status, json.load(response)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stdout.read().decode(errors="replace")
+                assert time.monotonic() < deadline, "granian did not start within 30s"
+                time.sleep(0.2)
+        assert status == 200
+        assert body["keys"] and all("kid" in key for key in body["keys"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
