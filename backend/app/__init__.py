@@ -8,6 +8,8 @@ from pathlib import Path
 from flask import Flask, current_app, has_app_context
 from flask_talisman import Talisman
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -101,8 +103,8 @@ def _wrap_wsgi(app: Flask, settings: Settings) -> None:
 
 def _init_keys(app: Flask, settings: Settings) -> None:
     """Keep the signing keyring on the app: generated outside production, only checked in it."""
-    store = KeyStore(settings.SIGNING_KEYS_DIR,
-                     max_token_lifetime=settings.key_retention)
+    store = KeyStore(settings.SIGNING_KEYS_DIR, max_token_lifetime=settings.key_retention,
+                     rescan_interval=settings.signing_keys_rescan_seconds)
     app.extensions["gatehouse.keys"] = store
     try:
         if not settings.is_production:
@@ -116,9 +118,11 @@ def _init_keys(app: Flask, settings: Settings) -> None:
 def _init_client_cache(app: Flask, settings: Settings) -> None:
     """The protocol endpoints' client cache, told about every committed client change."""
     ttl = settings.client_cache_seconds
-    redis = app.extensions.get("gatehouse.redis")
-    versions = (client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, key_ttl=max(86400, 2 * ttl))
-                if redis is not None else client_service.MemoryClientVersions())
+    # The subscription's own client: no retries, so a broken connection shows (RedisClientVersions).
+    versions = (client_service.RedisClientVersions(
+                    Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)),
+                    settings.RATELIMIT_KEY_PREFIX)
+                if settings.REDIS_URL else client_service.MemoryClientVersions())
     app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
     # One listener for every app: db.session is shared by all apps built in this process.
     if not event.contains(db.session, "after_commit", _publish_client_changes):

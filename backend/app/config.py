@@ -65,6 +65,10 @@ class Settings:
     # Seconds a rotated key is published in JWKS before it signs: longer than any
     # relying party caches our JWKS, so none meets a kid it has not fetched.
     KEY_ACTIVATION_DELAY: int = 600
+    # Seconds a process trusts its last listing of SIGNING_KEYS_DIR: every token signed or
+    # verified would otherwise list the directory again. A rotation is seen this long after it
+    # at most, far inside KEY_ACTIVATION_DELAY. Unset: 1, or 0 in testing (tests rotate and look).
+    SIGNING_KEYS_RESCAN_SECONDS: int | None = None
     # Lifetimes of the JWTs we sign, in seconds. A retired key stays in JWKS for
     # the longest of them after it stops signing.
     ACCESS_TOKEN_LIFETIME: int = 600
@@ -105,8 +109,9 @@ class Settings:
     # Name of the browser sign-in cookie.
     BROWSER_SESSION_COOKIE: str = "gatehouse_session"
     # Seconds the protocol endpoints may reuse a client they looked up (services/clients.py,
-    # ClientCache). Every use still checks the client's version (in Redis when configured), so
-    # changes made through the services apply at once everywhere; this only bounds changes that
+    # ClientCache). Every use still checks the client's version (changes are published through
+    # Redis when configured), so changes made through the services apply everywhere as soon as
+    # Redis delivers them; this only bounds changes that
     # bypass them (SQL by hand) or whose version bump was lost. 0 turns the cache off. Unset:
     # 30, or 0 in testing, where tests change client rows directly.
     CLIENT_CACHE_SECONDS: int | None = None
@@ -134,6 +139,12 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.ENV == "production"
+
+    @property
+    def signing_keys_rescan_seconds(self) -> int:
+        if self.SIGNING_KEYS_RESCAN_SECONDS is not None:
+            return self.SIGNING_KEYS_RESCAN_SECONDS
+        return 0 if self.ENV == "testing" else 1
 
     @property
     def client_cache_seconds(self) -> int:
@@ -198,6 +209,8 @@ class Settings:
             raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
         if self.client_cache_seconds < 0:
             raise ConfigError("CLIENT_CACHE_SECONDS must be 0 (off) or more")
+        if not 0 <= self.signing_keys_rescan_seconds < self.KEY_ACTIVATION_DELAY:
+            raise ConfigError("SIGNING_KEYS_RESCAN_SECONDS must be 0 or more, and less than KEY_ACTIVATION_DELAY")
         if self.MAIL_BACKEND not in {"file", "smtp"}:
             raise ConfigError(f"MAIL_BACKEND must be file or smtp, not {self.MAIL_BACKEND!r}")
         if self.MAIL_BACKEND == "smtp" and not self.SMTP_HOST:

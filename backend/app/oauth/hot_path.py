@@ -146,8 +146,8 @@ def _is_secure(environ: dict[str, Any]) -> bool:
 
 
 def _hook_headers(app: Flask, method: str, path: str, scheme: str) -> list[tuple[str, str]]:
-    """The headers Flask's after-request hooks (Talisman, CORS's Vary, ...) add to a JSON response
-    of this route over this scheme, less the per-request X-Request-ID."""
+    """The headers Flask's after-request hooks (Talisman's security headers, ...) add to a JSON
+    response of this route over this scheme, less the per-request X-Request-ID."""
     with app.test_request_context(path, method=method, base_url=f"{scheme}://hot-path.invalid"):
         response = app.process_response(app.response_class(mimetype="application/json"))
     return [(name, value) for name, value in response.headers.items()

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -36,7 +37,9 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from redis import Redis
+from redis.client import PubSub
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Select, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -451,8 +454,8 @@ def _mark_changed(db: Session, client: OAuthClient) -> None:
 
 
 class ClientVersions(Protocol):
-    def current(self, client_id: str) -> int | None:
-        """The client's version, bumped by every committed change; None when it cannot be read."""
+    def current(self, client_id: str) -> Hashable | None:
+        """The client's version, changed by every committed change; None when it cannot be known."""
 
     def bump(self, client_ids: Iterable[str]) -> None: ...
 
@@ -474,38 +477,90 @@ class MemoryClientVersions:
 
 
 class RedisClientVersions:
-    """One counter per changed client in Redis, shared by every process and instance.
+    """Client versions shared by every process and instance through Redis pub/sub, read
+    without a round trip to Redis.
 
-    A counter outlives every cache entry (`key_ttl` > the cache's ttl), so an entry read
-    before a bump cannot meet the counter again after it expired and restarted from 0.
+    bump() publishes the changed client_ids on one channel once their transaction has
+    committed. Every process subscribes, and counts the changes of each client it reads on
+    the subscription; current() first takes in whatever has arrived (a poll of the socket,
+    no request to Redis). Redis hands a message to every subscriber while it handles the
+    PUBLISH, so a change published before a request starts is already waiting in every
+    process's socket by then, network transit aside.
+
+    A version is (subscription, count). Each confirmed subscription, the first or one made
+    after the connection broke, starts a new count, so nothing cached under an earlier one
+    is trusted again: changes published while a process was not subscribed cannot be missed.
+    Without a confirmed subscription current() is None and the cache asks the database. A
+    connection that dies without an error is bounded, like a lost bump, by the cache's ttl.
     """
 
-    def __init__(self, redis: Redis, prefix: str, *, key_ttl: int) -> None:
+    RESUBSCRIBE_SECONDS = 1.0  # between attempts while Redis is unreachable
+    SUBSCRIBE_TIMEOUT_SECONDS = 2.0
+
+    def __init__(self, redis: Redis, prefix: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        # Give `redis` no retries (Retry(NoBackoff(), 0)): a reconnection made behind our back
+        # would hide the gap in which messages were lost.
         self.redis = redis
-        self.prefix = prefix
-        self.key_ttl = key_ttl
+        self.channel = f"{prefix}:client-changes"
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pubsub: PubSub | None = None
+        self._subscriptions = 0  # confirmed so far; the current one's number, or 0 while there is none
+        self._subscription = 0
+        self._counts: dict[str, int] = {}
+        self._retry_at = float("-inf")
         self._warned_at = float("-inf")  # one warning a minute while Redis is unreachable, not one per request
 
-    def _key(self, client_id: str) -> str:
-        return f"{self.prefix}:client-version:{client_id}"
+    def current(self, client_id: str) -> tuple[int, int] | None:
+        with self._lock:
+            try:
+                self._take_in_changes()
+            except RedisError as err:
+                self._unsubscribed(err)
+            if not self._subscription:
+                return None
+            return self._subscription, self._counts.get(client_id, 0)
 
-    def current(self, client_id: str) -> int | None:
-        try:
-            value = self.redis.get(self._key(client_id))
-        except RedisError as err:
-            if time.monotonic() - self._warned_at >= 60:
-                self._warned_at = time.monotonic()
-                log.warning("client cache bypassed: cannot read client versions from Redis (%s)", err)
-            return None
-        return int(value or 0)
+    def _take_in_changes(self) -> None:
+        if self._pubsub is None:
+            if self._clock() < self._retry_at:
+                return
+            self._retry_at = self._clock() + self.RESUBSCRIBE_SECONDS
+            self._subscribe()
+        while (message := self._pubsub.get_message(timeout=0)) is not None:
+            if message["type"] == "subscribe":  # redis-py subscribed again after a reconnection
+                self._new_subscription()
+            elif message["type"] == "message":
+                for client_id in message["data"].decode().split():
+                    self._counts[client_id] = self._counts.get(client_id, 0) + 1
+
+    def _subscribe(self) -> None:
+        """Subscribe and wait for Redis to confirm it: from then on every change reaches us."""
+        self._pubsub = self.redis.pubsub()
+        self._pubsub.subscribe(self.channel)
+        confirmation = self._pubsub.get_message(timeout=self.SUBSCRIBE_TIMEOUT_SECONDS)
+        if confirmation is None or confirmation["type"] != "subscribe":
+            raise RedisTimeoutError("Redis did not confirm the subscription to client changes")
+        self._new_subscription()
+
+    def _new_subscription(self) -> None:
+        self._subscriptions += 1
+        self._subscription = self._subscriptions
+        self._counts.clear()
+
+    def _unsubscribed(self, err: RedisError) -> None:
+        self._subscription = 0
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError):
+                self._pubsub.close()
+            self._pubsub = None
+        if self._clock() - self._warned_at >= 60:
+            self._warned_at = self._clock()
+            log.warning("client cache bypassed: no subscription to client changes in Redis (%s)", err)
 
     def bump(self, client_ids: Iterable[str]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for client_id in client_ids:
-            pipe.incr(self._key(client_id))
-            pipe.expire(self._key(client_id), self.key_ttl)
         try:
-            pipe.execute()
+            self.redis.publish(self.channel, " ".join(sorted(client_ids)))
         except RedisError as err:
             log.error("could not publish a client change (%s); other processes may use the previous "
                       "settings of %s until CLIENT_CACHE_SECONDS pass", err, ", ".join(sorted(client_ids)))
@@ -514,7 +569,7 @@ class RedisClientVersions:
 @dataclass(frozen=True)
 class _Entry:
     values: dict[str, Any]  # column values; never handed out (each hit gets copies)
-    version: int
+    version: Hashable
     expires_at: float
 
 
@@ -525,14 +580,15 @@ def _column_values(client: OAuthClient) -> dict[str, Any]:
 class ClientCache:
     """Clients by client_id for the protocol endpoints, which authenticate one on every request.
 
-    A hit costs one version read (a Redis GET when Redis is configured) instead of a
-    query, a pool checkout with its ping, and a commit round trip. update_client,
+    A hit costs one version read (in memory: see RedisClientVersions) instead of a query,
+    a pool checkout with its ping, and a commit round trip. update_client,
     rotate_client_secret and delete_client bump the client's version once their
     transaction commits, so every process and instance sharing the Redis sees a change
-    on its next lookup: a rotated secret stops working at once, everywhere. Only changes
-    that bypass those functions (SQL by hand), or a bump lost because Redis failed right
-    after the commit, can go unseen, for `ttl` seconds at most. If the version cannot be
-    read, the database is asked. Unknown client_ids are not cached.
+    on its next lookup after Redis delivers it (microseconds on one network): a rotated
+    secret stops working everywhere. Only changes that bypass those functions (SQL by
+    hand), or a bump lost because Redis failed right after the commit, can go unseen, for
+    `ttl` seconds at most. If the version cannot be known, the database is asked. Unknown
+    client_ids are not cached.
 
     A hit returns a new OAuthClient in the caller's session (no SQL), never an object
     shared with another request. Safe to share between threads. ttl <= 0: no caching.

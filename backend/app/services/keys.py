@@ -29,7 +29,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -394,18 +395,23 @@ class _Snapshot:
 class KeyStore:
     """The keyring of one directory, cached in this process.
 
-    Every call lists the directory (one `os.scandir` and a stat per key file)
-    and reloads only when a name, size, inode or mtime changed, so a rotation
-    made by the CLI, or by another instance sharing the volume, is seen on the
-    next call. Safe to share between threads.
+    A call lists the directory (one `os.scandir` and a stat per key file) when
+    `rescan_interval` seconds have passed since the last listing, and reloads only
+    when a name, size, inode or mtime changed, so a rotation made by the CLI, or by
+    another instance sharing the volume, is seen within `rescan_interval` (0: on the
+    next call). Safe to share between threads.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, max_token_lifetime: int) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, max_token_lifetime: int,
+                 rescan_interval: float = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = Path(directory)
         self.max_token_lifetime = max_token_lifetime
+        self.rescan_interval = rescan_interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._snapshot = _Snapshot(fingerprint=(), keys=())
         self._loaded = False
+        self._listed_until = float("-inf")
 
     def _fingerprint(self) -> tuple[tuple[str, int, int, int], ...] | None:
         try:
@@ -433,7 +439,11 @@ class KeyStore:
         Raises:
             KeyringError: the first load failed.
         """
+        # An empty keyring is listed on every call: nothing can be signed until keys appear.
+        if self._loaded and self._snapshot.keys and self._clock() < self._listed_until:
+            return self._snapshot.keys
         fingerprint = self._fingerprint()
+        self._listed_until = self._clock() + self.rescan_interval
         snapshot = self._snapshot
         if self._loaded and fingerprint == snapshot.fingerprint:
             return snapshot.keys

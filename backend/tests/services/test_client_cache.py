@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from flask import Flask
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
@@ -264,6 +269,7 @@ def test_a_change_made_by_another_process_applies_at_once(database_url, machine,
     first, other = create_app(shared), create_app(shared)
     try:
         assert token_request(first, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
+        assert token_request(first, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200  # a cache hit
         change(other, machine.client_id,
                lambda c: clients.rotate_client_secret(db.session, actor=Actor(user=None), client=c))
         assert token_request(first, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 401
@@ -271,6 +277,62 @@ def test_a_change_made_by_another_process_applies_at_once(database_url, machine,
         for instance in (first, other):
             with instance.app_context():
                 db.engine.dispose()
+
+
+def shared_versions(prefix: str, clock=None) -> clients.RedisClientVersions:
+    """A process's view of the client versions, on its own connection as in create_app."""
+    redis = Redis.from_url(SHARED_REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+    return clients.RedisClientVersions(redis, prefix, **({"clock": clock} if clock else {}))
+
+
+def test_a_published_change_reaches_every_subscribed_process():
+    prefix = f"test-{uuid.uuid4().hex}"
+    first, other = shared_versions(prefix), shared_versions(prefix)
+    before = first.current("client-a")
+    assert before is not None and before == first.current("client-a")
+
+    other.bump(["client-a"])
+    # Delivery takes as long as Redis's write to first's socket (microseconds on one host).
+    deadline = time.monotonic() + 2
+    while first.current("client-a") == before:
+        assert time.monotonic() < deadline, "the change never reached the other process"
+    assert first.current("client-b") == (before[0], 0)  # other clients are unaffected
+
+
+def test_a_broken_subscription_trusts_nothing_cached_under_it(caplog):
+    """Changes published while a process was not subscribed are lost to it: after the connection
+    breaks it reads the database until it subscribes again, and the new subscription makes every
+    earlier version stale."""
+    prefix = f"test-{uuid.uuid4().hex}"
+    clock = Clock()
+    versions = shared_versions(prefix, clock)
+    before = versions.current("client-a")
+    admin = Redis.from_url(SHARED_REDIS_URL)
+    assert admin.client_kill_filter(_type="pubsub", skipme=True) >= 1
+
+    with caplog.at_level(logging.WARNING, logger="app.services.clients"):
+        assert versions.current("client-a") is None
+    assert "client cache bypassed" in caplog.text
+    assert versions.current("client-a") is None  # no new attempt within RESUBSCRIBE_SECONDS
+
+    clock.now += clients.RedisClientVersions.RESUBSCRIBE_SECONDS
+    after = versions.current("client-a")
+    assert after is not None and after != before
+
+
+def test_without_redis_every_lookup_reads_the_database_and_retries_rarely():
+    clock = Clock()
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0))
+    versions = clients.RedisClientVersions(unreachable, "test", clock=clock)
+    attempts = []
+    subscribe = versions._subscribe
+    versions._subscribe = lambda: (attempts.append(clock.now), subscribe())
+    assert versions.current("client-a") is None
+    assert versions.current("client-a") is None
+    assert attempts == [1000.0]
+    clock.now += clients.RedisClientVersions.RESUBSCRIBE_SECONDS
+    assert versions.current("client-a") is None
+    assert attempts == [1000.0, 1000.0 + clients.RedisClientVersions.RESUBSCRIBE_SECONDS]
 
 
 def test_the_cache_is_off_in_testing_unless_asked_for(database_url):

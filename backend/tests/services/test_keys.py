@@ -270,6 +270,22 @@ def test_key_store_sees_a_rotation_made_by_another_process(keydir: Path) -> None
     assert web.signing_key("RS256", now=at(60)) == new
 
 
+def test_key_store_lists_the_directory_at_most_once_per_rescan_interval(keydir: Path) -> None:
+    """Signing and verifying do not list the directory on every token; a rotation is still
+    seen once the interval has passed, long before the new key may sign (KEY_ACTIVATION_DELAY)."""
+    ensure_keys(keydir, algs=("RS256",), now=T0)
+    clock = [100.0]
+    store = KeyStore(keydir, max_token_lifetime=MAX_LIFETIME, rescan_interval=1, clock=lambda: clock[0])
+    before = published_kids(store, at(60))
+
+    new = rotate_key(keydir, alg="RS256", activation_delay=600, now=at(60))
+    clock[0] += 0.5
+    assert published_kids(store, at(60)) == before
+
+    clock[0] += 0.5
+    assert published_kids(store, at(60)) == before | {new.kid}
+
+
 def test_key_store_reuses_its_keys_while_the_directory_is_unchanged(keydir: Path, store: KeyStore) -> None:
     ensure_keys(keydir, algs=("ES256",), now=T0)
     first = store.keys()
