@@ -26,6 +26,11 @@ run: install
 test: install
 	cd backend && $(BIN)/pytest $(PYTEST_ARGS)
 
+# Benchmark the token endpoints on PostgreSQL + Redis side by side with node-oidc-provider
+# (needs wrk; see backend/scripts/bench_token.py): make bench BENCH_ARGS="--scenarios token --runs 2"
+bench: install
+	cd backend && PYTHONPATH=$(CURDIR)/backend $(BIN)/python scripts/bench_token.py --cpus 1 --targets gatehouse,peer $(BENCH_ARGS)
+
 # Autogenerate a migration from the models: make migrate m="add invitations"; then read and edit it.
 migrate: install
 	cd backend && $(BIN)/flask db migrate -m "$(m)"
