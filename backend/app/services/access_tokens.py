@@ -87,9 +87,8 @@ def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denie
         return None
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= (now or time.time()):
         return None
-    if denied.is_denied(claims["jti"]):
-        return None
     # Every token issued in an organization dies with it (services.organizations.delete_organization).
-    if "org_id" in claims and denied.is_denied(organization_token_key(claims["org_id"])):
+    organization_key = (organization_token_key(claims["org_id"]),) if "org_id" in claims else ()
+    if denied.is_denied(claims["jti"], *organization_key):
         return None
     return AccessToken(claims)

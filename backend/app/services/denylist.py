@@ -15,7 +15,8 @@ from redis import Redis
 class TokenDenylist(Protocol):
     def deny(self, jti: str, expires_at: int) -> None: ...
 
-    def is_denied(self, jti: str) -> bool: ...
+    def is_denied(self, *keys: str) -> bool:
+        """Whether any of these is denied (one round trip for all of them)."""
 
     def claim(self, key: str, expires_at: int) -> bool:
         """Atomically record `key` until `expires_at`; False if it was already recorded
@@ -31,8 +32,8 @@ class RedisDenylist:
         if expires_at > time.time():
             self.redis.set(f"{self.prefix}:denied-jti:{jti}", 1, exat=expires_at)
 
-    def is_denied(self, jti: str) -> bool:
-        return bool(self.redis.exists(f"{self.prefix}:denied-jti:{jti}"))
+    def is_denied(self, *keys: str) -> bool:
+        return bool(self.redis.exists(*(f"{self.prefix}:denied-jti:{key}" for key in keys)))
 
     def claim(self, key: str, expires_at: int) -> bool:
         return bool(self.redis.set(f"{self.prefix}:denied-jti:{key}", 1, exat=expires_at, nx=True))
@@ -52,9 +53,10 @@ class MemoryDenylist:
             if expires_at > now:
                 self._expiry[jti] = expires_at
 
-    def is_denied(self, jti: str) -> bool:
+    def is_denied(self, *keys: str) -> bool:
+        now = time.time()
         with self._lock:
-            return self._expiry.get(jti, 0) > time.time()
+            return any(self._expiry.get(key, 0) > now for key in keys)
 
     def claim(self, key: str, expires_at: int) -> bool:
         with self._lock:

@@ -28,6 +28,15 @@ def test_deny_then_is_denied_until_expiry(denylist):
     assert not denylist.is_denied("jti-2")
 
 
+def test_any_of_several_keys_denies(denylist):
+    """An organization's token is checked against its jti and its organization's marker at once."""
+    denylist.deny("org:marker", int(time.time()) + 60)
+
+    assert denylist.is_denied("jti-live", "org:marker")
+    assert denylist.is_denied("org:marker", "jti-live")
+    assert not denylist.is_denied("jti-live", "org:other")
+
+
 def test_deny_already_expired_token_records_nothing(denylist):
     denylist.deny("jti-old", int(time.time()) - 1)
 
