@@ -505,8 +505,8 @@ class RedisClientVersions:
         self._clock = clock
         self._lock = threading.Lock()
         self._pubsub: PubSub | None = None
-        self._subscriptions = 0  # confirmed so far; the current one's number, or 0 while there is none
-        self._subscription = 0
+        self._subscriptions = 0  # how many have been confirmed
+        self._subscription = 0  # the live one's number; 0 while there is none
         self._counts: dict[str, int] = {}
         self._retry_at = float("-inf")
         self._warned_at = float("-inf")  # one warning a minute while Redis is unreachable, not one per request
