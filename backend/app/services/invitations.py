@@ -20,7 +20,7 @@ from app import errors
 from app.config import Settings
 from app.models import (Invitation, InvitationStatus, Membership, Organization, Role, SessionEndReason, SessionKind,
                         User)
-from app.models.base import as_uuid, utcnow
+from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit, mail, sessions, users
 from app.services.actor import Actor
@@ -30,6 +30,7 @@ from app.services.organizations import (
     invitation_ttl_hours,
     lock_access,
     lock_organization,
+    require_in_organization,
     require_not_member,
     require_permission,
     require_role_within_reach,
@@ -220,12 +221,8 @@ def require_invitation(db: Session, *, organization_id: uuid.UUID, invitation_id
         NotFound: no such invitation in this organization (another organization's, or a
             malformed id, is not found either).
     """
-    invitation_uuid = as_uuid(invitation_id)
-    invitation = None if invitation_uuid is None else db.scalar(
-        select(Invitation).where(Invitation.organization_id == organization_id, Invitation.id == invitation_uuid))
-    if invitation is None:
-        raise errors.NotFound("Invitation not found.")
-    return invitation
+    return require_in_organization(db, Invitation, organization_id=organization_id, row_id=invitation_id,
+                                   not_found="Invitation not found.")
 
 
 def revoke_invitation(db: Session, *, actor: Actor, access: Access, invitation_id: object,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -123,10 +123,30 @@ def invitation_ttl_hours(organization: Organization) -> int:
     return int(organization.settings.get("invitation_ttl_hours", INVITATION_TTL_HOURS_DEFAULT))
 
 
+# Rows that belong to one organization and are named by their own id.
+OrganizationRow = TypeVar("OrganizationRow", Role, Invitation)
+
+
 def get_organization(db: Session, organization_id: object) -> Organization | None:
     """The organization with this id (a UUID or its string), or None; malformed ids are None."""
     org_uuid = as_uuid(organization_id)
     return db.get(Organization, org_uuid) if org_uuid else None
+
+
+def require_in_organization(db: Session, model: type[OrganizationRow], *, organization_id: uuid.UUID,
+                            row_id: object, not_found: str) -> OrganizationRow:
+    """The organization's row of `model` with this id (a UUID or its string): one query scoped to
+    the organization, so another organization's row, or a malformed id, is not found either.
+
+    Raises:
+        NotFound: with the message `not_found`.
+    """
+    row_uuid = as_uuid(row_id)
+    row = None if row_uuid is None else db.scalar(
+        select(model).where(model.organization_id == organization_id, model.id == row_uuid))
+    if row is None:
+        raise errors.NotFound(not_found)
+    return row
 
 
 def find_organization(db: Session, id_or_slug: str) -> Organization | None:

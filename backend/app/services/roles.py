@@ -30,6 +30,7 @@ from app.services.organizations import (
     lock_access,
     may_grant_permissions,
     require_permission,
+    require_in_organization,
     require_role_within_reach,
     role_permissions,
 )
@@ -83,12 +84,8 @@ def require_role(db: Session, *, organization_id: uuid.UUID, role_id: object) ->
     Raises:
         NotFound: no such role in this organization (or the id is malformed).
     """
-    role_uuid = as_uuid(role_id)
-    role = None if role_uuid is None else db.scalar(
-        select(Role).where(Role.organization_id == organization_id, Role.id == role_uuid))
-    if role is None:
-        raise errors.NotFound("Role not found.")
-    return role
+    return require_in_organization(db, Role, organization_id=organization_id, row_id=role_id,
+                                   not_found="Role not found.")
 
 
 def _checked_permissions(access: Access, permissions: Iterable[str]) -> list[str]:

@@ -24,6 +24,8 @@ bp = Blueprint("invitation_pages", __name__, template_folder="templates")
 
 
 def _error_page(err: AppError) -> Response:
+    if isinstance(err, invitations.AuditedRefusal):
+        db.session.commit()  # keep the failure audit event (written before anything else)
     status = 410 if isinstance(err, invitations.InvitationUnusable) else err.status
     return Response(render_template("invitation_error.html", message=err.message), status=status)
 
@@ -57,9 +59,6 @@ def accept():
     try:
         membership = invitations.accept_invitation(db.session, actor=request_actor(browser.user, browser.id),
                                                    user=browser.user, token=token)
-    except invitations.AuditedRefusal as err:
-        db.session.commit()  # keep the failure audit event (written before anything else)
-        return _error_page(err)
     except AppError as err:
         return _error_page(err)
     db.session.commit()
@@ -85,9 +84,6 @@ def register():
         return _offer_page(token, browser=previous, field_errors=err.messages, name=name, status=422)
     except ValidationFailed as err:
         return _offer_page(token, browser=previous, field_errors=err.details, name=name, status=422)
-    except invitations.AuditedRefusal as err:
-        db.session.commit()  # keep the failure audit event (written before anything else)
-        return _error_page(err)
     except AppError as err:
         return _error_page(err)
     db.session.commit()

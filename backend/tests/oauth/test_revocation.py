@@ -19,6 +19,18 @@ def revoke(client, registered, token: str, **form: str):
     return client.post("/oauth2/revoke", **registered.authenticate({"token": token, **form}))
 
 
+def assert_family_revoked(introspect, web_client, db_session, *responses: dict) -> None:
+    """Every access token of the rotation family is inactive, both refresh tokens are revoked, and the
+    revocation of the family is audited once."""
+    for response in responses:
+        assert introspect(web_client, response["access_token"]) == {"active": False}
+    rows = list(db_session.scalars(select(RefreshToken)))
+    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
+    [event] = audit_events(db_session, "oauth.token_revoked")
+    assert event.target_type == "refresh_token_family"
+    assert event.target_id == str(rows[0].family_id)
+
+
 def test_revoked_access_token_is_denied_until_it_expires(app, obtain_tokens, web_client, client, introspect, bearer,
                                                          db_session):
     """RFC 7009 §2 and §2.2: the token is invalidated at once (200); introspection (RFC 7662 §2.2) and
@@ -57,13 +69,7 @@ def test_revoking_a_refresh_token_revokes_its_family(obtain_tokens, web_client, 
     refused = token_request(web_client, grant_type="refresh_token", refresh_token=second["refresh_token"])
     assert refused.status_code == 400
     assert refused.get_json()["error"] == "invalid_grant"
-    for access_token in (first["access_token"], second["access_token"]):
-        assert introspect(web_client, access_token) == {"active": False}
-    rows = list(db_session.scalars(select(RefreshToken)))
-    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
-    [event] = audit_events(db_session, "oauth.token_revoked")
-    assert event.target_type == "refresh_token_family"
-    assert event.target_id == str(rows[0].family_id)
+    assert_family_revoked(introspect, web_client, db_session, first, second)
 
 
 def test_unknown_token_is_200(web_client, client, db_session):
@@ -118,13 +124,7 @@ def test_revoking_a_rotated_refresh_token_in_the_grace_window_revokes_its_family
         refused = token_request(web_client, grant_type="refresh_token", refresh_token=refresh_token)
         assert refused.status_code == 400
         assert refused.get_json()["error"] == "invalid_grant"
-    for access_token in (first["access_token"], second["access_token"]):
-        assert introspect(web_client, access_token) == {"active": False}
-    rows = list(db_session.scalars(select(RefreshToken)))
-    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
-    [event] = audit_events(db_session, "oauth.token_revoked")
-    assert event.target_type == "refresh_token_family"
-    assert event.target_id == str(rows[0].family_id)
+    assert_family_revoked(introspect, web_client, db_session, first, second)
 
 
 def test_public_client_revokes_its_refresh_token_with_client_id_only(obtain_tokens, spa_client, client,
