@@ -30,7 +30,7 @@ DEMO_ORGANIZATION_NAME = "Acme Inc."
 
 
 def _find_or_create_client(name: str, **spec) -> clients.IssuedClient:
-    client = clients.find_client_by_name(db.session, name)
+    client = clients.find_platform_client_by_name(db.session, name)
     actor = Actor(user=None)
     if client is None:
         return clients.create_client(db.session, actor=actor, name=name, **spec)

@@ -297,9 +297,11 @@ def get_client(db: Session, client_id: str) -> OAuthClient | None:
     return db.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
 
 
-def find_client_by_name(db: Session, name: str) -> OAuthClient | None:
-    """The first client registered under this exact name, or None (names are not unique)."""
-    return db.scalar(select(OAuthClient).where(OAuthClient.name == name).order_by(OAuthClient.created_at).limit(1))
+def find_platform_client_by_name(db: Session, name: str) -> OAuthClient | None:
+    """The first platform client (no organization's) registered under this exact name, or None
+    (names are not unique, and an organization may use any name for its own clients)."""
+    return db.scalar(select(OAuthClient).where(OAuthClient.name == name, OAuthClient.organization_id.is_(None))
+                     .order_by(OAuthClient.created_at).limit(1))
 
 
 def require_client(db: Session, client_id: str) -> OAuthClient:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from app.models import AuthorizationCode, OAuthClient, RefreshToken, User
+from app.models import AuthorizationCode, Consent, OAuthClient, RefreshToken, User
 from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit
@@ -211,8 +211,9 @@ def nonce_used(db: Session, *, client_id: str, nonce: str) -> bool:
 def revoke_user_grants_in_organization(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID,
                                        denylist: TokenDenylist, now: datetime | None = None) -> int:
     """Revoke what the user was issued in the organization: every refresh-token family (with the
-    access tokens issued alongside), and the access tokens issued from codes without a refresh
-    token, which would otherwise stay valid until they expire.
+    access tokens issued alongside), the access tokens issued from codes without a refresh
+    token, which would otherwise stay valid until they expire, and the consents given in it (if
+    the user joins again, no client may skip asking them).
 
     Returns how many refresh tokens were still live.
     """
@@ -225,4 +226,5 @@ def revoke_user_grants_in_organization(db: Session, *, organization_id: uuid.UUI
         AuthorizationCode.access_token_expires_at > now)
     for jti, expires_at in db.execute(issued_from_codes):
         denylist.deny(jti, int(expires_at.timestamp()))
+    db.execute(delete(Consent).where(Consent.organization_id == organization_id, Consent.user_id == user_id))
     return revoked

@@ -508,12 +508,15 @@ def test_create_client_directly_with_forbidden_redirect_uri_raises(db_session, a
     assert db_session.scalar(select(func.count()).select_from(OAuthClient)) == 0
 
 
-def test_find_client_by_name_returns_the_oldest_match_or_none(db_session, actor):
+def test_find_platform_client_by_name_returns_the_oldest_platform_match_or_none(db_session, actor, acme):
+    """An organization's client of the same name, even an older one, is never found (flask seed must
+    not rotate an organization's secret)."""
+    clients.create_client(db_session, actor=actor, organization_id=acme.id, **web_app(name="Same name"))
     first = clients.create_client(db_session, actor=actor, **web_app(name="Same name")).client
     clients.create_client(db_session, actor=actor, **web_app(name="Same name"))
 
-    assert clients.find_client_by_name(db_session, "Same name").id == first.id
-    assert clients.find_client_by_name(db_session, "No such client") is None
+    assert clients.find_platform_client_by_name(db_session, "Same name").id == first.id
+    assert clients.find_platform_client_by_name(db_session, "No such client") is None
 
 
 

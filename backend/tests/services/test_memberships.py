@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app import errors
-from app.models import AuditEvent, AuthorizationCode, Membership, RefreshToken, Role, User
+from app.models import AuditEvent, AuthorizationCode, Consent, Membership, RefreshToken, Role, User
 from app.models.base import utcnow
 from app.security.tokens import new_token
 from app.services import memberships, organizations, users
@@ -313,6 +313,23 @@ def test_remove_member_revokes_their_refresh_tokens_in_this_organization_only(ap
     assert denylist.is_denied("jti-in-org") and not denylist.is_denied("jti-elsewhere")
     assert events(db_session, "membership.removed")[0].details["refresh_tokens_revoked"] == 1
 
+
+
+def test_remove_member_forgets_their_consents_in_this_organization_only(db_session, org, owner, member):
+    """Joining again must not let a client skip the consent screen on the strength of an old consent."""
+    client = factories.OAuthClientFactory()
+    other = factories.create_organization(db_session, owner=owner, slug="globex")
+    factories.add_member(db_session, other, member, "member")
+    for user, organization in ((member, org), (member, other), (member, None), (owner, org)):
+        db_session.add(Consent(user_id=user.id, client_pk=client.id, scopes=["openid", "org:admin"],
+                               organization_id=organization.id if organization else None))
+    db_session.commit()
+
+    remove(db_session, owner, org, member.id, MemoryDenylist())
+    db_session.commit()
+
+    left = {(row.user_id, row.organization_id) for row in db_session.scalars(select(Consent))}
+    assert left == {(member.id, other.id), (member.id, None), (owner.id, org.id)}
 
 
 def test_remove_member_denies_access_tokens_issued_from_codes_without_a_refresh_token(db_session, org, owner, member):
