@@ -13,8 +13,7 @@ from app import errors
 from app.extensions import current_settings, db, key_store, token_denylist
 from app.models import User, UserSession
 from app.request_context import request_actor
-from app.services import organizations, sessions, users
-from app.services.access_tokens import verify_access_token
+from app.services import access_tokens, organizations, sessions
 from app.services.actor import Actor
 from app.services.organizations import Access
 
@@ -117,22 +116,6 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def _authenticate_access_token(token: str) -> tuple[User, object]:
-    """The user of a Gatehouse access token carrying the org:admin scope, and the token's org_id.
-
-    Raises:
-        AuthenticationRequired: the token is not a live access token of an active user with that scope.
-    """
-    verified = verify_access_token(token, settings=current_settings(), keys=key_store(), denied=token_denylist())
-    if verified is None or organizations.ORG_ADMIN_SCOPE not in verified.scope.split():
-        raise errors.AuthenticationRequired(
-            "The access token is invalid, expired, revoked, or lacks the org:admin scope.")
-    user = users.get_user(db.session, verified.claims.get("sub"))
-    if user is None or not user.is_active:
-        raise errors.AuthenticationRequired("The access token's user cannot use the API.")
-    return user, verified.claims.get("org_id")
-
-
 def require_org_permission(permission: str) -> Callable[[Callable], Callable]:
     """Authorise an organization-scoped view (`<org_id>` in its path) by the caller's membership.
 
@@ -152,7 +135,8 @@ def require_org_permission(permission: str) -> Callable[[Callable], Callable]:
                 raise errors.AuthenticationRequired(
                     "Send a session token or an access token with scope org:admin: Authorization: Bearer <token>.")
             if _looks_like_jwt(token):
-                user, token_org_id = _authenticate_access_token(token)
+                user, token_org_id = access_tokens.authenticate_org_admin_token(
+                    db.session, token, settings=current_settings(), keys=key_store(), denied=token_denylist())
                 g.user = user
                 g.access = organizations.require_access(db.session, user=user, organization_id=kwargs["org_id"],
                                                         permission=permission, token_organization_id=token_org_id,

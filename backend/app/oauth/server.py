@@ -31,8 +31,8 @@ from app.models.base import utcnow
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
-from app.services import audit, authorization_context, users
-from app.services.access_tokens import AccessToken, verify_access_token
+from app.services import audit, authorization_context
+from app.services.access_tokens import AccessToken, token_user, verify_access_token
 from app.services import grants as grant_store
 
 
@@ -99,7 +99,7 @@ class AccessTokenRecord:
         return client_cache().get(db.session, self.token.client_id)
 
     def get_user(self) -> User | None:
-        return grants.active_user(users.get_user(db.session, self.token.claims.get("sub")))
+        return token_user(db.session, self.token)
 
 
 def _find_access_token(token_string: str) -> AccessTokenRecord | None:

@@ -15,10 +15,15 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from sqlalchemy.orm import Session
+
+from app import errors
 from app.config import Settings
+from app.models import User
+from app.services import users
 from app.services.denylist import TokenDenylist
 from app.services.keys import KeyStore
-from app.services.organizations import organization_token_key
+from app.services.organizations import ORG_ADMIN_SCOPE, organization_token_key
 
 _lock = threading.Lock()
 
@@ -92,3 +97,28 @@ def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denie
     if denied.is_denied(claims["jti"], *organization_key):
         return None
     return AccessToken(claims)
+
+
+def token_user(db: Session, token: AccessToken) -> User | None:
+    """The active user a verified access token was issued to; None for a client's own token
+    (client credentials) or a user who is suspended or gone."""
+    user = users.get_user(db, token.claims.get("sub"))
+    return user if user is not None and user.is_active else None
+
+
+def authenticate_org_admin_token(db: Session, token: str, *, settings: Settings, keys: KeyStore,
+                                 denied: TokenDenylist) -> tuple[User, object]:
+    """The user of a live access token carrying the org:admin scope, and the token's org_id: how an
+    access token signs in to the organization endpoints of the management API.
+
+    Raises:
+        AuthenticationRequired: not a live access token of ours, no org:admin scope, or no active user.
+    """
+    verified = verify_access_token(token, settings=settings, keys=keys, denied=denied)
+    if verified is None or ORG_ADMIN_SCOPE not in verified.scope.split():
+        raise errors.AuthenticationRequired(
+            "The access token is invalid, expired, revoked, or lacks the org:admin scope.")
+    user = token_user(db, verified)
+    if user is None:
+        raise errors.AuthenticationRequired("The access token's user cannot use the API.")
+    return user, verified.claims.get("org_id")
