@@ -26,6 +26,8 @@ from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, 
 bp = Blueprint("oauth", __name__)
 
 AMR_PASSWORD = ["pwd"]
+# Relying parties may cache the key set: a new key is published KEY_ACTIVATION_DELAY before it signs.
+JWKS_CACHE_CONTROL = "public, max-age=300"
 # The organization picker's field: only ever posted by org_picker.html, never a protocol parameter.
 PICKED_ORGANIZATION = "chosen_organization"
 
@@ -44,7 +46,7 @@ def oauth_metadata():
 @with_cors
 def jwks():
     response = jsonify(key_store().jwks())
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
     return response
 
 

@@ -27,8 +27,9 @@ from typing import Any
 from flask import Flask, g
 from werkzeug import Request, Response
 
-from app.extensions import db
-from app.oauth.server import GatehouseAuthorizationServer
+from app.extensions import db, key_store
+from app.oauth.endpoints import JWKS_CACHE_CONTROL
+from app.oauth.server import oauth_server
 from app.security.request_id import HEADER as REQUEST_ID_HEADER
 from app.security.request_id import request_id_from
 
@@ -38,16 +39,11 @@ WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
 # A response as WSGI hands it on: status line, headers (without Content-Length), body.
 Answer = tuple[str, list[tuple[str, str]], bytes]
 
-TOKEN_PATH = "/oauth2/token"
-INTROSPECTION_PATH = "/oauth2/introspect"
-JWKS_PATH = "/oauth2/jwks"
-# The routes whose views are wrapped in oauth/cors.py's with_cors: their answers vary by Origin.
-CORS_PATHS = frozenset({TOKEN_PATH, JWKS_PATH})
 # How long a serialised JWK Set is reused. Keys are published KEY_ACTIVATION_DELAY (default 600 s)
 # before they sign and stay published long after they stop, and the response tells caches to keep
 # it 300 s: a second of staleness changes nothing a relying party can see.
 JWKS_REUSE_SECONDS = 1.0
-JWKS_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "public, max-age=300")]
+JWKS_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", JWKS_CACHE_CONTROL)]
 
 
 class ProtocolHotPath:
@@ -57,13 +53,17 @@ class ProtocolHotPath:
         self.app = app
         self.downstream = downstream
         self.max_body = app.config["MAX_CONTENT_LENGTH"]
+        # The Flask views' own paths, so that a route moved in oauth/endpoints.py moves here too.
+        paths = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
+        served = {("POST", "oauth.token"): self._token, ("POST", "oauth.introspect"): self._introspect,
+                  ("GET", "oauth.jwks"): self._jwks}
         self._handlers: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {
-            ("POST", TOKEN_PATH): self._token,
-            ("POST", INTROSPECTION_PATH): self._introspect,
-            ("GET", JWKS_PATH): self._jwks,
-        }
+            (method, paths[endpoint]): handler for (method, endpoint), handler in served.items()}
+        # Routes wrapped in oauth/cors.py's with_cors answer with Vary: Origin.
+        varies = {paths[endpoint] for _, endpoint in served
+                  if getattr(app.view_functions[endpoint], "answers_cors", False)}
         self._headers = {(method, path, scheme): _hook_headers(app, method, path, scheme)
-                         + ([("Vary", "Origin")] if path in CORS_PATHS else [])
+                         + ([("Vary", "Origin")] if path in varies else [])
                          for method, path in self._handlers for scheme in ("http", "https")}
         self._jwks_lock = threading.Lock()
         self._jwks_body: tuple[float, bytes] = (0.0, b"")
@@ -104,20 +104,17 @@ class ProtocolHotPath:
         environ["wsgi.input"] = io.BytesIO(body)
         return True
 
-    def _server(self) -> GatehouseAuthorizationServer:
-        return self.app.extensions["gatehouse.oauth"]
-
     def _token(self, environ: dict[str, Any]) -> Answer:
         request = Request(environ)
         # Authlib picks the grant from request.values; so does this test.
         if request.values.get("grant_type") != "client_credentials":
             raise _NotHere
-        response = self._server().create_token_response(request)
+        response = oauth_server().create_token_response(request)
         db.session.commit()  # as the view does; a client-credentials grant writes nothing itself
         return _answer(response)
 
     def _introspect(self, environ: dict[str, Any]) -> Answer:
-        return _answer(self._server().create_endpoint_response("introspection", Request(environ)))
+        return _answer(oauth_server().create_endpoint_response("introspection", Request(environ)))
 
     def _jwks(self, environ: dict[str, Any]) -> Answer:
         reused_until, body = self._jwks_body
@@ -125,8 +122,8 @@ class ProtocolHotPath:
             with self._jwks_lock:
                 reused_until, body = self._jwks_body
                 if time.monotonic() >= reused_until:
-                    jwks = self.app.extensions["gatehouse.keys"].jwks()
-                    body = json.dumps(jwks, separators=(",", ":")).encode() + b"\n"  # as jsonify writes it
+                    # Compact, with a final newline, as jsonify writes it.
+                    body = json.dumps(key_store().jwks(), separators=(",", ":")).encode() + b"\n"
                     self._jwks_body = (time.monotonic() + JWKS_REUSE_SECONDS, body)
         return "200 OK", JWKS_HEADERS, body
 

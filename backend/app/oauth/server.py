@@ -27,7 +27,6 @@ from joserfc.jwk import KeySet
 
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
 from app.models import OAuthClient, RefreshToken, User
-from app.models.base import utcnow
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
@@ -108,8 +107,7 @@ def _find_access_token(token_string: str) -> AccessTokenRecord | None:
 
 
 def _find_active_refresh_token(token_string: str) -> RefreshToken | None:
-    row = grant_store.find_refresh_token(db.session, token=token_string)
-    return row if row is not None and grant_store.is_usable(row, utcnow()) and row.rotated_at is None else None
+    return grant_store.find_active_refresh_token(db.session, token=token_string)
 
 
 def _find_revocable_refresh_token(token_string: str) -> RefreshToken | None:
@@ -228,7 +226,7 @@ class MissingBearerToken(OAuth2Error):
     unsupported_token_type). The body keeps the protocol error shape."""
 
     error = "invalid_request"
-    description = "The request carries no Bearer access token (RFC 6750 §2.1)."
+    description = "The request carries no Bearer access token (RFC 6750 section 2.1)."
     status_code = 401
 
     def get_headers(self):

@@ -138,6 +138,13 @@ def find_revocable_refresh_token(db: Session, *, token: str) -> RefreshToken | N
                                                 RefreshToken.revoked_at.is_(None)))
 
 
+def find_active_refresh_token(db: Session, *, token: str, now: datetime | None = None) -> RefreshToken | None:
+    """The refresh token if it is active for introspection (RFC 7662 §2.2): neither revoked nor
+    expired, and not yet rotated (its successor is the family's active token); None otherwise."""
+    row = find_refresh_token(db, token=token)
+    return row if row is not None and is_usable(row, now or utcnow()) and row.rotated_at is None else None
+
+
 def is_usable(row: RefreshToken, now: datetime) -> bool:
     """Neither revoked nor expired (it may have been rotated)."""
     return row.revoked_at is None and row.expires_at > now

@@ -66,6 +66,9 @@ def test_other_authorization_scheme_gets_a_bearer_challenge(client):
     response = client.get("/oauth2/userinfo", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].split()[0] == "Bearer"
+    # §3: error_description is printable ASCII without '"' or '\\'.
+    description = response.get_json()["error_description"]
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description)
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."],
