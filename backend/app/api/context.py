@@ -89,6 +89,7 @@ def optional_session(view: Callable) -> Callable:
         g.user = None
         return view(*args, **kwargs)
 
+    wrapper.optional_session = True  # read by the OpenAPI builder
     return wrapper
 
 

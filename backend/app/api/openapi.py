@@ -88,6 +88,10 @@ def _operation(view: Callable, rule: str) -> dict[str, Any]:
             operation["security"].append({"orgAdminAccessToken": []})
             operation["x-required-permission"] = view.org_permission
         statuses.add(401)
+    elif getattr(view, "optional_session", False):
+        # Anonymous, or signed in (a bad token is still 401): {} makes the scheme optional.
+        operation["security"] = [{}, {"sessionToken": []}]
+        statuses.add(401)
     else:
         operation["security"] = []
     responses: dict[Any, Any] = {str(meta["status"]): _success(meta)}

@@ -17,15 +17,20 @@ from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_sessio
 bp = Blueprint("web", __name__, template_folder="templates")
 
 
+AUTHORIZE_PATH = "/oauth2/authorize"
+
+
+def _is_local(target: str, path: str) -> bool:
+    """Whether `target` is a path on this server (no scheme, no host) that is exactly `path`."""
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc and parts.path == path
+
+
 def _safe_next(target: str | None) -> str | None:
     """Only our own authorization endpoint and invitation page are valid places to return to (no open redirect)."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not (parts.path.startswith("/oauth2/authorize")
-                                            or parts.path == INVITATION_PATH):
-        return None
-    return target
+    if target and (_is_local(target, AUTHORIZE_PATH) or _is_local(target, INVITATION_PATH)):
+        return target
+    return None
 
 
 @bp.get("/login")
@@ -52,7 +57,7 @@ def login():
                         status=status)
     db.session.commit()
     # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
-    if next_url and next_url.startswith("/oauth2/authorize"):
+    if next_url and _is_local(next_url, AUTHORIZE_PATH):
         session[FRESH_LOGIN_KEY] = {"session": str(issued.session.id), "request": next_url}
     else:
         session.pop(FRESH_LOGIN_KEY, None)

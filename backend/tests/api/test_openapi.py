@@ -71,12 +71,28 @@ def test_operation_answering_401_without_token_declares_security_and_401(app, cl
     for op in api_operations(app):
         declared = documented[(op.openapi_path, op.method)]
         requires_session = _unauthenticated_status(client, op) == 401
-        declares_session = {"sessionToken": []} in declared["security"] and "401" in declared["responses"]
+        declares_session = ({"sessionToken": []} in declared["security"] and {} not in declared["security"]
+                            and "401" in declared["responses"])
         if requires_session != declares_session:
             wrong.append((op.method, op.rule, requires_session, declared["security"]))
 
     assert wrong == []
     assert "sessionToken" in spec["components"]["securitySchemes"]
+
+
+def test_operations_that_take_an_optional_session_declare_it(app, client, spec):
+    """Accepting an invitation works anonymously (registering) and signed in (joining as the session's
+    user): the document lets a generated client send the session token, and says a bad one is 401."""
+    documented = _operations(spec)
+    optional = [op for op in api_operations(app) if getattr(op.view(app), "optional_session", False)]
+    assert [(op.method, op.rule) for op in optional] == [("POST", "/api/v1/invitations/accept")]
+    for op in optional:
+        declared = documented[(op.openapi_path, op.method)]
+        assert declared["security"] == [{}, {"sessionToken": []}]
+        assert "401" in declared["responses"]
+        assert _unauthenticated_status(client, op) != 401
+        assert client.open(op.sample_url, method=op.method,
+                           headers={"Authorization": "Bearer not-a-session"}, json={}).status_code == 401
 
 
 def test_organization_operations_declare_the_access_token_scheme_and_their_permission(app, spec):

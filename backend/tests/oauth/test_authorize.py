@@ -213,7 +213,8 @@ def test_login_hint_is_escaped_in_the_login_page(browser, web_client, pkce):
 
 
 @pytest.mark.parametrize("next_url", ["https://evil.example.net/", "//evil.example.net/oauth2/authorize",
-                                      "/api/v1/users/me"], ids=["absolute", "scheme-relative", "other-path"])
+                                      "/api/v1/users/me", "/oauth2/authorize-elsewhere", "/invitations/accepted"],
+                         ids=["absolute", "scheme-relative", "other-path", "authorize-prefix", "invitation-prefix"])
 def test_sign_in_never_redirects_outside_the_authorization_endpoint(browser, user, next_url):
     """RFC 9700 §4.11 (open redirectors): after sign-in the browser only returns to /oauth2/authorize."""
     page = browser.login_page(next=next_url)
