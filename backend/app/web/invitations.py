@@ -17,6 +17,7 @@ from app.extensions import csrf, current_settings, db, limiter
 from app.models import UserSession
 from app.request_context import request_actor
 from app.schemas.invitations import AcceptInvitationIn
+from app.security import passwords
 from app.security.browser_session import current_browser_session, set_session_cookie
 from app.services import invitations
 
@@ -41,7 +42,7 @@ def _offer_page(token: str, *, browser: UserSession | None, field_errors: dict |
     return Response(render_template(
         "invitation.html", preview=preview, token=token, user=browser.user if browser else None,
         login_url=url_for("web.login_form", next=page_url, login_hint=preview.invitation.email),
-        field_errors=field_errors or {}, name=name), status=status)
+        field_errors=field_errors or {}, name=name, password_min_length=passwords.MIN_LENGTH), status=status)
 
 
 @bp.get(invitations.ACCEPT_PATH)

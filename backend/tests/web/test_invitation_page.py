@@ -12,6 +12,7 @@ from werkzeug.test import TestResponse
 
 from app.models import AuditEvent, Invitation, SessionKind, User, UserSession
 from app.models.base import utcnow
+from app.security import passwords
 from app.services import invitations, mail, organizations
 from app.services.actor import Actor
 from tests.conftest import make_settings
@@ -108,6 +109,9 @@ def test_page_without_account_offers_sign_in_and_registration(browser, invite):
     assert form.fields["token"] == token and form.fields["csrf_token"]
     assert {"email", "name", "password"} <= set(page.labels_for)
     assert href_of(response, "Sign in").startswith("/login?")
+    # The password rule the page states is the one registration enforces.
+    text = response.get_data(as_text=True)
+    assert f'minlength="{passwords.MIN_LENGTH}"' in text and f"At least {passwords.MIN_LENGTH} characters" in text
 
 
 def test_page_with_existing_account_offers_sign_in_only(browser, invite):
