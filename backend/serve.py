@@ -18,7 +18,10 @@ from collections.abc import Mapping
 ACCESS_LOG_FORMAT = '%(addr)s [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
 
 
-def cpu_count() -> int:
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def cpu_count(cgroup_cpu_max: str | os.PathLike[str] = CGROUP_CPU_MAX) -> int:
     """CPUs this container may actually use.
 
     os.cpu_count() reports the host's CPUs; a container limited with `cpus:`
@@ -30,7 +33,7 @@ def cpu_count() -> int:
     else:  # macOS and other non-Linux development machines
         count = os.cpu_count() or 1
     try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
+        with open(cgroup_cpu_max, encoding="ascii") as f:
             quota, period = f.read().split()
         if quota != "max":
             count = min(count, max(1, -(-int(quota) // int(period))))

@@ -72,6 +72,23 @@ def test_from_env_with_non_integer_raises_config_error_naming_variable(raw):
         Settings.from_env({"BCRYPT_ROUNDS": raw})
 
 
+def test_signing_keys_rescan_defaults_to_one_second_and_zero_in_testing(tmp_path):
+    assert Settings().signing_keys_rescan_seconds == 1
+    assert Settings(ENV="testing").signing_keys_rescan_seconds == 0
+    assert Settings.from_env({"SIGNING_KEYS_RESCAN_SECONDS": "5"}).signing_keys_rescan_seconds == 5
+    app = create_app(Settings(ENV="testing", SIGNING_KEYS_RESCAN_SECONDS=5,
+                              DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", SIGNING_KEYS_DIR=str(tmp_path / "keys"),
+                              MAIL_OUTBOX_DIR=str(tmp_path / "outbox")))
+    assert app.extensions["gatehouse.keys"].rescan_interval == 5
+
+
+@pytest.mark.parametrize("seconds", [-1, 600, 601])
+def test_signing_keys_rescan_must_stay_below_the_activation_delay(seconds):
+    """A key must be seen by every process before it starts signing (KEY_ACTIVATION_DELAY, 600)."""
+    with pytest.raises(ConfigError, match="SIGNING_KEYS_RESCAN_SECONDS"):
+        Settings(SIGNING_KEYS_RESCAN_SECONDS=seconds).check()
+
+
 # --- production refuses unsafe settings ----------------------------------------------------------
 
 

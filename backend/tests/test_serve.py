@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 import serve
 from tests.conftest import TEST_SECRET_KEY, signing_keys_dir
 
@@ -30,6 +32,22 @@ def test_one_worker_per_cpu_unless_told_otherwise():
     assert (option(command, "--workers"), option(command, "--blocking-threads")) == ("3", "2")
     assert (option(command, "--host"), option(command, "--port")) == ("127.0.0.1", "9000")
     assert option(command, "--interface") == "wsgi" and "--factory" in command
+
+
+@pytest.mark.parametrize(("affinity", "cpu_max", "expected"), [
+    ({0, 1, 2, 3}, "max 100000\n", 4),        # no quota: the CPUs this process may run on
+    ({0, 1, 2, 3}, "150000 100000\n", 2),     # `cpus: 1.5`: rounded up
+    ({0, 1, 2, 3}, "50000 100000\n", 1),      # below one CPU: still one worker
+    ({0}, "400000 100000\n", 1),              # pinned to one CPU: the quota does not add any
+    ({0, 1}, None, 2),                        # no cgroup v2 file (macOS, cgroup v1)
+])
+def test_cpu_count_follows_the_cpus_a_container_may_use(monkeypatch, tmp_path, affinity, cpu_max, expected):
+    """A container limited by a CPU quota or a cpuset starts that many workers, not the host's count."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: affinity)
+    cgroup_file = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        cgroup_file.write_text(cpu_max)
+    assert serve.cpu_count(cgroup_file) == expected
 
 
 def test_access_log_is_off_by_default_and_never_writes_the_query_string():

@@ -10,6 +10,7 @@ do not, which is how these tests tell the two paths apart.
 from __future__ import annotations
 
 import atexit
+import io
 import logging
 import re
 import shutil
@@ -182,3 +183,18 @@ def test_jwks_publishes_a_rotated_key_once_its_reuse_window_passes(client, setti
     time.sleep(hot_path.JWKS_REUSE_SECONDS)
     after = {key["kid"] for key in client.get("/oauth2/jwks").get_json()["keys"]}
     assert after == before | {new.kid}
+
+
+def test_a_chunked_body_goes_to_flask_unread(client, machine_client):
+    """A body of unknown length is not buffered here (it could be of any size): Flask reads it, within
+    MAX_CONTENT_LENGTH, and answers the token request."""
+    body = f"grant_type=client_credentials&client_id={machine_client.client_id}".encode()
+    response = client.post("/oauth2/token", input_stream=io.BytesIO(body), auth=(machine_client.client_id,
+                                                                               machine_client.secret),
+                           headers={"Transfer-Encoding": "chunked",
+                                    "Content-Type": "application/x-www-form-urlencoded"},
+                           # As a server that has de-chunked the body says (PEP 3333's wsgi.input_terminated).
+                           environ_overrides={"wsgi.input_terminated": True})
+
+    assert served_by_flask(response)
+    assert response.status_code == 200 and "access_token" in response.get_json()

@@ -286,6 +286,17 @@ def test_key_store_lists_the_directory_at_most_once_per_rescan_interval(keydir: 
     assert published_kids(store, at(60)) == before | {new.kid}
 
 
+def test_an_empty_keyring_is_listed_again_on_every_call(keydir: Path) -> None:
+    """Nothing can be signed until keys appear, so a process started before `flask keys ensure`
+    sees them at once, however long its rescan interval."""
+    keydir.mkdir()
+    store = KeyStore(keydir, max_token_lifetime=MAX_LIFETIME, rescan_interval=60, clock=lambda: 100.0)
+    assert store.keys() == ()
+
+    ensure_keys(keydir, algs=("RS256",), now=T0)
+    assert [key.alg for key in store.keys()] == ["RS256"]
+
+
 def test_key_store_reuses_its_keys_while_the_directory_is_unchanged(keydir: Path, store: KeyStore) -> None:
     ensure_keys(keydir, algs=("ES256",), now=T0)
     first = store.keys()
