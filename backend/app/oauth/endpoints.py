@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InsecureTransportError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from joserfc.jws import extract_compact
@@ -24,6 +24,17 @@ from app.services.access_tokens import is_access_token_header
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
 
 bp = Blueprint("oauth", __name__)
+
+
+@bp.errorhandler(InsecureTransportError)
+def _plain_http(error: InsecureTransportError) -> Response:
+    """Requests to the token, introspection, revocation and UserInfo endpoints MUST use TLS (RFC 6749
+    §3.2, RFC 7662 §4, RFC 7009 §2, OIDC Core §5.3). Authlib refuses plain http to any host but
+    loopback while it builds the request, before its endpoints turn errors into responses: answer
+    RFC 6749 §5.2's invalid_request (400, no-store) instead of a 500. Authorize and logout catch it
+    as an OAuth2Error and show their error page."""
+    return oauth_server().handle_error_response(None, InvalidRequestError(
+        description="This endpoint requires TLS: send the request over https."))
 
 AMR_PASSWORD = ["pwd"]
 # Relying parties may cache the key set: a new key is published KEY_ACTIVATION_DELAY before it signs.

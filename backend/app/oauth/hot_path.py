@@ -11,7 +11,8 @@ as one from Flask (tests/oauth/test_hot_path.py compares them).
 
 Everything else goes to Flask unchanged: other grant types (they write audit events with the
 request's actor), CORS requests (an Origin header: the allowed origins come from the client
-registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH.
+registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH, plain-http
+requests Authlib refuses.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import Flask, g
 from werkzeug import Request, Response
 
@@ -77,7 +79,7 @@ class ProtocolHotPath:
             g.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
             try:
                 status, headers, body = handler(environ)
-            except _NotHere:
+            except (_NotHere, InsecureTransportError):  # Flask answers plain http (oauth/endpoints.py)
                 environ["wsgi.input"] = io.BytesIO(environ["gatehouse.body"])
                 return self.downstream(environ, start_response)
             except Exception:
