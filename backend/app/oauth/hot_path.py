@@ -112,7 +112,10 @@ class ProtocolHotPath:
         if request.values.get("grant_type") != "client_credentials":
             raise _NotHere
         response = oauth_server().create_token_response(request)
-        db.session.commit()  # as the view does; a client-credentials grant writes nothing itself
+        # As the view does, if anything opened a session: a client-credentials grant writes nothing
+        # itself, and with its client from the cache (services.clients.ClientCache) it opens none.
+        if db.session.registry.has():
+            db.session.commit()
         return _answer(response)
 
     def _introspect(self, environ: dict[str, Any]) -> Answer:

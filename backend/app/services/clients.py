@@ -41,7 +41,7 @@ from redis.client import PubSub
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Select, inspect, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
 from app import errors
@@ -592,8 +592,13 @@ class ClientCache:
     `ttl` seconds at most. If the version cannot be known, the database is asked. Unknown
     client_ids are not cached.
 
-    A hit returns a new OAuthClient in the caller's session (no SQL), never an object
-    shared with another request. Safe to share between threads. ttl <= 0: no caching.
+    A hit returns the instance the caller's session already holds, if it holds this client;
+    otherwise a new, detached OAuthClient with every column loaded, which no other request
+    sees. Detached, so that a hit opens no session: a client-credentials token or an
+    introspection then runs without one (oauth/hot_path.py), and a commit has no instance to
+    expire and reload. Nothing stores a client through a relationship (rows take `client.id`),
+    and a detached copy that is added to a session joins it as persistent, unmodified.
+    Safe to share between threads. ttl <= 0: no caching.
     """
 
     def __init__(self, versions: ClientVersions, *, ttl: float, max_entries: int = 10_000,
@@ -614,7 +619,7 @@ class ClientCache:
             return get_client(db, client_id)
         entry = self._entries.get(client_id)
         if entry is not None and entry.version == version and self._clock() < entry.expires_at:
-            return _attach(db, entry.values)
+            return _held(db, entry.values["id"]) or _detached_copy(entry.values)
         client = get_client(db, client_id)
         # Not what this very transaction changed: it may yet roll back.
         if client is not None and client_id not in db.info.get(CHANGED_CLIENTS_KEY, ()):
@@ -636,17 +641,22 @@ class ClientCache:
         self.versions.bump(client_ids)
 
 
-def _attach(db: Session, values: dict[str, Any]) -> OAuthClient:
-    """A persistent, unmodified OAuthClient in `db` with these column values, loaded without SQL."""
-    existing = db.identity_map.get(identity_key(OAuthClient, values["id"]))
-    if existing is not None:
-        return existing
-    # Copies of the mutable values (lists of strings, and the jwks object), so a request cannot change the entry.
-    client = OAuthClient(**{key: value[:] if isinstance(value, list) else
+def _held(db: Session | scoped_session, client_pk: uuid.UUID) -> OAuthClient | None:
+    """The session's own instance of this client, without opening a session that does not exist yet."""
+    if isinstance(db, scoped_session) and not db.registry.has():
+        return None
+    return db.identity_map.get(identity_key(OAuthClient, client_pk))
+
+
+def _detached_copy(values: dict[str, Any]) -> OAuthClient:
+    """A detached OAuthClient with these column values, as if loaded and its session closed."""
+    client = inspect(OAuthClient).class_manager.new_instance()
+    # Set as the ORM's loader sets them (no change events); copies of the mutable values (lists of
+    # strings, the jwks object), so a request cannot change the entry.
+    client.__dict__.update({key: value[:] if isinstance(value, list) else
                             copy.deepcopy(value) if isinstance(value, dict) else value
                             for key, value in values.items()})
-    make_transient_to_detached(client)  # as if just loaded: no pending changes, so nothing to flush
-    db.add(client)
+    make_transient_to_detached(client)
     return client
 
 

@@ -91,7 +91,7 @@ def fresh(engine) -> Session:
 
 # --- the cache on its own --------------------------------------------------------------
 
-def test_a_hit_needs_no_sql_and_gives_each_session_its_own_clean_object(engine, machine):
+def test_a_hit_needs_no_sql_and_gives_each_request_its_own_clean_object(engine, machine):
     cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
     with fresh(engine) as first:
         loaded = cache.get(first, machine.client_id)
@@ -100,15 +100,40 @@ def test_a_hit_needs_no_sql_and_gives_each_session_its_own_clean_object(engine, 
         hit = cache.get(second, machine.client_id)
         assert sql == []
         assert hit is not loaded
-        assert hit in second and not second.dirty and not second.new
+        assert hit not in second and not second.dirty and not second.new
         assert (hit.id, hit.client_id, hit.client_secret_hash, hit.scopes, hit.grant_types) == \
                (machine.id, machine.client_id, machine.client_secret_hash, machine.scopes, machine.grant_types)
         assert hit.check_client_secret(DEFAULT_CLIENT_SECRET)
         hit.scopes.append("mutated")  # a request changing its copy does not change the cache
         second.commit()
-        assert sql == []  # nothing to flush: the object came in unmodified
+        assert hit.name == machine.name  # still loaded after the commit: nothing expired, nothing re-read
+        assert sql == []
     with fresh(engine) as third:
         assert cache.get(third, machine.client_id).scopes == ["invoices:read", "invoices:write"]
+
+
+def test_a_hit_added_to_a_session_joins_it_unmodified(engine, machine):
+    """A copy that reaches a session (explicitly or by cascade) is a persistent row, never a new one."""
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with fresh(engine) as s:
+        cache.get(s, machine.client_id)
+    with fresh(engine) as s, count_sql(engine) as sql:
+        hit = cache.get(s, machine.client_id)
+        s.add(hit)
+        assert hit in s and not s.new and not s.dirty
+        s.commit()
+        assert sql == []  # no INSERT, no UPDATE
+
+
+def test_a_hit_opens_no_session(app, engine, machine):
+    """Through Flask-SQLAlchemy's scoped session, a hit leaves the request without a session: there is
+    nothing to commit or close (oauth/hot_path.py serves client credentials without one)."""
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with app.app_context():
+        cache.get(db.session, machine.client_id)
+    with app.app_context():
+        assert cache.get(db.session, machine.client_id).client_id == machine.client_id
+        assert not db.session.registry.has()
 
 
 def test_a_hit_returns_the_instance_the_session_already_holds(engine, machine):
