@@ -52,10 +52,12 @@ def _bearer_token() -> str | None:
 def _authenticate_session(token: str) -> UserSession:
     """Authenticate an API session token; sets g.session, g.user and g.session_token.
 
-    The session's idle window slides forward, and stays slid even if the view fails.
+    The idle window slides forward when its use is due to be recorded (services.sessions), and stays
+    slid even if the view fails.
     """
     session = sessions.authenticate_token(db.session, token=token, settings=current_settings())
-    db.session.commit()
+    if db.session.is_modified(session):
+        db.session.commit()
     g.session, g.user, g.session_token = session, session.user, token
     return session
 

@@ -26,7 +26,8 @@ def current_browser_session() -> UserSession | None:
                                               kind=SessionKind.BROWSER)
     except AuthenticationRequired:
         return None
-    db.session.commit()
+    if db.session.is_modified(session):  # its use was recorded: keep that even if the view fails
+        db.session.commit()
     return session
 
 

@@ -388,11 +388,24 @@ def test_me_slides_session_expiry(api, db_session, user):
     data = sign_in(api, user)
     soon = utcnow() + timedelta(seconds=30)
     db_session.execute(update(UserSession).where(UserSession.id == uuid.UUID(data["session_id"]))
-                       .values(expires_at=soon))
+                       .values(expires_at=soon, last_seen_at=utcnow() - timedelta(minutes=2)))
 
     api.get(ME, token=data["token"])
 
     assert session_row(db_session, data["session_id"]).expires_at > soon
+
+
+def test_use_within_a_minute_of_the_recorded_one_writes_nothing(api, db_session, user):
+    """services.sessions.activity_interval: the request is served, the session row is left as it was."""
+    data = sign_in(api, user)
+    before = session_row(db_session, data["session_id"])
+    recorded = (before.last_seen_at, before.expires_at)
+
+    assert api.get(ME, token=data["token"]).status == 200
+
+    db_session.expire_all()
+    after = session_row(db_session, data["session_id"])
+    assert (after.last_seen_at, after.expires_at) == recorded
 
 
 def test_list_sessions_returns_only_callers_live_sessions(api, db_session, user, settings):

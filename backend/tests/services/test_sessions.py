@@ -64,6 +64,38 @@ def test_authenticate_token_within_idle_window_extends_expiry(db_session, issued
     assert session.expires_at == later + idle(settings)
 
 
+def test_use_within_the_activity_interval_is_not_written(db_session, issued, settings):
+    """A run of requests costs one UPDATE: use less than activity_interval after the recorded one
+    changes nothing, and the session stays live until the recorded window ends."""
+    interval = sessions.activity_interval(settings.SESSION_IDLE_TIMEOUT)
+    db_session.commit()
+
+    session = sessions.authenticate_token(db_session, token=issued.token, settings=settings,
+                                          now=T0 + interval - timedelta(seconds=1))
+
+    assert not db_session.is_modified(session)
+    assert (session.last_seen_at, session.expires_at) == (T0, T0 + idle(settings))
+
+
+def test_use_once_the_activity_interval_has_passed_is_written(db_session, issued, settings):
+    interval = sessions.activity_interval(settings.SESSION_IDLE_TIMEOUT)
+    db_session.commit()
+
+    session = sessions.authenticate_token(db_session, token=issued.token, settings=settings, now=T0 + interval)
+    db_session.commit()
+
+    row = db_session.scalar(select(UserSession).where(UserSession.id == issued.session.id))
+    assert (row.last_seen_at, row.expires_at) == (T0 + interval, T0 + interval + idle(settings))
+    assert session is row
+
+
+@pytest.mark.parametrize(("idle_timeout", "interval"), [(900, timedelta(minutes=1)), (28800, timedelta(minutes=1)),
+                                                        (300, timedelta(seconds=30)), (60, timedelta(seconds=6))])
+def test_the_activity_interval_is_a_minute_or_a_tenth_of_a_shorter_idle_window(idle_timeout, interval):
+    """A short idle timeout still slides: its use is recorded ten times per window."""
+    assert sessions.activity_interval(idle_timeout) == interval
+
+
 @pytest.mark.parametrize("after_expiry", [timedelta(0), timedelta(seconds=1), timedelta(days=1)])
 def test_authenticate_token_after_idle_window_raises(db_session, issued, settings, after_expiry):
     with pytest.raises(errors.AuthenticationRequired):
