@@ -9,9 +9,12 @@ the benchmark asks for. Every option below can be overridden from the environmen
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Mapping
+
+from flask import Flask
 
 # Path only (%(path)s), never the query string: authorization codes, tokens and reset links travel
 # in query strings. The X-Request-ID of each response is in nginx's line and the application's own.
@@ -42,10 +45,26 @@ def cpu_count(cgroup_cpu_max: str | os.PathLike[str] = CGROUP_CPU_MAX) -> int:
     return count
 
 
+def production_app() -> Flask:
+    """The app each granian worker serves (--factory): create_app(), then gc.freeze().
+
+    What exists once the app is built (modules, the app and its extensions, mappers, the keyring)
+    lives as long as the worker. Frozen, the cyclic collector stops traversing it on every full
+    collection. Measured under granian on one CPU, alternating with and without it in one sitting:
+    client-credentials tokens 2,050 / 2,072 -> 2,114 / 2,232 per second, introspections
+    2,866 / 2,832 -> 2,911 / 3,010 (scripts/bench_token.py).
+    """
+    from app import create_app
+
+    application = create_app()
+    gc.freeze()
+    return application
+
+
 def granian_command(env: Mapping[str, str]) -> list[str]:
     host, _, port = env.get("GATEHOUSE_BIND", "0.0.0.0:8000").rpartition(":")
     command = [
-        "granian", "--interface", "wsgi", "--factory", "app:create_app",
+        "granian", "--interface", "wsgi", "--factory", "serve:production_app",
         "--host", host, "--port", port,
         # One worker process per CPU: the token endpoints are CPU-bound (signing), and more processes
         # than CPUs only add switching, and caches and database pools each.

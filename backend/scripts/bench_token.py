@@ -447,7 +447,7 @@ def server_command(a: argparse.Namespace, env: dict[str, str]) -> list[str]:
     # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.
     return [str(VENV_BIN / "gunicorn"), "--bind", env["GATEHOUSE_BIND"], "--workers", workers,
             "--worker-class", a.worker_class, "--threads", threads, "--no-control-socket",
-            "--access-logfile", "-", "app:create_app()"]
+            "--access-logfile", "-", "serve:production_app()"]
 
 
 def _keep_log(src: Path, dst: Path) -> None:

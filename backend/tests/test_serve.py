@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -57,6 +58,20 @@ def test_access_log_is_off_by_default_and_never_writes_the_query_string():
     assert "--access-log" in command
     fmt = option(command, "--access-log-fmt")
     assert "%(path)s" in fmt and "query_string" not in fmt
+
+
+def test_workers_serve_the_app_with_what_startup_made_frozen(monkeypatch, database_url, tmp_path):
+    """production_app builds the app, then takes what exists out of the cyclic collector's scans."""
+    for name, value in dict(GATEHOUSE_ENV="testing", DATABASE_URL=database_url, SECRET_KEY=TEST_SECRET_KEY,
+                            SIGNING_KEYS_DIR=signing_keys_dir(), MAIL_OUTBOX_DIR=str(tmp_path / "outbox")).items():
+        monkeypatch.setenv(name, value)
+    assert option(serve.granian_command({}), "--factory") == "serve:production_app"
+    try:
+        application = serve.production_app()
+        assert gc.get_freeze_count() > 0
+        assert application.test_client().get("/oauth2/jwks").status_code == 200
+    finally:
+        gc.unfreeze()
 
 
 def test_serve_py_runs_the_app_under_granian(database_url, tmp_path):
