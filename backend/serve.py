@@ -57,6 +57,7 @@ def production_app() -> Flask:
     from app import create_app
 
     application = create_app()
+    gc.collect()  # startup's own garbage first: what is frozen is never collected
     gc.freeze()
     return application
 
