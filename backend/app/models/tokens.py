@@ -14,6 +14,10 @@ from app.models.client import OAuthClient
 from app.models.user import User
 
 
+# The longest nonce an authorization request may carry (a longer one is invalid_request).
+MAX_NONCE_LENGTH = 255
+
+
 class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
     __tablename__ = "authorization_codes"
     # Codes are kept after redemption: the per-client nonce replay check (services/grants.nonce_used)
@@ -24,9 +28,11 @@ class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_pk: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("oauth_clients.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
-    redirect_uri: Mapped[str] = mapped_column(Text)
+    # As the authorization request named it; None when it named none (RFC 6749 §4.1.3: the token
+    # request must then leave it out too).
+    redirect_uri: Mapped[str | None] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text, default="")
-    nonce: Mapped[str | None] = mapped_column(String(255))
+    nonce: Mapped[str | None] = mapped_column(String(MAX_NONCE_LENGTH))
     # The organization the user chose (or the client's own); its claims go into the tokens.
     organization_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -49,7 +55,7 @@ class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
 
     # --- authlib AuthorizationCodeMixin / OIDC AuthorizationCodeMixin ---
 
-    def get_redirect_uri(self) -> str:
+    def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
 
     def get_scope(self) -> str:

@@ -11,15 +11,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, UserInfo
+from authlib.oidc.core.errors import (RegistrationNotSupportedError, RequestNotSupportedError,
+                                      RequestURINotSupportedError)
+from authlib.oidc.core.grants.util import is_openid_scope
 from joserfc.jwk import KeySet
 
 from app import errors
 from app.extensions import current_settings, db, key_store, token_denylist
 from app.models import AuthorizationCode, OAuthClient, RefreshToken, TokenEndpointAuthMethod, User
+from app.models.tokens import MAX_NONCE_LENGTH
 from app.models.base import utcnow
 from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
 from app.request_context import request_actor
@@ -60,6 +65,13 @@ def grant_organization_claims(organization_id: uuid.UUID | None, user: User) -> 
         raise InvalidGrantError(denied.message) from None
 
 
+def check_parameters_not_repeated(request: OAuth2Request) -> None:
+    """RFC 6749 §3.1, §3.2: request parameters MUST NOT be included more than once (invalid_request)."""
+    repeated = sorted(name for name, values in request.payload.datalist.items() if len(values) > 1)
+    if repeated:
+        raise InvalidRequestError(f"Parameters sent more than once: {', '.join(repeated)}.")
+
+
 def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
     """Every grant: a scope the client may not have is invalid_scope, never dropped (RFC 6749 §3.3)."""
     if scope and client.get_allowed_scope(scope) is None:
@@ -75,11 +87,36 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def generate_authorization_code(self) -> str:
         return grant_store.new_authorization_code()
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: OAuthClient) -> str:
+        # OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID Connect request, even from a client
+        # with one registered URI (which a plain OAuth request may leave out, RFC 6749 §3.1.2.3). Without
+        # it nothing says where the error may go: the user gets the error page.
+        if not request.payload.redirect_uri and is_openid_scope(request.payload.scope):
+            raise InvalidRequestError("redirect_uri is required in an OpenID Connect request.",
+                                      state=request.payload.state)
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+
+    def validate_authorization_request(self) -> str:
+        redirect_uri = super().validate_authorization_request()
+        try:
+            # Authlib checks five of the parameters for repeats (RFC 6749 §3.1 covers all of them).
+            check_parameters_not_repeated(self.request)
+            nonce = self.request.payload.data.get("nonce")
+            if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:
+                raise InvalidRequestError(f"nonce may be at most {MAX_NONCE_LENGTH} characters long.")
+        except OAuth2Error as error:  # the redirect URI is the client's: the error goes back to it
+            error.redirect_uri = redirect_uri
+            raise
+        return redirect_uri
+
     def save_authorization_code(self, code: str, request) -> None:
         auth_time, amr = self.auth_context
         grant_store.store_authorization_code(
-            db.session, code=code, client=request.client, user=request.user, redirect_uri=request.payload.redirect_uri
-            or request.client.get_default_redirect_uri(), scope=request.scope or "",
+            # The redirect_uri the request named, or None: RFC 6749 §4.1.3 requires it at the token
+            # endpoint only if the authorization request included it.
+            db.session, code=code, client=request.client, user=request.user, redirect_uri=request.payload.redirect_uri,
+            scope=request.scope or "",
             nonce=request.payload.data.get("nonce"), code_challenge=request.payload.data.get("code_challenge"),
             code_challenge_method=request.payload.data.get("code_challenge_method"), auth_time=auth_time, amr=amr,
             organization_id=self.organization_id, lifetime=current_settings().AUTHORIZATION_CODE_LIFETIME)
@@ -242,6 +279,17 @@ def user_claims(user: User, scope: str) -> UserInfo:
 
 class GatehouseOpenIDCode(OpenIDCode):
     """ID tokens for the code flow, signed with the keyring key for the client's alg."""
+
+    def validate_openid_authorization_request(self, grant, redirect_uri) -> None:
+        # Discovery says request objects, request_uri and registration are not supported: ignoring them
+        # would drop whatever the client put only there (nonce, max_age, claims). OIDC Core §6.1, §6.2
+        # and §7.2.1 name the error for each; it goes back to the client.
+        data = grant.request.payload.data
+        for parameter, error in (("request", RequestNotSupportedError), ("request_uri", RequestURINotSupportedError),
+                                 ("registration", RegistrationNotSupportedError)):
+            if parameter in data:
+                raise error(f"The {parameter} parameter is not supported.")
+        super().validate_openid_authorization_request(grant, redirect_uri)
 
     def exists_nonce(self, nonce: str, request) -> bool:
         # A nonce is single-use per client: a repeat is a replay (OIDC Core §3.1.2.1).

@@ -12,7 +12,7 @@ as one from Flask (tests/oauth/test_hot_path.py compares them).
 Everything else goes to Flask unchanged: other grant types (they write audit events with the
 request's actor), CORS requests (an Origin header: the allowed origins come from the client
 registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH, plain-http
-requests Authlib refuses.
+requests Authlib refuses, and forms Werkzeug refuses to parse.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import Flask, g
 from werkzeug import Request, Response
+from werkzeug.exceptions import HTTPException
 
 from app.extensions import db, key_store
 from app.oauth.endpoints import JWKS_CACHE_CONTROL
@@ -79,7 +80,9 @@ class ProtocolHotPath:
             g.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
             try:
                 status, headers, body = handler(environ)
-            except (_NotHere, InsecureTransportError):  # Flask answers plain http (oauth/endpoints.py)
+            # Flask answers plain http (oauth/endpoints.py), and the HTTP errors Werkzeug raises while
+            # parsing (a form over its part or field size limits: 413), with its own error handlers.
+            except (_NotHere, InsecureTransportError, HTTPException):
                 environ["wsgi.input"] = io.BytesIO(environ["gatehouse.body"])
                 return self.downstream(environ, start_response)
             except Exception:

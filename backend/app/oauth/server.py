@@ -11,8 +11,8 @@ from datetime import datetime
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
-from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -41,9 +41,52 @@ class GatehouseAuthorizationServer(AuthorizationServer):
     def query_client(self, client_id: str) -> OAuthClient | None:
         return client_cache().get(db.session, client_id)
 
-    def create_oauth2_request(self, request: Request | None) -> FlaskOAuth2Request:
-        # The Flask views pass no request (Flask's own is used); oauth/hot_path.py passes a Werkzeug one.
+    def create_oauth2_request(self, request: Request | OAuth2Request | None) -> OAuth2Request:
+        # The Flask views pass no request (Flask's own is used); oauth/hot_path.py passes a Werkzeug one;
+        # create_token_response below passes on the one it made.
+        if isinstance(request, OAuth2Request):
+            return request
         return FlaskOAuth2Request(request if request is not None else flask_request)
+
+    def get_authorization_grant(self, request):
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            if request.payload.response_type:
+                raise
+            # RFC 6749 §4.1.2.1: a missing response_type is a missing required parameter, invalid_request
+            # (Authlib reports unsupported_response_type), sent where Authlib would have sent its error.
+            raise InvalidRequestError("The response_type parameter is required.",
+                                      redirect_uri=error.redirect_uri) from None
+
+    def create_token_response(self, request=None):
+        """RFC 6749 §3.2 and §5.2: a token request without grant_type, or with a parameter repeated,
+        is invalid_request, before any grant looks at it (Authlib calls a missing grant_type
+        unsupported_grant_type, and reads the first of repeated values)."""
+        oauth_request = self.create_oauth2_request(request)
+        try:
+            grants.check_parameters_not_repeated(oauth_request)
+            if not oauth_request.payload.grant_type:
+                raise InvalidRequestError("The grant_type parameter is required.")
+        except OAuth2Error as error:
+            return self.handle_error_response(oauth_request, error)
+        return super().create_token_response(oauth_request)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """RFC 6749 §2.3: a client uses one authentication method per request; credentials sent two
+        ways are invalid_request (§5.2)."""
+        presented = [method for method, present in (
+            ("HTTP Basic", (request.headers.get("Authorization") or "").lower().startswith("basic ")),
+            ("client_secret", "client_secret" in request.form),
+            ("client_assertion", "client_assertion" in request.form)) if present]
+        if len(presented) > 1:
+            raise InvalidRequestError(f"Authenticate the client one way only, not with {' and '.join(presented)}.")
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except UnicodeDecodeError:
+            # Authlib decodes HTTP Basic credentials as UTF-8 and lets the error through.
+            raise InvalidClientError(status_code=401,
+                                     description="The HTTP Basic credentials are not valid UTF-8.") from None
 
     def save_token(self, token: dict, request) -> None:
         # Every grant persists what it issues in its own save_token (oauth/grants.py).
@@ -136,6 +179,7 @@ class TokenParameters:
     unknown hint: both token types RFC 7009 defines are revocable here, so it never applies."""
 
     def check_params(self, request, client) -> None:
+        grants.check_parameters_not_repeated(request)
         if "token" not in request.form:
             raise InvalidRequestError()
 
@@ -269,13 +313,15 @@ class AccessTokenValidator(BearerTokenValidator):
 
 
 class EndUserTokenValidator(AccessTokenValidator):
-    """For UserInfo (OIDC Core §5.3): the token must describe an active end-user. A
-    client-credentials token, or one whose user is suspended or gone, is invalid_token
-    (RFC 6750 §3.1), not insufficient_scope or a server error."""
+    """For UserInfo (OIDC Core §5.3): the token must describe an active end-user of a client that
+    still exists. A client-credentials token, one whose user is suspended or gone, or one whose
+    client was deleted is invalid_token (RFC 6750 §3.1), not insufficient_scope or a server error."""
 
     def authenticate_token(self, token_string: str) -> AccessTokenRecord | None:
         token = super().authenticate_token(token_string)
-        return token if token is not None and token.get_user() is not None else None
+        if token is None or token.get_user() is None or token.get_client() is None:
+            return None
+        return token
 
 
 class GatehouseUserInfo(UserInfoEndpoint):

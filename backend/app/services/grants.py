@@ -27,7 +27,7 @@ def new_authorization_code() -> str:
     return new_token()
 
 
-def store_authorization_code(db: Session, *, code: str, client: OAuthClient, user: User, redirect_uri: str,
+def store_authorization_code(db: Session, *, code: str, client: OAuthClient, user: User, redirect_uri: str | None,
                              scope: str, nonce: str | None, code_challenge: str | None,
                              code_challenge_method: str | None, auth_time: datetime, amr: list[str], lifetime: int,
                              organization_id: uuid.UUID | None = None, now: datetime | None = None) -> None:

@@ -1,0 +1,199 @@
+"""Request rules every protocol endpoint shares: one value per parameter, one way to authenticate the
+client, credentials the server can read, and the OIDC request parameters Gatehouse does not support.
+Each is a clear OAuth error, never a parameter silently chosen or dropped, never a 500."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from sqlalchemy import select
+
+from app.models import AuthorizationCode, OAuthClient
+from app.services import clients
+from app.services.actor import Actor
+from tests.oauth.helpers import SPA_REDIRECT_URI, authorization_params, query_of
+from tests.oauth.test_authorize import assert_error_page, count, error_redirect
+from tests.oauth.test_hot_path import FOREIGN_ORIGIN, served_by_flask
+
+BOTH_PATHS = pytest.mark.parametrize("headers", [{}, {"Origin": FOREIGN_ORIGIN}], ids=["hot-path", "flask"])
+
+
+def invalid_request(response) -> str:
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["error"] == "invalid_request"
+    return body["error_description"]
+
+
+# --- the token endpoint (RFC 6749 §3.2, §5.2) -------------------------------------------------
+
+@BOTH_PATHS
+@pytest.mark.parametrize("form", [
+    "grant_type=client_credentials&scope=invoices:read&scope=invoices:write",
+    "grant_type=client_credentials&grant_type=authorization_code",
+], ids=["scope-twice", "grant_type-twice"])
+def test_a_repeated_token_parameter_is_invalid_request(client, machine_client, headers, form):
+    """RFC 6749 §3.2: parameters MUST NOT be included more than once; §5.2: invalid_request. Taking the
+    first value would let two parts of a stack read two different requests."""
+    response = client.post("/oauth2/token", data=form, content_type="application/x-www-form-urlencoded",
+                           headers=headers, auth=(machine_client.client_id, machine_client.secret))
+    assert "sent more than once" in invalid_request(response)
+    assert "access_token" not in response.get_json()
+
+
+@pytest.mark.parametrize("request_kwargs", [
+    {"data": {"scope": "invoices:read"}},
+    {"json": {"grant_type": "client_credentials"}},
+], ids=["no-grant_type", "json-body"])
+def test_a_token_request_without_grant_type_is_invalid_request(client, machine_client, request_kwargs):
+    """RFC 6749 §5.2: a missing required parameter is invalid_request (unsupported_grant_type is for a
+    grant type the server does not know). The token endpoint reads form parameters only (§3.2)."""
+    response = client.post("/oauth2/token", auth=(machine_client.client_id, machine_client.secret), **request_kwargs)
+    assert invalid_request(response) == "The grant_type parameter is required."
+
+
+@BOTH_PATHS
+def test_credentials_sent_two_ways_are_invalid_request(client, machine_client, headers):
+    """RFC 6749 §2.3: one authentication method per request; §5.2: multiple credentials are invalid_request."""
+    response = client.post("/oauth2/token", headers=headers, auth=(machine_client.client_id, machine_client.secret),
+                           data={"grant_type": "client_credentials", "client_id": machine_client.client_id,
+                                 "client_secret": machine_client.secret})
+    assert invalid_request(response) == "Authenticate the client one way only, not with HTTP Basic and client_secret."
+
+
+@pytest.mark.parametrize("path, form", [
+    ("/oauth2/token", {"grant_type": "client_credentials"}),
+    ("/oauth2/introspect", {"token": "anything"}),
+    ("/oauth2/revoke", {"token": "anything"}),
+])
+@BOTH_PATHS
+def test_basic_credentials_that_are_not_utf8_are_invalid_client(client, path, form, headers):
+    """RFC 6749 §2.3.1, §5.2: credentials the server cannot read fail client authentication: 401
+    invalid_client with a Basic challenge, as for a wrong secret (RFC 7662 §2.3, RFC 7009 §2.2.1)."""
+    undecodable = base64.b64encode(b"\xff\xfe:\xff").decode()
+    response = client.post(path, data=form, headers={**headers, "Authorization": f"Basic {undecodable}"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_form_over_the_part_limit_gets_the_same_413_on_both_paths(client, machine_client):
+    """oauth/hot_path.py answers what Werkzeug refuses to parse as Flask does: 413, not a 500."""
+    data = {"grant_type": "client_credentials", **{f"p{i}": "x" for i in range(1100)}}
+    auth = (machine_client.client_id, machine_client.secret)
+    hot = client.post("/oauth2/token", data=data, content_type="multipart/form-data", auth=auth)
+    flask = client.post("/oauth2/token", data=data, content_type="multipart/form-data", auth=auth,
+                        headers={"Origin": FOREIGN_ORIGIN})
+    assert hot.status_code == flask.status_code == 413
+    assert served_by_flask(hot)
+
+
+# --- introspection and revocation (RFC 7662 §2.1, RFC 7009 §2.1) ------------------------------
+
+@pytest.mark.parametrize("path", ["/oauth2/introspect", "/oauth2/revoke"])
+def test_a_repeated_token_is_invalid_request(client, machine_client, path):
+    """RFC 6749 §3.1 (which RFC 7662 §2.1 and RFC 7009 §2.1 build on): one `token`. With two, the
+    answer would otherwise depend on their order."""
+    token = client.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                        auth=(machine_client.client_id, machine_client.secret)).get_json()["access_token"]
+    response = client.post(path, data=f"token={token}&token=garbage", content_type="application/x-www-form-urlencoded",
+                           auth=(machine_client.client_id, machine_client.secret))
+    assert invalid_request(response) == "Parameters sent more than once: token."
+
+
+# --- the authorization endpoint -----------------------------------------------------------------
+
+@pytest.mark.parametrize("parameter, value, error", [
+    ("request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"),
+    ("request_uri", "https://rp.example.com/request.jwt", "request_uri_not_supported"),
+    ("registration", "{}", "registration_not_supported"),
+])
+def test_unsupported_oidc_request_parameters_are_refused(signed_in, web_client, pkce, db_session, parameter, value,
+                                                          error):
+    """OIDC Core §6.1, §6.2, §7.2.1 (errors of §3.1.2.6): discovery advertises no request objects, no
+    request_uri and no registration, so a request using one gets that error, with state, and no code:
+    what the client put only there (a nonce, max_age, claims) must not be silently dropped."""
+    response = signed_in.authorize(authorization_params(web_client, pkce=pkce(), **{parameter: value}))
+    params = error_redirect(response, web_client.redirect_uri)
+    assert (params["error"], params["state"]) == (error, "state-xyz")
+    assert count(db_session, AuthorizationCode) == 0
+
+
+def test_a_missing_response_type_is_redirected_as_invalid_request(signed_in, web_client, pkce, db_session):
+    """RFC 6749 §4.1.2.1: a missing required parameter is invalid_request (unsupported_response_type is
+    for a response type the server does not offer), redirected with state to a valid redirect URI."""
+    response = signed_in.authorize(authorization_params(web_client, pkce=pkce(), response_type=None))
+    params = error_redirect(response, web_client.redirect_uri)
+    assert (params["error"], params["state"]) == ("invalid_request", "state-xyz")
+    assert params["error_description"] == "The response_type parameter is required."
+    assert count(db_session, AuthorizationCode) == 0
+
+
+def test_an_oidc_request_without_redirect_uri_gets_the_error_page(signed_in, spa_client, pkce, db_session):
+    """OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID Connect request, even from a client with
+    one registered URI; RFC 6749 §4.1.2.1: a missing redirect URI is shown, never redirected."""
+    response = signed_in.authorize(authorization_params(spa_client, pkce=pkce(), redirect_uri=None))
+    assert_error_page(response)
+    assert count(db_session, AuthorizationCode) == 0
+
+
+def test_an_oauth_request_without_redirect_uri_is_redeemed_without_one(authorize, exchange, spa_client,
+                                                                       db_session):
+    """RFC 6749 §3.1.2.3: a plain OAuth request from a client with one registered URI may leave
+    redirect_uri out, and is answered there; §4.1.3: the token request then leaves it out too."""
+    redirect = authorize(spa_client, scope="profile", redirect_uri=None)
+    assert redirect.location.startswith(SPA_REDIRECT_URI + "?")
+    assert db_session.scalar(select(AuthorizationCode.redirect_uri)) is None
+
+    response = exchange(redirect)
+    assert response.status_code == 200, response.get_json()
+    assert "access_token" in response.get_json()
+
+
+def test_a_redirect_uri_named_in_the_request_must_be_repeated_at_the_token_endpoint(authorize, exchange,
+                                                                                    spa_client):
+    """RFC 6749 §4.1.3: "required, if the redirect_uri parameter was included in the authorization request"."""
+    redirect = authorize(spa_client, scope="profile")
+    response = exchange(redirect, redirect_uri=None)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("parameter", ["nonce", "prompt"])
+def test_a_repeated_authorization_parameter_is_redirected_as_invalid_request(signed_in, web_client, pkce,
+                                                                              db_session, parameter):
+    """RFC 6749 §3.1: parameters MUST NOT be included more than once (Authlib checks five of them);
+    §4.1.2.1: with a valid redirect URI, invalid_request goes back to the client."""
+    params = authorization_params(web_client, pkce=pkce(), prompt="consent")
+    query = "&".join(f"{k}={v}" for k, v in params.items()) + f"&{parameter}={params[parameter]}"
+    response = signed_in.http.get(f"/oauth2/authorize?{query}")
+    redirected = error_redirect(response, web_client.redirect_uri)
+    assert redirected["error"] == "invalid_request"
+    assert redirected["error_description"] == f"Parameters sent more than once: {parameter}."
+    assert count(db_session, AuthorizationCode) == 0
+
+
+def test_a_nonce_longer_than_the_server_keeps_is_invalid_request(signed_in, web_client, pkce, db_session):
+    """OIDC Core §3.1.2.6 / RFC 6749 §4.1.2.1: a nonce over 255 characters is refused back to the
+    client, not stored (the column holds 255; PostgreSQL would refuse the row: a 500)."""
+    response = signed_in.authorize(authorization_params(web_client, pkce=pkce(), nonce="n" * 256))
+    params = error_redirect(response, web_client.redirect_uri)
+    assert (params["error"], params["error_description"]) == ("invalid_request",
+                                                              "nonce may be at most 255 characters long.")
+    assert count(db_session, AuthorizationCode) == 0
+
+
+# --- UserInfo (OIDC Core §5.3, RFC 6750 §3.1) ------------------------------------------------
+
+def test_userinfo_refuses_a_token_of_a_deleted_client(obtain_tokens, web_client, bearer, db_session):
+    """A deleted client's tokens get invalid_token from UserInfo (RFC 6750 §3.1), not a 500."""
+    tokens = obtain_tokens(web_client, scope="openid profile")
+    row = db_session.scalar(select(OAuthClient).where(OAuthClient.client_id == web_client.client_id))
+    clients.delete_client(db_session, actor=Actor(user=None), client=row)
+    db_session.commit()
+
+    response = bearer("/oauth2/userinfo", tokens["access_token"])
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
