@@ -97,10 +97,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                                       state=request.payload.state)
         return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
+    @staticmethod
+    def validate_no_multiple_request_parameter(request: OAuth2Request) -> None:
+        # Authlib's check of five parameters, made before the redirect URI is known, would show its error
+        # on a page; every parameter is checked below, once the error can go back to the client.
+        pass
+
     def validate_authorization_request(self) -> str:
         redirect_uri = super().validate_authorization_request()
         try:
-            # Authlib checks five of the parameters for repeats (RFC 6749 §3.1 covers all of them).
+            # RFC 6749 §3.1: no parameter more than once. Validation so far read the first value of each,
+            # and redirect_uri only ever names a URI the client registered.
             check_parameters_not_repeated(self.request)
             nonce = self.request.payload.data.get("nonce")
             if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:

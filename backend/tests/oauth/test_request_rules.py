@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.models import AuthorizationCode, OAuthClient
 from app.services import clients
 from app.services.actor import Actor
-from tests.oauth.helpers import SPA_REDIRECT_URI, authorization_params, query_of
+from tests.oauth.helpers import SPA_REDIRECT_URI, authorization_params
 from tests.oauth.test_authorize import assert_error_page, count, error_redirect
 from tests.oauth.test_hot_path import FOREIGN_ORIGIN, served_by_flask
 
@@ -161,11 +161,11 @@ def test_a_redirect_uri_named_in_the_request_must_be_repeated_at_the_token_endpo
     assert response.get_json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("parameter", ["nonce", "prompt"])
+@pytest.mark.parametrize("parameter", ["nonce", "prompt", "scope", "state", "response_type"])
 def test_a_repeated_authorization_parameter_is_redirected_as_invalid_request(signed_in, web_client, pkce,
                                                                               db_session, parameter):
-    """RFC 6749 §3.1: parameters MUST NOT be included more than once (Authlib checks five of them);
-    §4.1.2.1: with a valid redirect URI, invalid_request goes back to the client."""
+    """RFC 6749 §3.1: parameters MUST NOT be included more than once; §4.1.2.1: with a valid redirect
+    URI, invalid_request goes back to the client (not to an error page, as Authlib's own check did)."""
     params = authorization_params(web_client, pkce=pkce(), prompt="consent")
     query = "&".join(f"{k}={v}" for k, v in params.items()) + f"&{parameter}={params[parameter]}"
     response = signed_in.http.get(f"/oauth2/authorize?{query}")
@@ -197,3 +197,21 @@ def test_userinfo_refuses_a_token_of_a_deleted_client(obtain_tokens, web_client,
     response = bearer("/oauth2/userinfo", tokens["access_token"])
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("first_is_registered", [True, False], ids=["registered-first", "foreign-first"])
+def test_a_repeated_redirect_uri_never_sends_the_user_to_an_unregistered_one(signed_in, web_client, pkce, db_session,
+                                                                             first_is_registered):
+    """RFC 6749 §4.1.2.1, RFC 9700 §4.1.3: an error goes only to a URI the client registered, whichever
+    of two redirect_uri values comes first; otherwise the user gets the error page."""
+    params = authorization_params(web_client, pkce=pkce(), redirect_uri=None)
+    uris = [web_client.redirect_uri, "https://evil.example.net/cb"]
+    if not first_is_registered:
+        uris.reverse()
+    query = "&".join(f"{k}={v}" for k, v in params.items()) + "".join(f"&redirect_uri={uri}" for uri in uris)
+    response = signed_in.http.get(f"/oauth2/authorize?{query}")
+    if first_is_registered:
+        assert error_redirect(response, web_client.redirect_uri)["error"] == "invalid_request"
+    else:
+        assert_error_page(response)
+    assert count(db_session, AuthorizationCode) == 0
