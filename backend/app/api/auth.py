@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
 from app.api.context import (current_actor, current_session, current_token, current_user, load_body,
                              require_session)
-from app.api.envelope import created, ok
+from app.api.envelope import created, no_store, ok
 from app.api.openapi import documented
 from app.errors import AppError
 from app.extensions import current_settings, db, limiter
@@ -17,12 +17,6 @@ from app.schemas.users import RegisterIn, UserOut
 from app.services import authentication, sessions, users
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
-
-
-def _no_store(response: Response) -> Response:
-    # The body carries a bearer token; like a token response (RFC 6749 §5.1), never cache it.
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.post("/register")
@@ -50,7 +44,7 @@ def login():
         db.session.commit()  # the failure count, lockout and audit event are kept, then reported
         raise
     db.session.commit()
-    return _no_store(ok(IssuedSessionOut().dump(issued), message="Signed in."))
+    return no_store(ok(IssuedSessionOut().dump(issued), message="Signed in."))
 
 
 @bp.post("/logout")
@@ -99,7 +93,7 @@ def refresh_session():
     issued = sessions.refresh_session(db.session, actor=current_actor(), session=current_session(),
                                       presented_token=current_token(), settings=current_settings())
     db.session.commit()
-    return _no_store(ok(IssuedSessionOut().dump(issued), message="Session refreshed."))
+    return no_store(ok(IssuedSessionOut().dump(issued), message="Session refreshed."))
 
 
 @bp.delete("/sessions/<uuid:session_id>")

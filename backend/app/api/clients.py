@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.api.context import current_actor, load_body, load_query, require_platform_admin
-from app.api.envelope import created, ok, page
+from app.api.envelope import created, no_store, ok, page
 from app.api.openapi import documented
 from app.extensions import db
 from app.schemas.clients import ClientIn, ClientListIn, ClientOut, ClientUpdateIn, IssuedClientOut
@@ -34,8 +34,8 @@ def create_client():
     data = load_body(ClientIn())
     issued = clients.create_client(db.session, actor=current_actor(), **data)
     db.session.commit()
-    return created(IssuedClientOut().dump(issued),
-                   message="Client created. Store the secret now: it is not shown again.")
+    return no_store(created(IssuedClientOut().dump(issued),
+                            message="Client created. Store the secret now: it is not shown again."))
 
 
 @bp.get("/<client_id>")
@@ -76,4 +76,4 @@ def rotate_client_secret(client_id: str):
     issued = clients.rotate_client_secret(db.session, actor=current_actor(),
                                           client=clients.require_client(db.session, client_id))
     db.session.commit()
-    return ok(IssuedClientOut().dump(issued), message="Secret rotated. Store it now: it is not shown again.")
+    return no_store(ok(IssuedClientOut().dump(issued), message="Secret rotated. Store it now: it is not shown again."))

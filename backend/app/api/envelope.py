@@ -44,6 +44,13 @@ def created(data: Any, *, message: str = "Created.") -> Response:
     return ok(data, message=message, status=201)
 
 
+def no_store(response: Response) -> Response:
+    """For a response whose body carries a credential (a session token, a client secret): like a token
+    response (RFC 6749 §5.1), never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def page(items: list[Any], *, page: int, per_page: int, total: int, message: str = "OK") -> Response:
     """One page of a list, with `meta` carrying page, per_page and total (DESIGN.md)."""
     return ok(items, message=message, meta={"page": page, "per_page": per_page, "total": total})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.api.context import current_access, current_actor, load_body, load_query, require_org_permission
-from app.api.envelope import created, ok, page
+from app.api.envelope import created, no_store, ok, page
 from app.api.openapi import documented
 from app.extensions import db
 from app.schemas.clients import (
@@ -51,8 +51,8 @@ def create_client(org_id: str):
     issued = organization_clients.create_organization_client(db.session, actor=current_actor(),
                                                              access=current_access(), **data)
     db.session.commit()
-    return created(IssuedClientOut().dump(issued),
-                   message="Client created. Store the secret now: it is not shown again.")
+    return no_store(created(IssuedClientOut().dump(issued),
+                            message="Client created. Store the secret now: it is not shown again."))
 
 
 @bp.get("/<client_id>")
@@ -96,4 +96,4 @@ def rotate_client_secret(org_id: str, client_id: str):
     issued = organization_clients.rotate_organization_client_secret(db.session, actor=current_actor(),
                                                                     access=current_access(), client_id=client_id)
     db.session.commit()
-    return ok(IssuedClientOut().dump(issued), message="Secret rotated. Store it now: it is not shown again.")
+    return no_store(ok(IssuedClientOut().dump(issued), message="Secret rotated. Store it now: it is not shown again."))

@@ -71,10 +71,16 @@ def _authorization_error(error: OAuth2Error) -> Response:
     return response
 
 
-def _authorize_url(**overrides: str) -> str:
-    params = {k: v for k, v in request.values.items() if k not in {"csrf_token", "decision", PICKED_ORGANIZATION}}
+def _same_request_url(endpoint: str, *, form_only: set[str], **overrides: str) -> str:
+    """The URL of `endpoint` with this request's parameters in its query, GET or POST alike, less the
+    fields of our own forms: where a page posts back to continue the same protocol request."""
+    params = {k: v for k, v in request.values.items() if k not in {"csrf_token", *form_only}}
     params.update(overrides)
-    return url_for("oauth.authorize") + "?" + urlencode(params)
+    return url_for(endpoint) + "?" + urlencode(params)
+
+
+def _authorize_url(**overrides: str) -> str:
+    return _same_request_url("oauth.authorize", form_only={"decision", PICKED_ORGANIZATION}, **overrides)
 
 
 def _fresh_login(browser: UserSession) -> bool:
@@ -237,7 +243,8 @@ def logout():
     if confirmed:
         csrf.protect()
     elif end_session_request.needs_confirmation or suspect:
-        return render_template("logout_confirm.html", action=request.full_path)
+        # A POSTed logout request's parameters go along too (RP-Initiated Logout 1.0 §2: GET and POST).
+        return render_template("logout_confirm.html", action=_same_request_url("oauth.logout", form_only={"confirm"}))
 
     if browser is not None:
         sessions.logout(db.session, actor=request_actor(browser.user, browser.id), session=browser)

@@ -53,8 +53,10 @@ def login():
     except AppError as err:
         db.session.commit()  # the failure count, lockout and audit event are kept
         status = 423 if isinstance(err, AccountLocked) else err.status
+        # A lockout's Retry-After, as the API sends it (not the API's Bearer challenge: this is a page).
+        retry_after = {"Retry-After": err.headers["Retry-After"]} if "Retry-After" in err.headers else None
         return Response(render_template("login.html", next=next_url, email=email, error=err.message),
-                        status=status)
+                        status=status, headers=retry_after)
     db.session.commit()
     # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
     if next_url and _is_local(next_url, AUTHORIZE_PATH):

@@ -106,6 +106,7 @@ def test_create_confidential_client_returns_secret_once(api, db_session, admin_t
     response = api.post(BASE, json=web_app(), token=admin_token)
 
     assert response.status == 201
+    assert response.headers["Cache-Control"] == "no-store"  # the body carries a credential (RFC 6749 §5.1)
     data = response.data
     assert set(data) == OUT_FIELDS | {"client_secret"}
     assert data["client_type"] == "confidential"
@@ -342,6 +343,7 @@ def test_rotate_secret_returns_new_secret_once_and_old_one_stops_working(api, db
     response = api.post(f"{BASE}/{client.client_id}/secret", token=admin_token)
 
     assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
     new_secret = response.data["client_secret"]
     assert new_secret and new_secret != DEFAULT_CLIENT_SECRET
     db_client = stored(db_session, client.client_id)

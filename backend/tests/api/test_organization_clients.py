@@ -199,6 +199,7 @@ def test_create_client_belongs_to_the_organization_and_returns_secret_once(api, 
     response = api.post(base(acme.organization), json=web_app(), token=acme.token)
 
     assert response.status == 201
+    assert response.headers["Cache-Control"] == "no-store"  # the body carries a credential (RFC 6749 §5.1)
     data = response.data
     assert data["organization_id"] == str(acme.organization.id)
     assert data["organization_required"] is False and data["first_party"] is False
@@ -321,6 +322,7 @@ def test_rotate_secret_returns_a_new_secret_and_audits_in_the_organization(api, 
     response = api.post(f"{base(acme.organization)}/{acme.client.client_id}/secret", token=acme.token)
 
     assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
     client = stored(db_session, acme.client.client_id)
     assert client.check_client_secret(response.data["client_secret"])
     assert not client.check_client_secret(DEFAULT_CLIENT_SECRET)

@@ -401,6 +401,20 @@ def test_consent_post_without_a_valid_csrf_token_is_rejected(signed_in, web_clie
     assert audit_events(db_session, "oauth.consent_granted") == []
 
 
+def test_the_login_page_locks_out_as_the_api_does(browser, user, settings, db_session):
+    """The same lockout as the API login: the failure that reaches LOGIN_MAX_FAILURES answers 423 with
+    Retry-After (RFC 9110 §10.2.3), on the page, with no API Bearer challenge."""
+    for _ in range(settings.LOGIN_MAX_FAILURES - 1):
+        assert browser.submit_login(browser.login_page(), user.email, "not the password").status_code == 401
+    response = browser.submit_login(browser.login_page(), user.email, "not the password")
+    assert response.status_code == 423
+    assert 0 < int(response.headers["Retry-After"]) <= settings.LOGIN_LOCKOUT_SECONDS
+    assert "WWW-Authenticate" not in response.headers
+    assert response.mimetype == "text/html"
+    assert browser.submit_login(browser.login_page(), user.email, DEFAULT_PASSWORD).status_code == 423
+    assert count(db_session, UserSession) == 0
+
+
 @pytest.mark.parametrize("csrf_token", ["", "forged-token"], ids=["missing", "forged"])
 def test_login_post_without_a_valid_csrf_token_is_rejected(browser, user, db_session, csrf_token):
     """RFC 6749 §10.12 / OIDC Core §3.1.2.3: a login CSRF must not sign the browser in."""

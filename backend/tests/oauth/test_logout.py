@@ -190,3 +190,19 @@ def test_confirmed_suspect_logout_signs_out_and_redirects(new_browser, id_token,
     assert response.status_code == 302
     assert response.location == WEB_POST_LOGOUT_URI + "?state=s"
     assert browser_session(db_session, victim).ended_at is not None
+
+
+def test_a_posted_suspect_logout_keeps_its_parameters_through_the_confirmation(new_browser, id_token, db_session):
+    """RP-Initiated Logout 1.0 §2: the OP MUST support POST at the logout endpoint; a POSTed request's
+    post_logout_redirect_uri and state survive the confirmation page (§3), as a GET request's do."""
+    victim = UserFactory()
+    browser = new_browser()
+    browser.sign_in(victim)
+    page = browser.http.post("/oauth2/logout", data={
+        "id_token_hint": id_token, "post_logout_redirect_uri": WEB_POST_LOGOUT_URI, "state": "s"})
+    assert page.status_code == 200 and browser_session(db_session, victim).ended_at is None
+    form = parse_page(page).form
+    response = browser.http.post(form.action, data={**form.fields, "confirm": "yes"})
+    assert response.status_code == 302
+    assert response.location == WEB_POST_LOGOUT_URI + "?state=s"
+    assert browser_session(db_session, victim).ended_at is not None
