@@ -40,6 +40,8 @@ CONFIDENTIAL_AUTH_METHODS = tuple(method.value for method in clients.CONFIDENTIA
 # a public client sends its client_id alone, "none" (RFC 7591 §2).
 CLIENT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, TokenEndpointAuthMethod.NONE.value)
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
+# How authorization responses are returned (OAuth 2.0 Multiple Response Types §2.1): query only.
+RESPONSE_MODES = ("query",)
 
 
 def active_user(user: User | None) -> User | None:
@@ -109,9 +111,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             # RFC 6749 §3.1: no parameter more than once. Validation so far read the first value of each,
             # and redirect_uri only ever names a URI the client registered.
             check_parameters_not_repeated(self.request)
-            nonce = self.request.payload.data.get("nonce")
+            data = self.request.payload.data
+            nonce = data.get("nonce")
             if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:
                 raise InvalidRequestError(f"nonce may be at most {MAX_NONCE_LENGTH} characters long.")
+            # A value the server cannot honour is invalid_request (§4.1.2.1), not quietly replaced.
+            if data.get("response_mode", RESPONSE_MODES[0]) not in RESPONSE_MODES:
+                raise InvalidRequestError(f"response_mode must be one of: {', '.join(RESPONSE_MODES)}.")
+            max_age = data.get("max_age", "0")
+            if not (max_age.isascii() and max_age.isdigit()):  # OIDC Core §3.1.2.1: a number of seconds
+                raise InvalidRequestError("max_age must be a whole number of seconds.")
         except OAuth2Error as error:  # the redirect URI is the client's: the error goes back to it
             error.redirect_uri = redirect_uri
             raise

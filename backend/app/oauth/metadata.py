@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
-from app.oauth.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
+from app.oauth.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, RESPONSE_MODES
 from app.services.authorization_context import ORGANIZATION_CLAIMS, ORGANIZATION_SCOPE
+from app.services.clients import ASSERTION_ALGS, ID_TOKEN_ALGS
 
 SCOPES = ["openid", "profile", "email", "offline_access", ORGANIZATION_SCOPE]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr",
           "name", "updated_at", "email", "email_verified", *ORGANIZATION_CLAIMS]
-SIGNING_ALGS = ["RS256", "ES256"]
 
 
 def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
@@ -30,15 +30,15 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         # The methods the endpoints accept (oauth/grants.py, oauth/server.py), from the same lists.
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
-        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
         # RFC 9207: every authorization response carries iss.
         "authorization_response_iss_parameter_supported": True,
@@ -51,7 +51,7 @@ def openid_configuration(settings: Settings) -> dict[str, Any]:
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
         "end_session_endpoint": f"{issuer}/oauth2/logout",
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": SIGNING_ALGS,
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
         "claims_supported": CLAIMS,
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,

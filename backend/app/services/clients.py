@@ -72,7 +72,12 @@ MAX_JWKS_KEYS = 10
 MIN_RSA_BITS = 2048
 # JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_PUBLIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
+# private_key_jwt: the algorithm each kind of registered key signs client assertions with. They are
+# what the token endpoint verifies (Authlib decodes assertions with joserfc's recommended algorithms)
+# and what discovery advertises; a key no listed algorithm can use could never authenticate.
+ASSERTION_ALG_BY_KEY_TYPE = {"RSA": "RS256", "EC": "ES256"}
+ASSERTION_ALGS = tuple(ASSERTION_ALG_BY_KEY_TYPE.values())
+_ES256_CURVE = "P-256"
 
 # The fields update_client may change; the type and authentication method are fixed at creation.
 UPDATABLE_FIELDS = frozenset({
@@ -122,8 +127,16 @@ def _jwks_problems(jwks: Any) -> list[str]:
             problems.append(f"{where}: contains private or symmetric key material ({', '.join(private)}); "
                             "register the public key only.")
             continue
-        if key.get("kty") not in _PUBLIC_KEY_TYPES:
-            problems.append(f"{where}: kty must be one of {', '.join(sorted(_PUBLIC_KEY_TYPES))}.")
+        alg = ASSERTION_ALG_BY_KEY_TYPE.get(key.get("kty"))
+        if alg is None:
+            problems.append(f"{where}: kty must be one of {', '.join(sorted(ASSERTION_ALG_BY_KEY_TYPE))} "
+                            f"(client assertions are signed with {' or '.join(ASSERTION_ALGS)}).")
+            continue
+        if key["kty"] == "EC" and key.get("crv") != _ES256_CURVE:
+            problems.append(f"{where}: EC keys must be on the {_ES256_CURVE} curve (ES256).")
+            continue
+        if key.get("alg", alg) != alg:
+            problems.append(f"{where}: a {key['kty']} key signs client assertions with {alg}, so alg must be {alg}.")
             continue
         if key.get("use", "sig") != "sig":
             problems.append(f"{where}: use must be sig.")

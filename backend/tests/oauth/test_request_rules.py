@@ -215,3 +215,25 @@ def test_a_repeated_redirect_uri_never_sends_the_user_to_an_unregistered_one(sig
     else:
         assert_error_page(response)
     assert count(db_session, AuthorizationCode) == 0
+
+
+@pytest.mark.parametrize("parameter, value, description", [
+    ("response_mode", "form_post", "response_mode must be one of: query."),
+    ("response_mode", "fragment", "response_mode must be one of: query."),
+    ("max_age", "-1", "max_age must be a whole number of seconds."),
+    ("max_age", "abc", "max_age must be a whole number of seconds."),
+    ("max_age", "\u00b2", "max_age must be a whole number of seconds."),
+])
+def test_a_value_the_server_cannot_honour_is_invalid_request(signed_in, web_client, pkce, db_session, parameter,
+                                                             value, description):
+    """RFC 6749 §4.1.2.1: an invalid parameter value is invalid_request, sent back to the client, rather
+    than a code issued as if the parameter had not been sent: discovery offers response_mode query
+    only, and max_age is a number of seconds (OIDC Core §3.1.2.1)."""
+    response = signed_in.authorize(authorization_params(web_client, pkce=pkce(), **{parameter: value}))
+    params = error_redirect(response, web_client.redirect_uri)
+    assert (params["error"], params["error_description"]) == ("invalid_request", description)
+    assert count(db_session, AuthorizationCode) == 0
+
+
+def test_response_mode_query_is_accepted(authorize, web_client):
+    assert authorize(web_client, response_mode="query").code

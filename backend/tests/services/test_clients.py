@@ -130,12 +130,27 @@ def test_create_private_key_jwt_client_with_jwks_has_no_secret(db_session, actor
     assert issued.client.jwks == ec_jwks
 
 
-def test_create_private_key_jwt_client_accepts_rsa_and_okp_keys(db_session, actor):
+def test_create_private_key_jwt_client_accepts_rsa_and_p256_keys(db_session, actor):
     jwks = {"keys": [RSAKey.generate_key(2048).as_dict(private=False),
-                     OKPKey.generate_key("Ed25519").as_dict(private=False)]}
+                     {**ECKey.generate_key("P-256").as_dict(private=False), "alg": "ES256"}]}
     issued = clients.create_client(db_session, actor=actor,
                                    **web_app(token_endpoint_auth_method="private_key_jwt", jwks=jwks))
     assert len(issued.client.jwks["keys"]) == 2
+
+
+@pytest.mark.parametrize("key", [
+    pytest.param(lambda: OKPKey.generate_key("Ed25519").as_dict(private=False), id="ed25519"),
+    pytest.param(lambda: ECKey.generate_key("P-384").as_dict(private=False), id="p-384"),
+    pytest.param(lambda: ECKey.generate_key("P-521").as_dict(private=False), id="p-521"),
+    pytest.param(lambda: {**RSAKey.generate_key(2048).as_dict(private=False), "alg": "PS256"}, id="rsa-ps256"),
+    pytest.param(lambda: {**ECKey.generate_key("P-256").as_dict(private=False), "alg": "RS256"}, id="ec-rs256"),
+])
+def test_a_key_no_advertised_assertion_alg_can_use_is_refused(db_session, actor, key):
+    """Discovery's token_endpoint_auth_signing_alg_values_supported (RFC 8414 §2) is RS256 and ES256, which
+    is what the token endpoint verifies: a key that signs with anything else could never authenticate."""
+    details = problems(db_session, actor, **web_app(token_endpoint_auth_method="private_key_jwt",
+                                                    jwks={"keys": [key()]}))
+    assert "jwks" in details
 
 
 def test_create_private_key_jwt_client_without_jwks_fails(db_session, actor):
