@@ -25,6 +25,12 @@ from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, 
 
 bp = Blueprint("oauth", __name__)
 
+AMR_PASSWORD = ["pwd"]
+# Relying parties may cache the key set: a new key is published KEY_ACTIVATION_DELAY before it signs.
+JWKS_CACHE_CONTROL = "public, max-age=300"
+# The organization picker's field: only ever posted by org_picker.html, never a protocol parameter.
+PICKED_ORGANIZATION = "chosen_organization"
+
 
 @bp.errorhandler(InsecureTransportError)
 def _plain_http(error: InsecureTransportError) -> Response:
@@ -35,12 +41,6 @@ def _plain_http(error: InsecureTransportError) -> Response:
     as an OAuth2Error and show their error page."""
     return oauth_server().handle_error_response(None, InvalidRequestError(
         description="This endpoint requires TLS: send the request over https."))
-
-AMR_PASSWORD = ["pwd"]
-# Relying parties may cache the key set: a new key is published KEY_ACTIVATION_DELAY before it signs.
-JWKS_CACHE_CONTROL = "public, max-age=300"
-# The organization picker's field: only ever posted by org_picker.html, never a protocol parameter.
-PICKED_ORGANIZATION = "chosen_organization"
 
 
 @bp.get("/.well-known/openid-configuration")
