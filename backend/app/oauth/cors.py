@@ -2,7 +2,8 @@
 
 Allowed origins are those of the registered clients' redirect URIs plus
 CORS_EXTRA_ORIGINS. flask-cors takes a static origin list; ours changes
-whenever a client is registered, so the check is done here.
+whenever a client is registered, so the check is done here, against the
+client cache's copy of the list (re-read after any client changes).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Callable
 
 from flask import Response, make_response, request
 
-from app.extensions import current_settings, db
-from app.services import clients
+from app.extensions import client_cache, current_settings, db
 
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = "Authorization, Content-Type"
@@ -21,7 +21,7 @@ PREFLIGHT_MAX_AGE = "600"
 
 
 def _allowed(origin: str) -> bool:
-    return origin in current_settings().cors_extra_origins or origin in clients.all_cors_origins(db.session)
+    return origin in current_settings().cors_extra_origins or origin in client_cache().cors_origins(db.session)
 
 
 def with_cors(view: Callable) -> Callable:

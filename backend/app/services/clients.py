@@ -297,6 +297,7 @@ def create_client(db: Session, *, actor: Actor, name: str, client_type: str, red
     )
     db.add(client)
     db.flush()  # assign id and timestamps before the caller dumps the client
+    _mark_changed(db, client)  # its redirect URIs may add CORS origins (ClientCache.cors_origins)
     audit.record_event(db, actor=actor, organization_id=client.organization_id, action="client.created",
                        target_type="client", target_id=client.client_id,
                        details={"name": client.name, "client_type": client_type,
@@ -472,6 +473,10 @@ class ClientVersions(Protocol):
     def current(self, client_id: str) -> Hashable | None:
         """The client's version, changed by every committed change; None when it cannot be known."""
 
+    def registry(self) -> Hashable | None:
+        """The version of the whole registry, changed by every committed change to any client
+        (creation included); None when it cannot be known."""
+
     def bump(self, client_ids: Iterable[str]) -> None: ...
 
 
@@ -480,13 +485,18 @@ class MemoryClientVersions:
 
     def __init__(self) -> None:
         self._versions: dict[str, int] = {}
+        self._changes = 0
         self._lock = threading.Lock()
 
     def current(self, client_id: str) -> int | None:
         return self._versions.get(client_id, 0)
 
+    def registry(self) -> int | None:
+        return self._changes
+
     def bump(self, client_ids: Iterable[str]) -> None:
         with self._lock:
+            self._changes += 1
             for client_id in client_ids:
                 self._versions[client_id] = self._versions.get(client_id, 0) + 1
 
@@ -523,18 +533,29 @@ class RedisClientVersions:
         self._subscriptions = 0  # how many have been confirmed
         self._subscription = 0  # the live one's number; 0 while there is none
         self._counts: dict[str, int] = {}
+        self._changes = 0  # messages read on the live subscription
         self._retry_at = float("-inf")
         self._warned_at = float("-inf")  # one warning a minute while Redis is unreachable, not one per request
 
     def current(self, client_id: str) -> tuple[int, int] | None:
         with self._lock:
-            try:
-                self._take_in_changes()
-            except RedisError as err:
-                self._unsubscribed(err)
-            if not self._subscription:
+            if not self._taken_in():
                 return None
             return self._subscription, self._counts.get(client_id, 0)
+
+    def registry(self) -> tuple[int, int] | None:
+        with self._lock:
+            if not self._taken_in():
+                return None
+            return self._subscription, self._changes
+
+    def _taken_in(self) -> bool:
+        """Take in what has arrived; whether a confirmed subscription is live."""
+        try:
+            self._take_in_changes()
+        except RedisError as err:
+            self._unsubscribed(err)
+        return bool(self._subscription)
 
     def _take_in_changes(self) -> None:
         if self._pubsub is None:
@@ -546,6 +567,7 @@ class RedisClientVersions:
             if message["type"] == "subscribe":  # redis-py subscribed again after a reconnection
                 self._new_subscription()
             elif message["type"] == "message":
+                self._changes += 1
                 for client_id in message["data"].decode().split():
                     self._counts[client_id] = self._counts.get(client_id, 0) + 1
 
@@ -562,6 +584,7 @@ class RedisClientVersions:
         self._subscriptions += 1
         self._subscription = self._subscriptions
         self._counts.clear()
+        self._changes = 0
 
     def _unsubscribed(self, err: RedisError) -> None:
         self._subscription = 0
@@ -583,7 +606,7 @@ class RedisClientVersions:
 
 @dataclass(frozen=True)
 class _Entry:
-    values: dict[str, Any]  # column values; never handed out (each hit gets copies)
+    values: Any  # a client's column values (each hit gets copies), or the CORS origins (a frozenset)
     version: Hashable
     expires_at: float
 
@@ -621,7 +644,22 @@ class ClientCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self._origins: _Entry | None = None
         self._lock = threading.Lock()
+
+    def cors_origins(self, db: Session) -> frozenset[str]:
+        """`all_cors_origins`, read again only once a client has changed (or `ttl` has passed):
+        every CORS request asks, and the answer takes a scan of every client's redirect URIs."""
+        version = self.versions.registry() if self.ttl > 0 else None
+        # A transaction that changed a client sees its change, and keeps it out of the cache: it may roll back.
+        if version is None or db.info.get(CHANGED_CLIENTS_KEY):
+            return frozenset(all_cors_origins(db))
+        cached = self._origins
+        if cached is not None and cached.version == version and self._clock() < cached.expires_at:
+            return cached.values
+        origins = frozenset(all_cors_origins(db))
+        self._origins = _Entry(origins, version, self._clock() + self.ttl)
+        return origins
 
     def get(self, db: Session, client_id: str) -> OAuthClient | None:
         """The client with this client_id, or None: `get_client`, usually without a query."""
@@ -651,6 +689,7 @@ class ClientCache:
         with self._lock:
             for client_id in client_ids:
                 self._entries.pop(client_id, None)
+            self._origins = None
         self.versions.bump(client_ids)
 
 

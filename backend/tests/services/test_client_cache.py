@@ -38,6 +38,9 @@ class BrokenVersions(clients.MemoryClientVersions):
     def current(self, client_id: str) -> int | None:
         return None
 
+    def registry(self) -> int | None:
+        return None
+
 
 @contextlib.contextmanager
 def count_sql(engine):
@@ -219,6 +222,95 @@ def test_the_cache_is_bounded(engine, db_session):
     assert len(cache._entries) == 3
 
 
+# --- the CORS origins -------------------------------------------------------------------
+
+SPA_ORIGIN = "https://spa.example.org"
+
+
+def test_cors_origins_are_read_once_until_a_client_changes(engine, db_session):
+    """Every CORS request asks; the union of every client's origins is one scan, made again only
+    after a client is created, changed or deleted (invalidate, called after the commit)."""
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    OAuthClientFactory(redirect_uris=["https://rp.example.org/cb"])
+    db_session.commit()
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == {"https://rp.example.org"}
+    with fresh(engine) as s, count_sql(engine) as sql:
+        assert cache.cors_origins(s) == {"https://rp.example.org"}
+        assert sql == []
+
+    with fresh(engine) as s:
+        issued = clients.create_client(s, actor=Actor(user=None), name="SPA", client_type="public",
+                                       redirect_uris=[f"{SPA_ORIGIN}/callback"],
+                                       grant_types=["authorization_code"], scopes=["openid"])
+        changed, new_client_id = s.info.pop(clients.CHANGED_CLIENTS_KEY), issued.client.client_id
+        s.commit()
+    assert changed == {new_client_id}  # creation is a change too: its origins are new
+    cache.invalidate(changed)
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == {"https://rp.example.org", SPA_ORIGIN}
+
+
+def test_cors_origins_follow_a_change_made_by_another_process(engine, db_session):
+    versions = clients.MemoryClientVersions()
+    cache, other_process = clients.ClientCache(versions, ttl=30), clients.ClientCache(versions, ttl=30)
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == frozenset()
+    OAuthClientFactory(redirect_uris=[f"{SPA_ORIGIN}/cb"])
+    db_session.commit()
+    other_process.invalidate(["the-new-client"])
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == {SPA_ORIGIN}
+
+
+def test_cors_origins_expire_after_ttl_and_are_not_kept_from_an_open_change(engine, db_session):
+    clock = Clock()
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, clock=clock)
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == frozenset()
+    client_id = OAuthClientFactory(redirect_uris=[f"{SPA_ORIGIN}/cb"]).client_id  # behind the services' back
+    db_session.commit()
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == frozenset()
+    clock.now += 30
+    with fresh(engine) as s:
+        assert cache.cors_origins(s) == {SPA_ORIGIN}
+
+    with fresh(engine) as s:
+        client = clients.get_client(s, client_id)
+        clients.update_client(s, actor=Actor(user=None), client=client, redirect_uris=["https://x.example.org/cb"])
+        s.flush()
+        assert cache.cors_origins(s) == {"https://x.example.org"}  # this transaction sees its own change
+        s.rollback()
+    with fresh(engine) as s, count_sql(engine) as sql:
+        assert cache.cors_origins(s) == {SPA_ORIGIN}  # the rolled-back change was never cached
+        assert sql == []
+
+
+@pytest.mark.parametrize("cache", [
+    clients.ClientCache(clients.MemoryClientVersions(), ttl=0),
+    clients.ClientCache(BrokenVersions(), ttl=30),
+], ids=["ttl-0", "version-unreadable"])
+def test_without_a_usable_cache_cors_origins_are_read_every_time(engine, db_session, cache):
+    OAuthClientFactory(redirect_uris=[f"{SPA_ORIGIN}/cb"])
+    db_session.commit()
+    for _ in range(2):
+        with fresh(engine) as s, count_sql(engine) as sql:
+            assert cache.cors_origins(s) == {SPA_ORIGIN}
+            assert len(selects(sql)) == 1
+
+
+def test_the_registry_version_moves_with_every_published_change():
+    prefix = f"test-{uuid.uuid4().hex}"
+    first, other = shared_versions(prefix), shared_versions(prefix)
+    before = first.registry()
+    assert before is not None
+    other.bump(["client-a"])
+    deadline = time.monotonic() + 2
+    while first.registry() == before:
+        assert time.monotonic() < deadline, "the change never reached the other process"
+
+
 # --- through the app: changes made by the services apply at once ------------------------
 
 @pytest.fixture
@@ -272,6 +364,22 @@ def test_a_deleted_client_stops_at_once(app, machine, db_session):
     assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 200
     change(app, machine.client_id, lambda c: clients.delete_client(db.session, actor=Actor(user=None), client=c))
     assert token_request(app, machine.client_id, DEFAULT_CLIENT_SECRET).status_code == 401
+
+
+def test_a_new_clients_origin_is_allowed_at_once(app, db_session):
+    """oauth/cors.py asks the cache for the allowed origins; registering a client applies at once."""
+    def preflight():
+        return app.test_client().options("/oauth2/token", headers={
+            "Origin": SPA_ORIGIN, "Access-Control-Request-Method": "POST"})
+    db_session.commit()
+    assert "Access-Control-Allow-Origin" not in preflight().headers
+    assert "Access-Control-Allow-Origin" not in preflight().headers  # now from the cache
+    with app.app_context():
+        clients.create_client(db.session, actor=Actor(user=None), name="SPA", client_type="public",
+                              redirect_uris=[f"{SPA_ORIGIN}/callback"], grant_types=["authorization_code"],
+                              scopes=["openid"])
+        db.session.commit()
+    assert preflight().headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
 
 
 def test_a_rolled_back_change_is_not_published(app, machine, db_session):
