@@ -15,7 +15,6 @@ from flask import Response, make_response, request
 
 from app.extensions import client_cache, current_settings, db
 
-ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = "Authorization, Content-Type"
 PREFLIGHT_MAX_AGE = "600"
 
@@ -33,7 +32,9 @@ def with_cors(view: Callable) -> Callable:
         if request.method == "OPTIONS":
             response = Response(status=204)
             if origin and _allowed(origin):
-                response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+                # The route's own methods (Fetch Standard §3.2.3): GET for JWKS, POST for token and revocation.
+                methods = sorted(request.url_rule.methods - {"OPTIONS", "HEAD"})
+                response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
                 response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
                 response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
         else:
