@@ -22,7 +22,7 @@ from authlib.oidc.core.grants.util import is_openid_scope
 from joserfc.jwk import KeySet
 
 from app import errors
-from app.extensions import current_settings, db, key_store, token_denylist
+from app.extensions import client_cache, current_settings, db, key_store, token_denylist
 from app.models import AuthorizationCode, OAuthClient, RefreshToken, TokenEndpointAuthMethod, User
 from app.models.tokens import MAX_NONCE_LENGTH
 from app.models.base import utcnow
@@ -256,7 +256,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         # No scope requested: the client's whole allowed set (RFC 6749 §3.3 lets the server default).
         scope = self.request.payload.scope or " ".join(self.request.client.scopes)
         # An organization's own machine client acts in that organization (no user: no org_roles).
-        with issuing_in_organization(authorization_context.client_claims(db.session, client=self.request.client)):
+        claims = client_cache().client_claims(db.session, self.request.client, authorization_context.client_claims)
+        with issuing_in_organization(claims):
             token = self.generate_token(scope=scope, include_refresh_token=False)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 

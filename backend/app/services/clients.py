@@ -469,6 +469,13 @@ def _mark_changed(db: Session, client: OAuthClient) -> None:
     db.info.setdefault(CHANGED_CLIENTS_KEY, set()).add(client.client_id)
 
 
+def mark_organization_clients_changed(db: Session, organization_id: uuid.UUID) -> None:
+    """The organization's name or slug changed: what the client cache keeps of each of its
+    clients (the organization claims of their own tokens) must be read again."""
+    for client in db.scalars(select(OAuthClient).where(OAuthClient.organization_id == organization_id)):
+        _mark_changed(db, client)
+
+
 class ClientVersions(Protocol):
     def current(self, client_id: str) -> Hashable | None:
         """The client's version, changed by every committed change; None when it cannot be known."""
@@ -616,7 +623,8 @@ def _column_values(client: OAuthClient) -> dict[str, Any]:
 
 
 class ClientCache:
-    """Clients by client_id for the protocol endpoints, which authenticate one on every request.
+    """Clients by client_id for the protocol endpoints, which authenticate one on every request;
+    with them the organization claims of their own tokens, and the CORS origins of all of them.
 
     A hit costs one version read (in memory: see RedisClientVersions) instead of a query,
     a pool checkout with its ping, and a commit round trip. update_client,
@@ -644,15 +652,33 @@ class ClientCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self._claims: dict[str, _Entry] = {}
         self._origins: _Entry | None = None
         self._lock = threading.Lock()
+
+    def client_claims(self, db: Session, client: OAuthClient,
+                      load: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+        """`load(db, client=client)`: the organization claims of a token issued to the client itself, kept
+        under the client's version (mark_organization_clients_changed moves it when the
+        organization's name or slug changes; deleting the organization deletes its clients)."""
+        if client.organization_id is None:  # a platform client's tokens have none: nothing to read or keep
+            return load(db, client=client)
+        version = self.versions.current(client.client_id) if self.ttl > 0 else None
+        if version is None or _changed_in(db):
+            return load(db, client=client)
+        cached = self._claims.get(client.client_id)
+        if cached is not None and cached.version == version and self._clock() < cached.expires_at:
+            return dict(cached.values)
+        claims = load(db, client=client)
+        self._keep(self._claims, client.client_id, _Entry(dict(claims), version, self._clock() + self.ttl))
+        return claims
 
     def cors_origins(self, db: Session) -> frozenset[str]:
         """`all_cors_origins`, read again only once a client has changed (or `ttl` has passed):
         every CORS request asks, and the answer takes a scan of every client's redirect URIs."""
         version = self.versions.registry() if self.ttl > 0 else None
         # A transaction that changed a client sees its change, and keeps it out of the cache: it may roll back.
-        if version is None or db.info.get(CHANGED_CLIENTS_KEY):
+        if version is None or _changed_in(db):
             return frozenset(all_cors_origins(db))
         cached = self._origins
         if cached is not None and cached.version == version and self._clock() < cached.expires_at:
@@ -673,15 +699,17 @@ class ClientCache:
             return _held(db, entry.values["id"]) or _detached_copy(entry.values)
         client = get_client(db, client_id)
         # Not what this very transaction changed: it may yet roll back.
-        if client is not None and client_id not in db.info.get(CHANGED_CLIENTS_KEY, ()):
-            entry = _Entry(_column_values(client), version, self._clock() + self.ttl)
-            with self._lock:
-                if client_id not in self._entries and len(self._entries) >= self.max_entries:
-                    self._entries.pop(next(iter(self._entries)))
-                self._entries[client_id] = entry
+        if client is not None and client_id not in _changed_in(db):
+            self._keep(self._entries, client_id, _Entry(_column_values(client), version, self._clock() + self.ttl))
         else:
             self._entries.pop(client_id, None)
         return client
+
+    def _keep(self, entries: dict[str, _Entry], client_id: str, entry: _Entry) -> None:
+        with self._lock:
+            if client_id not in entries and len(entries) >= self.max_entries:
+                entries.pop(next(iter(entries)))
+            entries[client_id] = entry
 
     def invalidate(self, client_ids: Iterable[str]) -> None:
         """Forget these clients here, and make every other process re-read them. Call after the commit."""
@@ -689,15 +717,24 @@ class ClientCache:
         with self._lock:
             for client_id in client_ids:
                 self._entries.pop(client_id, None)
+                self._claims.pop(client_id, None)
             self._origins = None
         self.versions.bump(client_ids)
 
 
+def _opened(db: Session | scoped_session) -> bool:
+    """Whether `db` is a session, or a scoped session whose session exists (reading it would open one)."""
+    return not isinstance(db, scoped_session) or db.registry.has()
+
+
 def _held(db: Session | scoped_session, client_pk: uuid.UUID) -> OAuthClient | None:
     """The session's own instance of this client, without opening a session that does not exist yet."""
-    if isinstance(db, scoped_session) and not db.registry.has():
-        return None
-    return db.identity_map.get(identity_key(OAuthClient, client_pk))
+    return db.identity_map.get(identity_key(OAuthClient, client_pk)) if _opened(db) else None
+
+
+def _changed_in(db: Session | scoped_session) -> set[str]:
+    """The client_ids the session's open transaction changed, without opening a session."""
+    return db.info.get(CHANGED_CLIENTS_KEY, set()) if _opened(db) else set()
 
 
 def _detached_copy(values: dict[str, Any]) -> OAuthClient:

@@ -384,6 +384,8 @@ def update_organization(db: Session, *, actor: Actor, access: Access, name: str 
         with _claiming_slug(db, slug):
             organization.slug = slug
         changed.append("slug")
+    if {"name", "slug"} & set(changed):
+        clients.mark_organization_clients_changed(db, organization.id)  # their tokens' org claims
     if changed:
         db.flush()  # bump updated_at before the caller dumps the organization
         audit.record_event(db, actor=actor, action="org.updated", organization_id=organization.id,

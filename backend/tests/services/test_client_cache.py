@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -20,10 +21,10 @@ from sqlalchemy.orm import Session
 from app import create_app
 from app.extensions import db
 from app.models import OAuthClient
-from app.services import clients
+from app.services import authorization_context, clients, organizations
 from app.services.actor import Actor
 from tests.conftest import make_settings
-from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory
+from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
 
 class Clock:
@@ -311,6 +312,46 @@ def test_the_registry_version_moves_with_every_published_change():
         assert time.monotonic() < deadline, "the change never reached the other process"
 
 
+# --- the organization claims of a client's own tokens --------------------------------------
+
+def organization_claims_loader(calls: list):
+    def load(db, *, client):
+        calls.append(client.client_id)
+        return authorization_context.client_claims(db, client=client)
+    return load
+
+
+def test_an_organization_clients_claims_are_read_once_until_it_changes(engine, db_session):
+    owner = UserFactory()
+    org = create_organization(db_session, owner=owner, slug="acme", name="Acme")
+    client_id, org_id, owner_id = OAuthClientFactory(organization_id=org.id).client_id, org.id, owner.id
+    db_session.commit()  # and db_session is not read again: with SQLite it would hold the lock
+    cache, calls = clients.ClientCache(clients.MemoryClientVersions(), ttl=30), []
+    load = organization_claims_loader(calls)
+    for _ in range(2):
+        with fresh(engine) as s, count_sql(engine) as sql:
+            claims = cache.client_claims(s, cache.get(s, client_id), load)
+            assert (claims["org_slug"], claims["org_name"]) == ("acme", "Acme")
+    assert calls == [client_id] and sql == []  # the second time: no SQL at all
+
+    with fresh(engine) as s:
+        access = organizations.require_access(s, user=s.get(type(owner), owner_id), organization_id=org_id,
+                                              permission="org:update")
+        organizations.update_organization(s, actor=Actor(user=None), access=access, name="Acme Renamed")
+        changed = s.info.pop(clients.CHANGED_CLIENTS_KEY)
+        s.commit()
+    assert changed == {client_id}  # a rename is a change to each of the organization's clients
+    cache.invalidate(changed)
+    with fresh(engine) as s:
+        assert cache.client_claims(s, cache.get(s, client_id), load)["org_name"] == "Acme Renamed"
+
+
+def test_a_platform_clients_claims_are_empty_and_need_no_version(engine, machine):
+    cache = clients.ClientCache(BrokenVersions(), ttl=30)
+    with fresh(engine) as s:
+        assert cache.client_claims(s, clients.get_client(s, machine.client_id), organization_claims_loader([])) == {}
+
+
 # --- through the app: changes made by the services apply at once ------------------------
 
 @pytest.fixture
@@ -380,6 +421,35 @@ def test_a_new_clients_origin_is_allowed_at_once(app, db_session):
                               scopes=["openid"])
         db.session.commit()
     assert preflight().headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
+
+
+def test_an_organization_rename_reaches_its_clients_tokens_at_once(app, engine, db_session):
+    """A client-credentials token of an organization's client carries org_slug and org_name; the cache
+    keeps them (no SQL on a hit), and a rename applies to the next token."""
+    owner = UserFactory()
+    org = create_organization(db_session, owner=owner, slug="acme", name="Acme")
+    client = OAuthClientFactory(organization_id=org.id, grant_types=["client_credentials"], response_types=[],
+                                redirect_uris=[], post_logout_redirect_uris=[], scopes=["invoices:read"])
+    client_id, org_id, owner_id = client.client_id, org.id, owner.id
+    db_session.commit()  # and db_session is not read again: with SQLite it would hold the lock
+
+    def org_claims():
+        response = token_request(app, client_id, DEFAULT_CLIENT_SECRET)
+        assert response.status_code == 200, response.get_json()
+        claims = json.loads(base64.urlsafe_b64decode(response.get_json()["access_token"].split(".")[1] + "=="))
+        return claims["org_slug"], claims["org_name"]
+
+    assert org_claims() == ("acme", "Acme")
+    with count_sql(engine) as sql:
+        assert org_claims() == ("acme", "Acme")
+    assert sql == []
+    with app.app_context():
+        access = organizations.require_access(db.session, user=db.session.get(type(owner), owner_id),
+                                              organization_id=org_id, permission="org:update")
+        organizations.update_organization(db.session, actor=Actor(user=None), access=access, name="Acme Renamed",
+                                          slug="acme-renamed")
+        db.session.commit()
+    assert org_claims() == ("acme-renamed", "Acme Renamed")
 
 
 def test_a_rolled_back_change_is_not_published(app, machine, db_session):
