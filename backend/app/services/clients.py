@@ -170,8 +170,12 @@ def _configuration_problems(*, name: str, client_type: str, token_endpoint_auth_
                             grant_types: list[str], scopes: list[str],
                             jwks: Any, id_token_signed_response_alg: str, access_token_lifetime: Any,
                             refresh_token_lifetime: Any, first_party: bool,
-                            organization_id: uuid.UUID | None) -> dict[str, list[str]]:
-    """Every rule a client's complete configuration must satisfy, as per-field messages."""
+                            organization_id: uuid.UUID | None, jwks_changed: bool = True) -> dict[str, list[str]]:
+    """Every rule a client's complete configuration must satisfy, as per-field messages.
+
+    A key set is judged when it is set (`jwks_changed`), not again on an update that leaves it
+    alone: the key rules have grown since some stored sets were accepted, and such a client must
+    stay editable."""
     problems: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
@@ -195,7 +199,7 @@ def _configuration_problems(*, name: str, client_type: str, token_endpoint_auth_
     if token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
         if jwks is None:
             add("jwks", "Required for private_key_jwt: the client's public keys as a JWK Set.")
-        else:
+        elif jwks_changed:
             for message in _jwks_problems(jwks):
                 add("jwks", message)
     elif jwks is not None:
@@ -393,7 +397,7 @@ def update_client(db: Session, *, actor: Actor, client: OAuthClient, **changes: 
     merged = {field: changes.get(field, getattr(client, field)) for field in UPDATABLE_FIELDS}
     problems = _configuration_problems(
         client_type=client_type_of(client), token_endpoint_auth_method=client.token_endpoint_auth_method,
-        organization_id=client.organization_id,
+        organization_id=client.organization_id, jwks_changed="jwks" in changes,
         **{k: v for k, v in merged.items() if k not in _UNCHECKED_FIELDS})
     if problems:
         raise errors.ValidationFailed(details=problems)

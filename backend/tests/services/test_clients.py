@@ -153,6 +153,19 @@ def test_a_key_no_advertised_assertion_alg_can_use_is_refused(db_session, actor,
     assert "jwks" in details
 
 
+def test_a_stored_key_set_the_rules_now_refuse_does_not_block_other_changes(db_session, actor):
+    """A client registered before the assertion-algorithm rule (here with an Ed25519 key beside its
+    RSA key) stays editable; setting such a key set now is refused."""
+    jwks = {"keys": [RSAKey.generate_key(2048).as_dict(private=False),
+                     OKPKey.generate_key("Ed25519").as_dict(private=False)]}
+    client = OAuthClientFactory(token_endpoint_auth_method="private_key_jwt", client_secret=None, jwks=jwks)
+
+    assert clients.update_client(db_session, actor=actor, client=client, name="Renamed").name == "Renamed"
+    with pytest.raises(errors.ValidationFailed) as refused:
+        clients.update_client(db_session, actor=actor, client=client, jwks={"keys": list(jwks["keys"])})
+    assert "jwks" in refused.value.details
+
+
 def test_create_private_key_jwt_client_without_jwks_fails(db_session, actor):
     assert "jwks" in problems(db_session, actor, **web_app(token_endpoint_auth_method="private_key_jwt"))
 
