@@ -56,7 +56,7 @@ def test_code_refresh_introspection_userinfo_and_revocation_from_cached_clients(
     assert not [r for r in reads if "oauth_clients.client_id =" in r]
 
 
-def test_consent_and_logout_from_cached_clients(app, authorize, exchange, signed_in, web_client, pkce, db_session):
+def test_consent_and_logout_from_cached_clients(app, authorize, exchange, signed_in, web_client):
     """Consent is remembered per client (OIDC Core §3.1.2.4) and RP-initiated logout redirects to the
     registered URI (RP-Initiated Logout 1.0 §3), with the client from the cache."""
     first = exchange(authorize(web_client, scope="openid profile"))
