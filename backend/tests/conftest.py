@@ -15,18 +15,20 @@ the request and share one SQLAlchemy session between test and view. Tests use
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import MetaData, create_engine, delete
+from sqlalchemy import MetaData, create_engine, delete, event
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -69,6 +71,20 @@ def mail_outbox_dir() -> str:
     path = tempfile.mkdtemp(prefix="gatehouse-test-outbox-")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def count_sql(engine) -> Iterator[list[str]]:
+    """The SQL statements `engine` runs while the block runs."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import time
@@ -15,7 +14,7 @@ from flask import Flask
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -23,7 +22,7 @@ from app.extensions import db
 from app.models import OAuthClient
 from app.services import authorization_context, clients, organizations
 from app.services.actor import Actor
-from tests.conftest import make_settings
+from tests.conftest import count_sql, make_settings
 from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
 
@@ -41,19 +40,6 @@ class BrokenVersions(clients.MemoryClientVersions):
 
     def registry(self) -> int | None:
         return None
-
-
-@contextlib.contextmanager
-def count_sql(engine):
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def selects(statements: list[str]) -> list[str]:
