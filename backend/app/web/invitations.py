@@ -1,10 +1,10 @@
 """The page an invitation email links to: see the offer, then accept it signed in, or register and accept.
 
 The URL carries the invitation token, so these pages, like every page, are
-`Cache-Control: no-store` (security/headers.py) and `Referrer-Policy: no-referrer`. Statuses: 404 for a token that names
-no invitation, 410 for one that can no longer be used (expired, revoked or already
-accepted: the page says which), 403 when signed in as someone else, 409 for other
-conflicts, 422 for a rejected registration form.
+`Cache-Control: no-store` (security/headers.py) and `Referrer-Policy: no-referrer`.
+Statuses: 404 for a token that names no invitation, 410 for one that can no longer be
+used (expired, revoked or already accepted: the page says which), 403 when signed in
+as someone else, 409 for other conflicts, 422 for a rejected registration form.
 """
 
 from __future__ import annotations
