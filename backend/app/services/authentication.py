@@ -87,10 +87,20 @@ def login(db: Session, *, actor: Actor, email: str, password: str, settings: Set
         raise errors.AccountSuspended()
     user.failed_login_count = 0
     user.locked_until = None
+    return sign_in(db, actor=actor, user=user, settings=settings, kind=kind,
+                   previous_session_id=previous_session_id, now=now)
+
+
+def sign_in(db: Session, *, actor: Actor, user: User, settings: Settings, kind: SessionKind,
+            previous_session_id: uuid.UUID | None = None, details: dict | None = None,
+            now: datetime | None = None) -> sessions.IssuedSession:
+    """Start a session for `user`, whose credentials were checked, and audit it (auth.login, with
+    `details`). `previous_session_id`, the session this one replaces (a browser signing in again,
+    perhaps as someone else), ends first: one browser, one signed-in user."""
     if previous_session_id is not None:
         sessions.end_session(db, session_id=previous_session_id, reason=SessionEndReason.LOGOUT)
     issued = sessions.start_session(db, user=user, settings=settings, kind=kind, ip=actor.ip,
                                     user_agent=actor.user_agent, now=now)
     audit.record_event(db, actor=actor.as_user(user), action="auth.login", target_type="session",
-                       target_id=issued.session.id)
+                       target_id=issued.session.id, details=details)
     return issued

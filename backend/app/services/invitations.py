@@ -18,11 +18,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import errors
 from app.config import Settings
-from app.models import (Invitation, InvitationStatus, Membership, Organization, Role, SessionEndReason, SessionKind,
-                        User)
+from app.models import Invitation, InvitationStatus, Membership, Organization, Role, SessionKind, User
 from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
-from app.services import audit, mail, sessions, users
+from app.services import audit, authentication, mail, sessions, users
 from app.services.actor import Actor
 from app.services.memberships import resolve_role
 from app.services.organizations import (
@@ -404,12 +403,9 @@ def register_accept_and_sign_in(db: Session, *, actor: Actor, token: str, name: 
     """
     membership = register_and_accept(db, actor=actor, token=token, name=name, password=password,
                                      bcrypt_rounds=settings.BCRYPT_ROUNDS, now=now)
-    if previous_session_id is not None:
-        sessions.end_session(db, session_id=previous_session_id, reason=SessionEndReason.LOGOUT)
-    issued = sessions.start_session(db, user=membership.user, settings=settings, kind=SessionKind.BROWSER,
-                                    ip=actor.ip, user_agent=actor.user_agent, now=now)
-    audit.record_event(db, actor=actor.as_user(membership.user), action="auth.login", target_type="session",
-                       target_id=issued.session.id, details={"method": "invitation"})
+    issued = authentication.sign_in(db, actor=actor, user=membership.user, settings=settings,
+                                    kind=SessionKind.BROWSER, previous_session_id=previous_session_id,
+                                    details={"method": "invitation"}, now=now)
     return Joined(membership, issued)
 
 
