@@ -65,7 +65,7 @@ def _authenticate_session(token: str) -> UserSession:
 def require_session(view: Callable) -> Callable:
     """Authenticate the request with an API session bearer token.
 
-    Sets g.session, g.user and g.session_token; the session's idle window slides forward.
+    Sets g.session, g.user and g.session_token; see _authenticate_session for the idle window.
     """
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

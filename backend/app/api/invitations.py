@@ -72,7 +72,7 @@ def accept_invitation():
         membership = invitations.accept_or_register(db.session, actor=actor, user=actor.user,
                                                     bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
     except invitations.AuditedRefusal:
-        db.session.commit()  # keep the failure audit event (written before anything else)
+        db.session.commit()  # keep the failure audit event, if one was written (before anything else)
         raise
     db.session.commit()
     return ok(AcceptedInvitationOut().dump(membership), message="Invitation accepted.")

@@ -29,7 +29,7 @@ from app.models.base import utcnow
 from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
-from app.services import authorization_context, clients
+from app.services import authorization_context, clients, users
 from app.services import grants as grant_store
 
 # Client authentication: what the endpoints accept (here and in oauth/server.py) and discovery
@@ -42,11 +42,6 @@ CLIENT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, TokenEndpointAuthMethod.NONE.
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
 # How authorization responses are returned (OAuth 2.0 Multiple Response Types §2.1): query only.
 RESPONSE_MODES = ("query",)
-
-
-def active_user(user: User | None) -> User | None:
-    """The user if they may still receive tokens (User.is_active), else None."""
-    return user if user is not None and user.is_active else None
 
 
 def _expiry(token: dict) -> tuple[str, datetime]:
@@ -147,7 +142,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         pass
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        return active_user(authorization_code.user)
+        return users.active_user(authorization_code.user)
 
     def create_token_response(self):
         code: AuthorizationCode = self.request.authorization_code
@@ -189,7 +184,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return row
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User:
-        user = active_user(refresh_token.user)
+        user = users.active_user(refresh_token.user)
         if user is None:
             # RFC 6749 §5.2: the grant is no longer valid (Authlib would answer invalid_request).
             raise InvalidGrantError("The user of this refresh token cannot sign in.")

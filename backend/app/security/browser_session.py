@@ -17,7 +17,8 @@ FRESH_LOGIN_KEY = "fresh_login_session"
 
 
 def current_browser_session() -> UserSession | None:
-    """The live browser session from the cookie, its idle window slid forward; None if absent or dead."""
+    """The live browser session from the cookie, its use recorded when due (services.sessions); None if
+    absent or dead."""
     token = request.cookies.get(current_settings().BROWSER_SESSION_COOKIE)
     if not token:
         return None

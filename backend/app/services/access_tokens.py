@@ -102,8 +102,7 @@ def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denie
 def token_user(db: Session, token: AccessToken) -> User | None:
     """The active user a verified access token was issued to; None for a client's own token
     (client credentials) or a user who is suspended or gone."""
-    user = users.get_user(db, token.claims.get("sub"))
-    return user if user is not None and user.is_active else None
+    return users.active_user(users.get_user(db, token.claims.get("sub")))
 
 
 def authenticate_org_admin_token(db: Session, token: str, *, settings: Settings, keys: KeyStore,

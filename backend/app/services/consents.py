@@ -18,10 +18,9 @@ from app.services.actor import Actor
 
 def get_consent(db: Session, *, user: User, client: OAuthClient, organization_id: uuid.UUID | None) -> Consent | None:
     """The user's consent to `client` in exactly this organization (None: given with no organization), or None."""
-    # `= NULL` matches nothing in SQL: "no organization" is looked up with IS NULL.
-    in_context = (Consent.organization_id.is_(None) if organization_id is None
-                  else Consent.organization_id == organization_id)
-    return db.scalar(select(Consent).where(Consent.user_id == user.id, Consent.client_pk == client.id, in_context))
+    # SQLAlchemy compiles `== None` to IS NULL: "no organization" is looked up as such.
+    return db.scalar(select(Consent).where(Consent.user_id == user.id, Consent.client_pk == client.id,
+                                           Consent.organization_id == organization_id))
 
 
 def has_consent(db: Session, *, user: User, client: OAuthClient, scopes: list[str],

@@ -42,12 +42,12 @@ ACCEPT_PATH = "/invitations/accept"
 # The status vocabulary is the model's: a status is not stored but read by invitation_status.
 PENDING, ACCEPTED, REVOKED, EXPIRED = (InvitationStatus.PENDING, InvitationStatus.ACCEPTED, InvitationStatus.REVOKED,
                                        InvitationStatus.EXPIRED)
-STATUSES = tuple(InvitationStatus)
 
 
 class AuditedRefusal(errors.AppError):
-    """A refusal whose failure audit event is written before anything else changed: the
-    caller commits it (and nothing more) before answering."""
+    """A refusal that may have written a failure audit event, before anything else changed:
+    the caller commits (keeping that event, and nothing more) before answering. Some write
+    none: a dead token only looked at (preview_invitation), a claim lost to a concurrent request."""
 
 
 class InvitationUnusable(AuditedRefusal, errors.Conflict):

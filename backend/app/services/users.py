@@ -27,6 +27,11 @@ def get_user(db: Session, user_id: object) -> User | None:
     return db.get(User, user_uuid) if user_uuid else None
 
 
+def active_user(user: User | None) -> User | None:
+    """The user if they may still use or receive tokens (User.is_active), else None."""
+    return user if user is not None and user.is_active else None
+
+
 def get_user_by_email(db: Session, email: str) -> User | None:
     """The user with this email (any case), or None."""
     return db.scalar(select(User).where(User.email == normalize_email(email)))

@@ -26,7 +26,7 @@ bp = Blueprint("invitation_pages", __name__, template_folder="templates")
 
 def _error_page(err: AppError) -> Response:
     if isinstance(err, invitations.AuditedRefusal):
-        db.session.commit()  # keep the failure audit event (written before anything else)
+        db.session.commit()  # keep the failure audit event, if one was written (before anything else)
     status = 410 if isinstance(err, invitations.InvitationUnusable) else err.status
     return Response(render_template("invitation_error.html", message=err.message), status=status)
 

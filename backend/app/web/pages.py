@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, session
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 
 from app.errors import AccountLocked, AppError
 from app.extensions import csrf, current_settings, db, limiter
@@ -17,9 +17,6 @@ from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_sessio
 bp = Blueprint("web", __name__, template_folder="templates")
 
 
-AUTHORIZE_PATH = "/oauth2/authorize"
-
-
 def _is_local(target: str, path: str) -> bool:
     """Whether `target` is a path on this server (no scheme, no host) that is exactly `path`."""
     parts = urlsplit(target)
@@ -28,7 +25,7 @@ def _is_local(target: str, path: str) -> bool:
 
 def _safe_next(target: str | None) -> str | None:
     """Only our own authorization endpoint and invitation page are valid places to return to (no open redirect)."""
-    if target and (_is_local(target, AUTHORIZE_PATH) or _is_local(target, INVITATION_PATH)):
+    if target and (_is_local(target, url_for("oauth.authorize")) or _is_local(target, INVITATION_PATH)):
         return target
     return None
 
@@ -59,7 +56,7 @@ def login():
                         status=status, headers=retry_after)
     db.session.commit()
     # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
-    if next_url and _is_local(next_url, AUTHORIZE_PATH):
+    if next_url and _is_local(next_url, url_for("oauth.authorize")):
         session[FRESH_LOGIN_KEY] = {"session": str(issued.session.id), "request": next_url}
     else:
         session.pop(FRESH_LOGIN_KEY, None)

@@ -11,9 +11,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.extensions import db
-from app.models import AuditEvent, Invitation, Membership, User
+from app.models import AuditEvent, Invitation, InvitationStatus, Membership, User
 from app.models.base import utcnow
-from app.services import invitations
 from tests.conftest import Api, make_settings
 from tests.factories import UserFactory, access_token, add_member, create_organization, session_token
 from tests.mailbox import free_port, invitation_link, invitation_token, read_outbox
@@ -193,7 +192,7 @@ def test_create_invitation_when_mail_server_is_down_keeps_invitation(api_with_ma
 @pytest.fixture
 def one_of_each(db_session, invite):
     """Four invitations, one per status; returns their ids by status."""
-    ids = {status: invite(email=f"{status}@example.com")[0]["id"] for status in invitations.STATUSES}
+    ids = {status: invite(email=f"{status}@example.com")[0]["id"] for status in InvitationStatus}
     now = utcnow()
     for status, column, value in (("accepted", "accepted_at", now), ("revoked", "revoked_at", now),
                                   ("expired", "expires_at", now - timedelta(seconds=1))):
@@ -211,7 +210,7 @@ def test_list_invitations_pages_newest_first(api, org, owner_token, one_of_each)
     assert all(set(item) == OUT_FIELDS for item in response.data)
 
 
-@pytest.mark.parametrize("status", invitations.STATUSES)
+@pytest.mark.parametrize("status", list(InvitationStatus))
 def test_list_invitations_filters_by_status(api, org, owner_token, one_of_each, status):
     response = api.get(path(org), token=owner_token, query_string={"status": status})
 

@@ -11,7 +11,7 @@ from sqlalchemy import event, select, update
 
 from app import errors
 from app.extensions import db
-from app.models import AuditEvent, Invitation, Membership, Role, User
+from app.models import AuditEvent, Invitation, InvitationStatus, Membership, Role, User
 from app.models.base import utcnow
 from app.security import passwords
 from app.services import invitations, mail, organizations
@@ -276,7 +276,7 @@ def one_of_each(db_session, invite):
     """Four invitations of `org`, one per status."""
     now = utcnow()
     made = {}
-    for status in invitations.STATUSES:
+    for status in InvitationStatus:
         invitation, _ = invite(email=f"{status}@example.com")
         made[status] = invitation
     made["accepted"].accepted_at = now
@@ -286,7 +286,7 @@ def one_of_each(db_session, invite):
     return made
 
 
-@pytest.mark.parametrize("status", invitations.STATUSES)
+@pytest.mark.parametrize("status", list(InvitationStatus))
 def test_list_invitations_filters_by_status(db_session, org, one_of_each, status):
     items, total = invitations.list_invitations(db_session, organization_id=org.id, status=status, page=1,
                                                 per_page=20)
