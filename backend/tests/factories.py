@@ -14,7 +14,7 @@ from datetime import timedelta
 import factory
 from flask import Flask
 from joserfc import jwt
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.models import Membership, OAuthClient, Organization, RefreshToken, Role, SessionKind, User, UserSession
@@ -127,6 +127,15 @@ def add_member(session: Session, organization: Organization, user: User, role: s
 def access_of(session: Session, user: User, organization: Organization) -> organizations.Access:
     """What `user` may do in `organization`, as the API's guard decides it."""
     return organizations.require_access(session, user=user, organization_id=organization.id, permission="org:read")
+
+
+def demote_meanwhile(session: Session, organization: Organization, user: User, role: str = "member") -> None:
+    """Give the user `role` as a concurrent transaction would: a Core UPDATE that leaves the session's
+    loaded Membership, and any Access made from it, as they were; only a fresh read sees the change."""
+    session.execute(update(Membership)
+                    .where(Membership.organization_id == organization.id, Membership.user_id == user.id)
+                    .values(role_id=organizations.builtin_role(session, organization.id, role).id)
+                    .execution_options(synchronize_session=False))
 
 
 def create_role(session: Session, organization: Organization, name: str, permissions: list[str],

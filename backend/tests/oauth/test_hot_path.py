@@ -38,10 +38,11 @@ def served_by_flask(response) -> bool:
     return "'nonce-" in response.headers["Content-Security-Policy"]
 
 
-def comparable_headers(response) -> dict[str, str]:
-    headers = {name: value for name, value in response.headers.items() if name not in PER_REQUEST}
-    headers["Content-Security-Policy"] = re.sub(r" 'nonce-[^']+'", "", headers["Content-Security-Policy"])
-    return headers
+def comparable_headers(response) -> list[tuple[str, str]]:
+    """Every header with its value, repeats included (a second Cache-Control must not hide), less the
+    per-request ones, and the CSP without Flask's nonce."""
+    return sorted((name, re.sub(r" 'nonce-[^']+'", "", value) if name == "Content-Security-Policy" else value)
+                  for name, value in response.headers.items() if name not in PER_REQUEST)
 
 
 def cc_form(registered, **form: str) -> dict:

@@ -332,10 +332,24 @@ def test_an_organization_clients_claims_are_read_once_until_it_changes(engine, d
         assert cache.client_claims(s, cache.get(s, client_id), load)["org_name"] == "Acme Renamed"
 
 
+class CountingVersions(clients.MemoryClientVersions):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def current(self, client_id: str) -> int | None:
+        self.reads += 1
+        return super().current(client_id)
+
+
 def test_a_platform_clients_claims_are_empty_and_need_no_version(engine, machine):
-    cache = clients.ClientCache(BrokenVersions(), ttl=30)
+    """Nothing to read or keep for a platform client: its tokens carry no organization claims."""
+    versions, calls = CountingVersions(), []
+    cache = clients.ClientCache(versions, ttl=30)
     with fresh(engine) as s:
-        assert cache.client_claims(s, clients.get_client(s, machine.client_id), organization_claims_loader([])) == {}
+        client = clients.get_client(s, machine.client_id)
+        assert cache.client_claims(s, client, organization_claims_loader(calls)) == {}
+    assert versions.reads == 0 and calls == [machine.client_id]
 
 
 # --- through the app: changes made by the services apply at once ------------------------

@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import select
 
 from app import errors
-from app.models import Membership
 from app.services import invitations, memberships, organizations, roles
 from app.services.actor import Actor
 from app.services.denylist import MemoryDenylist
@@ -53,10 +51,8 @@ def test_a_write_after_the_callers_role_was_lowered_is_refused(db_session, org, 
     context = _context(db_session, org, owner, member)
     # The request was authorised while the caller was an admin ...
     access = organizations.require_access(db_session, user=admin, organization_id=org.id, permission="org:read")
-    # ... and the caller is demoted to member before the write runs.
-    membership = db_session.scalars(select(Membership).where(Membership.user_id == admin.id)).one()
-    membership.role_id = organizations.builtin_role(db_session, org.id, "member").id
-    db_session.commit()
+    # ... and is demoted to member, by another transaction, before the write runs.
+    factories.demote_meanwhile(db_session, org, admin)
 
     with pytest.raises(errors.PermissionDenied):
         WRITES[name](db_session, Actor(user=admin), access, context)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app import errors
-from app.models import AuditEvent, Membership, OAuthClient, Role
+from app.models import AuditEvent, OAuthClient
 from app.services import organization_clients, organizations
 from app.services.actor import Actor
 from app.services.organizations import Access
@@ -93,10 +93,7 @@ def test_write_without_clients_write_is_refused_and_nothing_changes(db_session, 
 def test_write_after_the_callers_role_was_lowered_is_refused(db_session, org, admin, own_client, name):
     """The Access was decided before the change: the write decides again on the role as it is now."""
     access = organizations.require_access(db_session, user=admin, organization_id=org.id, permission="clients:write")
-    member_role = db_session.scalars(select(Role).where(Role.organization_id == org.id, Role.name == "member")).one()
-    membership = db_session.scalars(select(Membership).where(Membership.user_id == admin.id)).one()
-    membership.role_id = member_role.id
-    db_session.commit()
+    factories.demote_meanwhile(db_session, org, admin)
 
     with pytest.raises(errors.PermissionDenied):
         OPERATIONS[name](db_session, Actor(user=admin), access, own_client.client_id)

@@ -202,11 +202,9 @@ def test_is_last_owner_counts_owners_only(db_session, owner, org):
 
 def test_lock_access_decides_on_the_callers_current_role(db_session, owner, org):
     admin = factories.UserFactory()
-    membership = factories.add_member(db_session, org, admin, "admin")
+    factories.add_member(db_session, org, admin, "admin")
     access = access_of(db_session, admin, org, "members:invite")
-    # Demoted after the access was decided (a Core UPDATE, as another transaction would do it).
-    db_session.execute(Membership.__table__.update().where(Membership.__table__.c.id == membership.id)
-                       .values(role_id=organizations.builtin_role(db_session, org.id, "member").id))
+    factories.demote_meanwhile(db_session, org, admin)  # after the access was decided
 
     locked = organizations.lock_access(db_session, access)
 
@@ -313,9 +311,7 @@ def test_update_and_delete_decide_on_the_callers_role_as_it_is_now(db_session, o
     second_owner = factories.UserFactory()
     factories.add_member(db_session, org, second_owner, "owner")
     stale = access_of(db_session, second_owner, org, "org:delete")
-    membership = organizations.get_membership(db_session, organization_id=org.id, user_id=second_owner.id)
-    membership.role_id = organizations.builtin_role(db_session, org.id, "member").id
-    db_session.commit()
+    factories.demote_meanwhile(db_session, org, second_owner)
 
     with pytest.raises(errors.PermissionDenied, match="org:delete"):
         organizations.delete_organization(db_session, actor=Actor(user=second_owner), access=stale,

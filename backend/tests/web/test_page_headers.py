@@ -3,6 +3,8 @@ often carry secrets in their URL or form."""
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_sign_in_page_carrying_an_invitation_token_is_not_stored(client):
     response = client.get("/login?next=/invitations/accept%3Ftoken%3Dsecret-invitation-token")
@@ -19,7 +21,15 @@ def test_logout_confirmation_page_is_not_stored(client):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_json_documents_keep_their_own_caching(client):
-    response = client.get("/oauth2/jwks")
+@pytest.mark.parametrize("path, cache_control", [
+    ("/oauth2/jwks", ["public, max-age=300"]),
+    ("/.well-known/openid-configuration", []),
+])
+def test_json_documents_keep_their_own_caching(client, path, cache_control):
+    """Through Flask's hooks (an Origin header keeps JWKS off oauth/hot_path.py): only HTML gets no-store,
+    and nothing adds a second Cache-Control."""
+    response = client.get(path, headers={"Origin": "https://not-a-client.example"})
 
-    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert "'nonce-" in response.headers["Content-Security-Policy"]  # served by Flask
+    assert response.headers.getlist("Cache-Control") == cache_control
