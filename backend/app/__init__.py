@@ -23,6 +23,7 @@ from app.security.request_id import init_request_id
 from app.services import clients as client_service
 from app.services import mail
 from app.services.denylist import MemoryDenylist, RedisDenylist
+from app.services.redis_feed import RedisFeed
 from app.services.keys import KeyringError, KeyStore, ensure_keys
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
     limiter.init_app(app)
     csrf.init_app(app)
-    if settings.REDIS_URL:
-        redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX)
-    else:
-        app.extensions["gatehouse.denylist"] = MemoryDenylist()
-    _init_client_cache(app, settings)
+    _init_redis_stores(app, settings)
     _init_mail(app, settings)
     Talisman(
         app,
@@ -115,14 +111,20 @@ def _init_keys(app: Flask, settings: Settings) -> None:
         log.error("signing keys: %s", err)
 
 
-def _init_client_cache(app: Flask, settings: Settings) -> None:
-    """The protocol endpoints' client cache, told about every committed client change."""
+def _init_redis_stores(app: Flask, settings: Settings) -> None:
+    """The token denylist and the protocol endpoints' client cache: shared through Redis when it is
+    configured, with one feed (services.redis_feed) telling each process of denials and client
+    changes; in-process otherwise. The client cache is told about every committed client change."""
+    if settings.REDIS_URL:
+        redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        # The subscription's own client: no retries, so a broken connection shows (RedisFeed).
+        feed = RedisFeed(Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)))
+        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX, feed=feed)
+        versions = client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, feed)
+    else:
+        app.extensions["gatehouse.denylist"] = MemoryDenylist()
+        versions = client_service.MemoryClientVersions()
     ttl = settings.client_cache_seconds
-    # The subscription's own client: no retries, so a broken connection shows (RedisClientVersions).
-    versions = (client_service.RedisClientVersions(
-                    Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)),
-                    settings.RATELIMIT_KEY_PREFIX)
-                if settings.REDIS_URL else client_service.MemoryClientVersions())
     app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
     # One listener for every app: db.session is shared by all apps built in this process.
     if not event.contains(db.session, "after_commit", _publish_client_changes):

@@ -21,13 +21,16 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import MetaData, create_engine, delete, event
 from sqlalchemy.orm import Session
 
@@ -35,6 +38,7 @@ from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.models import Base
+from app.services.redis_feed import RedisFeed
 from tests import factories
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
@@ -85,6 +89,26 @@ def count_sql(engine) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+# Tests of what processes share through Redis use this one whichever stores the suite runs on:
+# this machine and CI always run Redis.
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def shared_feed(name: str, clock: Callable[[], float] | None = None) -> RedisFeed:
+    """A process's feed as create_app makes it; its connection is named, so that a test can find
+    (and break) this feed's own subscription."""
+    redis = Redis.from_url(SHARED_REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0), client_name=name)
+    return RedisFeed(redis, **({"clock": clock} if clock else {}))
+
+
+def break_subscription(name: str) -> None:
+    """Close the subscription of shared_feed(name) from Redis's side, as a network failure would."""
+    admin = Redis.from_url(SHARED_REDIS_URL)
+    # Only this test's subscription: other processes' connections to this Redis are left alone.
+    [subscription] = [c for c in admin.client_list(_type="pubsub") if c["name"] == name]
+    assert admin.client_kill_filter(_id=subscription["id"]) == 1
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

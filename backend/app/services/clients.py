@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import copy
 import logging
 import re
@@ -30,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable, Iterable
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -37,9 +37,7 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from redis import Redis
-from redis.client import PubSub
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Select, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
@@ -53,6 +51,7 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit
 from app.services.actor import Actor
 from app.services.pagination import paginate
+from app.services.redis_feed import RedisFeed
 
 log = logging.getLogger(__name__)
 
@@ -514,98 +513,45 @@ class MemoryClientVersions:
 
 class RedisClientVersions:
     """Client versions shared by every process and instance through Redis pub/sub, read
-    without a round trip to Redis.
+    without a round trip to Redis (services.redis_feed).
 
     bump() publishes the changed client_ids on one channel once their transaction has
-    committed. Every process subscribes, and counts the changes of each client it reads on
-    the subscription; current() first takes in whatever has arrived (a poll of the socket,
-    no request to Redis). Redis hands a message to every subscriber while it handles the
-    PUBLISH, so a change published before a request starts is already waiting in every
-    process's socket by then, network transit aside.
+    committed. Every process counts, on its feed, the changes of each client.
 
-    A version is (subscription, count). Each confirmed subscription, the first or one made
-    after the connection broke, starts a new count, so nothing cached under an earlier one
-    is trusted again: changes published while a process was not subscribed cannot be missed.
-    Without a confirmed subscription current() is None and the cache asks the database. A
-    connection that dies without an error is bounded, like a lost bump, by the cache's ttl.
+    A version is (subscription, count). Each confirmed subscription starts a new count, so
+    nothing cached under an earlier one is trusted again: changes published while a process
+    was not subscribed cannot be missed. While the feed cannot vouch for itself current() is
+    None and the cache asks the database. A bump lost because Redis failed right after the
+    commit is bounded by the cache's ttl.
     """
 
-    RESUBSCRIBE_SECONDS = 1.0  # between attempts while Redis is unreachable
-    SUBSCRIBE_TIMEOUT_SECONDS = 2.0
-
-    def __init__(self, redis: Redis, prefix: str, *, clock: Callable[[], float] = time.monotonic) -> None:
-        # Give `redis` no retries (Retry(NoBackoff(), 0)): a reconnection made behind our back
-        # would hide the gap in which messages were lost.
+    def __init__(self, redis: Redis, prefix: str, feed: RedisFeed) -> None:
         self.redis = redis
         self.channel = f"{prefix}:client-changes"
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._pubsub: PubSub | None = None
-        self._subscriptions = 0  # how many have been confirmed
-        self._subscription = 0  # the live one's number; 0 while there is none
-        self._counts: dict[str, int] = {}
-        self._changes = 0  # messages read on the live subscription
-        self._retry_at = float("-inf")
-        self._warned_at = float("-inf")  # one warning a minute while Redis is unreachable, not one per request
+        self._feed = feed
+        self._counted = _Counts(0)  # replaced whole on each subscription: readers see one consistent count
+        feed.listen(self.channel, self._take_in, self._subscribed)
 
     def current(self, client_id: str) -> tuple[int, int] | None:
-        with self._lock:
-            if not self._taken_in():
-                return None
-            return self._subscription, self._counts.get(client_id, 0)
+        subscription, counted = self._feed.live(), self._counted
+        if not subscription or counted.subscription != subscription:
+            return None
+        return subscription, counted.per_client.get(client_id, 0)
 
     def registry(self) -> tuple[int, int] | None:
-        with self._lock:
-            if not self._taken_in():
-                return None
-            return self._subscription, self._changes
+        subscription, counted = self._feed.live(), self._counted
+        if not subscription or counted.subscription != subscription:
+            return None
+        return subscription, counted.changes
 
-    def _taken_in(self) -> bool:
-        """Take in what has arrived; whether a confirmed subscription is live."""
-        try:
-            self._take_in_changes()
-        except RedisError as err:
-            self._unsubscribed(err)
-        return bool(self._subscription)
+    def _subscribed(self, subscription: int) -> None:
+        self._counted = _Counts(subscription)
 
-    def _take_in_changes(self) -> None:
-        if self._pubsub is None:
-            if self._clock() < self._retry_at:
-                return
-            self._retry_at = self._clock() + self.RESUBSCRIBE_SECONDS
-            self._subscribe()
-        while (message := self._pubsub.get_message(timeout=0)) is not None:
-            if message["type"] == "subscribe":  # redis-py subscribed again after a reconnection
-                self._new_subscription()
-            elif message["type"] == "message":
-                self._changes += 1
-                for client_id in message["data"].decode().split():
-                    self._counts[client_id] = self._counts.get(client_id, 0) + 1
-
-    def _subscribe(self) -> None:
-        """Subscribe and wait for Redis to confirm it: from then on every change reaches us."""
-        self._pubsub = self.redis.pubsub()
-        self._pubsub.subscribe(self.channel)
-        confirmation = self._pubsub.get_message(timeout=self.SUBSCRIBE_TIMEOUT_SECONDS)
-        if confirmation is None or confirmation["type"] != "subscribe":
-            raise RedisTimeoutError("Redis did not confirm the subscription to client changes")
-        self._new_subscription()
-
-    def _new_subscription(self) -> None:
-        self._subscriptions += 1
-        self._subscription = self._subscriptions
-        self._counts.clear()
-        self._changes = 0
-
-    def _unsubscribed(self, err: RedisError) -> None:
-        self._subscription = 0
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError):
-                self._pubsub.close()
-            self._pubsub = None
-        if self._clock() - self._warned_at >= 60:
-            self._warned_at = self._clock()
-            log.warning("client cache bypassed: no subscription to client changes in Redis (%s)", err)
+    def _take_in(self, data: bytes) -> None:
+        counted = self._counted
+        counted.changes += 1
+        for client_id in data.decode().split():
+            counted.per_client[client_id] = counted.per_client.get(client_id, 0) + 1
 
     def bump(self, client_ids: Iterable[str]) -> None:
         try:
@@ -613,6 +559,14 @@ class RedisClientVersions:
         except RedisError as err:
             log.error("could not publish a client change (%s); other processes may use the previous "
                       "settings of %s until CLIENT_CACHE_SECONDS pass", err, ", ".join(sorted(client_ids)))
+
+
+@dataclass
+class _Counts:
+    """The changes counted on one subscription (the feed calls _take_in under its lock)."""
+    subscription: int
+    changes: int = 0
+    per_client: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
 """Revoked access tokens: their `jti` is denied until the token would have expired anyway.
 
-Redis when configured (shared by every instance), in-process otherwise.
+Redis when configured (shared by every instance, mirrored in each process), in-process otherwise.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis import Redis
+
+from app.services.redis_feed import RedisFeed
 
 
 class TokenDenylist(Protocol):
@@ -24,19 +27,82 @@ class TokenDenylist(Protocol):
 
 
 class RedisDenylist:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """Denials in one sorted set (key -> the Unix time it lapses), shared by every process and
+    instance, and mirrored in each process so that a lookup needs no request to Redis.
+
+    deny() adds to the set and publishes the denial in one transaction; every process's mirror
+    takes it in from its feed (services.redis_feed), and the denying process at once. On each new
+    subscription the mirror first reads the whole set: nothing published while it was not
+    subscribed is missed. While the feed cannot vouch for itself (no subscription, or no recent
+    confirmation from Redis), is_denied asks Redis. A revocation thus reaches every process as
+    fast as Redis delivers it, and in every failure within the feed's FRESH_SECONDS; RFC 7009 §2
+    allows such a propagation delay and asks that it be short.
+
+    claim() keeps single-use keys apart, one Redis key each (SET NX is what makes it atomic).
+    """
+
+    def __init__(self, redis: Redis, prefix: str, feed: RedisFeed | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.denied = f"{prefix}:denied"
+        self.channel = f"{prefix}:denials"
+        self._feed = feed
+        self._clock = clock
+        self._mirror: dict[str, int] = {}
+        self._mirrored = 0  # the subscription whose snapshot of the set the mirror holds
+        self._pruned_size = 0
+        self._lock = threading.Lock()
+        if feed is not None:
+            feed.listen(self.channel, self._take_in)
 
-    def deny(self, jti: str, expires_at: int) -> None:
-        if expires_at > time.time():
-            self.redis.set(f"{self.prefix}:denied-jti:{jti}", 1, exat=expires_at)
+    def deny(self, key: str, expires_at: int) -> None:
+        now = self._clock()
+        if expires_at <= now:
+            return
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.denied, {key: expires_at}, gt=True)  # a later lapse wins, never an earlier one
+            pipe.zremrangebyscore(self.denied, "-inf", int(now))
+            pipe.publish(self.channel, f"{expires_at} {key}")
+            pipe.execute()
+        self._remember(key, expires_at)
 
     def is_denied(self, *keys: str) -> bool:
-        return bool(self.redis.exists(*(f"{self.prefix}:denied-jti:{key}" for key in keys)))
+        now = self._clock()
+        if self._mirror_is_live():
+            mirror = self._mirror
+            return any(mirror.get(key, 0) > now for key in keys)
+        return any(lapses is not None and lapses > now for lapses in self.redis.zmscore(self.denied, list(keys)))
 
     def claim(self, key: str, expires_at: int) -> bool:
         return bool(self.redis.set(f"{self.prefix}:denied-jti:{key}", 1, exat=expires_at, nx=True))
+
+    def _mirror_is_live(self) -> bool:
+        subscription = self._feed.live() if self._feed is not None else 0
+        if not subscription:
+            return False
+        # Each subscription has a new number: the set is read again, for what was published while
+        # unsubscribed. Read after the subscription was confirmed, a denial is in it, on the feed, or both.
+        if subscription != self._mirrored:
+            snapshot = self.redis.zrangebyscore(self.denied, f"({int(self._clock())}", "+inf", withscores=True)
+            for key, lapses in snapshot:
+                self._remember(key.decode(), int(lapses))
+            self._mirrored = subscription
+        return True
+
+    def _take_in(self, data: bytes) -> None:
+        lapses, _, key = data.decode().partition(" ")
+        self._remember(key, int(lapses))
+
+    def _remember(self, key: str, expires_at: int) -> None:
+        with self._lock:
+            if expires_at > self._mirror.get(key, 0):
+                self._mirror[key] = expires_at
+            # Lapsed denials go once the mirror has doubled since the last sweep: amortised, never per lookup.
+            if len(self._mirror) > 2 * self._pruned_size + 64:
+                now = self._clock()
+                self._mirror = {k: v for k, v in self._mirror.items() if v > now}
+                self._pruned_size = len(self._mirror)
 
 
 class MemoryDenylist:

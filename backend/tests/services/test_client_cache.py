@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,8 +11,6 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from redis import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -22,7 +19,7 @@ from app.extensions import db
 from app.models import OAuthClient
 from app.services import authorization_context, clients, organizations
 from app.services.actor import Actor
-from tests.conftest import count_sql, make_settings
+from tests.conftest import SHARED_REDIS_URL, break_subscription, count_sql, make_settings, shared_feed
 from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
 
@@ -461,10 +458,6 @@ def test_a_rolled_back_change_is_not_published(app, machine, db_session):
         assert clients.CHANGED_CLIENTS_KEY not in db.session.info
 
 
-# The cache version is shared through Redis; this machine and CI always run one.
-SHARED_REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
 def test_a_change_made_by_another_process_applies_at_once(database_url, machine, db_session):
     """Two apps on one database and one Redis stand for two server workers or two instances."""
     db_session.commit()
@@ -482,11 +475,9 @@ def test_a_change_made_by_another_process_applies_at_once(database_url, machine,
                 db.engine.dispose()
 
 
-def shared_versions(prefix: str, clock=None) -> clients.RedisClientVersions:
-    """A process's view of the client versions, on its own connection as in create_app."""
-    # Named after the prefix, so that a test can find (and break) this process's own connections.
-    redis = Redis.from_url(SHARED_REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0), client_name=prefix)
-    return clients.RedisClientVersions(redis, prefix, **({"clock": clock} if clock else {}))
+def shared_versions(prefix: str) -> clients.RedisClientVersions:
+    """A process's view of the client versions, on its own feed as in create_app."""
+    return clients.RedisClientVersions(Redis.from_url(SHARED_REDIS_URL), prefix, shared_feed(prefix))
 
 
 def test_a_published_change_reaches_every_subscribed_process():
@@ -494,51 +485,39 @@ def test_a_published_change_reaches_every_subscribed_process():
     first, other = shared_versions(prefix), shared_versions(prefix)
     before = first.current("client-a")
     assert before is not None and before == first.current("client-a")
+    assert first.registry() == (before[0], 0)
 
     other.bump(["client-a"])
     # Delivery takes as long as Redis's write to first's socket (microseconds on one host).
     deadline = time.monotonic() + 2
     while first.current("client-a") == before:
         assert time.monotonic() < deadline, "the change never reached the other process"
+    assert first.current("client-a") == (before[0], 1)
     assert first.current("client-b") == (before[0], 0)  # other clients are unaffected
+    assert first.registry() == (before[0], 1)
 
 
-def test_a_broken_subscription_trusts_nothing_cached_under_it(caplog):
+def test_a_new_subscription_trusts_nothing_counted_under_the_last():
     """Changes published while a process was not subscribed are lost to it: after the connection
     breaks it reads the database until it subscribes again, and the new subscription makes every
     earlier version stale."""
     prefix = f"test-{uuid.uuid4().hex}"
     clock = Clock()
-    versions = shared_versions(prefix, clock)
+    feed = shared_feed(prefix, clock)
+    versions = clients.RedisClientVersions(Redis.from_url(SHARED_REDIS_URL), prefix, feed)
     before = versions.current("client-a")
-    admin = Redis.from_url(SHARED_REDIS_URL)
-    # Only this test's subscription: other processes' connections to this Redis are left alone.
-    [subscription] = [c for c in admin.client_list(_type="pubsub") if c["name"] == prefix]
-    assert admin.client_kill_filter(_id=subscription["id"]) == 1
+    versions.bump(["client-a"])
+    deadline = time.monotonic() + 2
+    while versions.current("client-a") != (before[0], 1):
+        assert time.monotonic() < deadline, "the change never arrived"
+    break_subscription(prefix)
 
-    with caplog.at_level(logging.WARNING, logger="app.services.clients"):
-        assert versions.current("client-a") is None
-    assert "client cache bypassed" in caplog.text
-    assert versions.current("client-a") is None  # no new attempt within RESUBSCRIBE_SECONDS
-
-    clock.now += clients.RedisClientVersions.RESUBSCRIBE_SECONDS
+    assert versions.current("client-a") is None
+    assert versions.registry() is None
+    clock.now += feed.RESUBSCRIBE_SECONDS
     after = versions.current("client-a")
-    assert after is not None and after != before
-
-
-def test_without_redis_every_lookup_reads_the_database_and_retries_rarely():
-    clock = Clock()
-    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0))
-    versions = clients.RedisClientVersions(unreachable, "test", clock=clock)
-    attempts = []
-    subscribe = versions._subscribe
-    versions._subscribe = lambda: (attempts.append(clock.now), subscribe())
-    assert versions.current("client-a") is None
-    assert versions.current("client-a") is None
-    assert attempts == [1000.0]
-    clock.now += clients.RedisClientVersions.RESUBSCRIBE_SECONDS
-    assert versions.current("client-a") is None
-    assert attempts == [1000.0, 1000.0 + clients.RedisClientVersions.RESUBSCRIBE_SECONDS]
+    assert after is not None and after[0] != before[0]
+    assert after[1] == 0 and versions.registry() == (after[0], 0)
 
 
 def test_the_cache_is_off_in_testing_unless_asked_for(database_url):

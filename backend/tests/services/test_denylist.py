@@ -8,17 +8,19 @@ import uuid
 
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.services.denylist import MemoryDenylist, RedisDenylist
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from app.services.redis_feed import RedisFeed
+from tests.conftest import SHARED_REDIS_URL, break_subscription, shared_feed
 
 
 @pytest.fixture(params=["memory", "redis"])
 def denylist(request):
     if request.param == "memory":
         return MemoryDenylist()
-    return RedisDenylist(Redis.from_url(REDIS_URL), prefix=f"test-{uuid.uuid4().hex}")
+    return process(f"test-{uuid.uuid4().hex}", prefix=f"test-{uuid.uuid4().hex}")
 
 
 def test_deny_then_is_denied_until_expiry(denylist):
@@ -65,3 +67,93 @@ def test_claim_concurrently_exactly_one_wins(denylist):
         thread.join()
 
     assert sorted(results) == [False] * 7 + [True]
+
+
+# --- shared through Redis: every process mirrors the set -------------------------------------------
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def process(name: str, prefix: str, **options) -> RedisDenylist:
+    """One process's denylist as create_app makes it, with its own feed and its own named
+    connection for everything else, whose last command tells whether a lookup asked Redis."""
+    feed = options.pop("feed", None) or shared_feed(name, options.pop("feed_clock", None))
+    return RedisDenylist(Redis.from_url(SHARED_REDIS_URL, client_name=f"{name}-set"), prefix, feed=feed, **options)
+
+
+def last_command(name: str) -> str:
+    admin = Redis.from_url(SHARED_REDIS_URL)
+    [connection] = [c for c in admin.client_list() if c["name"] == f"{name}-set"]
+    return connection["cmd"]
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + 2
+    while not condition():
+        assert time.monotonic() < deadline, what
+
+
+def test_a_denial_reaches_every_process_and_lookups_need_no_request_to_redis():
+    """RFC 7009 §2: the revocation takes effect at once in the process that made it, and in every
+    other as soon as Redis delivers it; the lookups themselves are answered from the mirror."""
+    prefix, first, other = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    denying, looking = process(first, prefix), process(other, prefix)
+    assert not looking.is_denied("jti-1")  # subscribes and reads the set: empty
+
+    denying.deny("jti-1", int(time.time()) + 60)
+    assert denying.is_denied("jti-1")
+    wait_for(lambda: looking.is_denied("jti-1"), "the denial never reached the other process")
+    assert not looking.is_denied("jti-2")
+    assert looking.is_denied("jti-2", "jti-1")
+    assert last_command(other) == "zrangebyscore"  # its snapshot of the set; no lookup since
+
+
+def test_each_subscription_starts_from_the_whole_set():
+    """Denials published while a process was not subscribed reach it through the set: read when it
+    first subscribes, asked directly while it has no subscription, read again once it has one."""
+    prefix, first, other = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    clock = Clock(1000.0)
+    denying = process(first, prefix)
+    denying.deny("before-it-started", int(time.time()) + 60)
+    looking = process(other, prefix, feed_clock=clock)
+    assert looking.is_denied("before-it-started")
+
+    break_subscription(other)
+    denying.deny("while-unsubscribed", int(time.time()) + 60)
+    assert looking.is_denied("while-unsubscribed")
+    assert last_command(other) == "zmscore"  # asked Redis: no subscription to vouch for the mirror
+
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert looking.is_denied("while-unsubscribed") and looking.is_denied("before-it-started")
+    assert last_command(other) == "zrangebyscore"
+
+
+def test_without_a_feed_every_lookup_asks_redis():
+    prefix, first, other = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    unreachable = RedisFeed(Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0)))
+    denying, looking = process(first, prefix), process(other, prefix, feed=unreachable)
+    denying.deny("jti-1", int(time.time()) + 60)
+
+    assert looking.is_denied("jti-1") and not looking.is_denied("jti-2")
+    assert last_command(other) == "zmscore"
+
+
+@pytest.mark.parametrize("mirrored", [True, False], ids=["from the mirror", "from Redis"])
+def test_a_denial_lapses_when_the_token_would_have_expired(mirrored):
+    prefix, name = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}"
+    clock = Clock(time.time())
+    unreachable = RedisFeed(Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0)))
+    denylist = process(name, prefix, clock=clock, **({} if mirrored else {"feed": unreachable}))
+    expires_at = int(clock.now) + 60
+    denylist.deny("jti-1", expires_at)
+
+    clock.now = expires_at - 1
+    assert denylist.is_denied("jti-1")
+    clock.now = expires_at
+    assert not denylist.is_denied("jti-1")
+    assert last_command(name) == ("zrangebyscore" if mirrored else "zmscore")  # the snapshot, then no request

@@ -1,0 +1,138 @@
+"""The per-process Redis feed that client versions and the denylist mirror read (services.redis_feed)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from app.services.redis_feed import RedisFeed
+from tests.conftest import SHARED_REDIS_URL, break_subscription, shared_feed
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Reader:
+    """What a reader of the feed is told."""
+
+    def __init__(self, feed: RedisFeed, channel: str) -> None:
+        self.messages: list[bytes] = []
+        self.subscriptions: list[int] = []
+        feed.listen(channel, self.messages.append, self.subscriptions.append)
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + 2
+    while not condition():
+        assert time.monotonic() < deadline, what
+
+
+def test_a_message_reaches_every_subscribed_process_without_a_request_to_redis():
+    name = f"test-{uuid.uuid4().hex}"
+    first, other = shared_feed(name), shared_feed(f"{name}-other")
+    first_reader, other_reader = Reader(first, f"{name}:a"), Reader(other, f"{name}:a")
+    assert first.live() == 1 and other.live() == 1
+    assert first_reader.subscriptions == [1] and first_reader.messages == []
+
+    Redis.from_url(SHARED_REDIS_URL).publish(f"{name}:a", "hello")
+    wait_for(lambda: (first.live(), other.live()) and first_reader.messages and other_reader.messages,
+             "the message never arrived")
+    assert first_reader.messages == other_reader.messages == [b"hello"]
+    assert first.live() == 1  # still the same subscription
+
+
+def test_each_reader_gets_its_own_channel():
+    name = f"test-{uuid.uuid4().hex}"
+    feed = shared_feed(name)
+    a, b = Reader(feed, f"{name}:a"), Reader(feed, f"{name}:b")
+    assert feed.live() == 1 and a.subscriptions == b.subscriptions == [1]
+    Redis.from_url(SHARED_REDIS_URL).publish(f"{name}:b", "for b")
+    wait_for(lambda: feed.live() and b.messages, "the message never arrived")
+    assert a.messages == [] and b.messages == [b"for b"]
+
+
+def test_a_broken_subscription_is_replaced_by_a_new_one_that_readers_are_told_of(caplog):
+    """Messages published while a process was not subscribed are lost to it: live() is 0 until it
+    subscribes again, and the new subscription has a new number."""
+    name = f"test-{uuid.uuid4().hex}"
+    clock = Clock()
+    feed = shared_feed(name, clock)
+    reader = Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+    break_subscription(name)
+
+    with caplog.at_level(logging.WARNING, logger="app.services.redis_feed"):
+        assert feed.live() == 0
+    assert "caches bypassed" in caplog.text
+    assert feed.live() == 0  # no new attempt within RESUBSCRIBE_SECONDS
+
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert feed.live() == 2
+    assert reader.subscriptions == [1, 2]
+
+
+def test_without_redis_live_is_zero_and_subscribing_is_retried_rarely():
+    clock = Clock()
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0))
+    feed = RedisFeed(unreachable, clock=clock)
+    attempts = []
+    subscribe = feed._subscribe
+    feed._subscribe = lambda: (attempts.append(clock.now), subscribe())
+    assert feed.live() == 0
+    assert feed.live() == 0
+    assert attempts == [1000.0]
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert feed.live() == 0
+    assert attempts == [1000.0, 1000.0 + RedisFeed.RESUBSCRIBE_SECONDS]
+
+
+def test_the_feed_vouches_for_itself_only_while_redis_has_confirmed_it_lately():
+    """A connection can die without an error: a serving process PINGs on its subscription every
+    CONFIRM_SECONDS, and live() is 0 while the latest answer is older than FRESH_SECONDS."""
+    name = f"test-{uuid.uuid4().hex}"
+    clock = Clock()
+    feed = shared_feed(name, clock)
+    Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+
+    clock.now += RedisFeed.CONFIRM_SECONDS  # a PING goes out; the subscription's confirmation is still fresh
+    assert feed.live() == 1
+    # Past FRESH_SECONDS since the subscription, but not since the PING: vouched for once its answer is in.
+    clock.now += RedisFeed.FRESH_SECONDS - RedisFeed.CONFIRM_SECONDS / 2
+    wait_for(lambda: feed.live() == 1, "the PING was never answered")
+
+    # An idle process: its confirmation is too old, until the PING sent now is answered. (Its last
+    # PING's answer would be waiting in its socket; this clock jumps before it arrives.)
+    wait_for(lambda: feed.live() and feed._ping_sent_at is None, "the last PING was never answered")
+    clock.now += RedisFeed.FRESH_SECONDS + 1
+    assert feed.live() == 0
+    wait_for(lambda: feed.live() == 1, "the PING was never answered")  # the same subscription: nothing lost
+
+
+def test_a_ping_left_unanswered_breaks_the_subscription():
+    name = f"test-{uuid.uuid4().hex}"
+    clock = Clock()
+    feed = shared_feed(name, clock)
+    Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+    admin = Redis.from_url(SHARED_REDIS_URL)
+    admin.execute_command("CLIENT", "PAUSE", "300", "ALL")  # Redis answers nobody for 300 ms
+    try:
+        clock.now += RedisFeed.CONFIRM_SECONDS
+        assert feed.live() == 1  # the PING is sent, and held
+        clock.now += RedisFeed.SUBSCRIBE_TIMEOUT_SECONDS + 0.1
+        assert feed.live() == 0
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert feed.live() == 2
