@@ -53,18 +53,48 @@ class AccessToken:
         return int(self.claims["exp"])
 
 
-_public_keysets: dict[tuple[str, ...], KeySet] = {}
+@dataclass
+class _PublishedKeys:
+    keyset: KeySet
+    # Tokens whose signature and typ these keys have verified, with their header and claims: a
+    # resource server introspects the same token on every request it serves, and verifying it again
+    # costs more than the rest of an introspection. iss, exp and the denylist are checked every time.
+    verified: dict[str, tuple[dict[str, Any], dict[str, Any]]]
 
 
-def _public_keyset(keys: KeyStore) -> KeySet:
+# Per set of published kids: a key leaving the JWKS takes the tokens verified with it along.
+_published: dict[tuple[str, ...], _PublishedKeys] = {}
+VERIFIED_TOKENS_KEPT = 4096
+
+
+def _published_keys(keys: KeyStore) -> _PublishedKeys:
     jwks = keys.jwks()
     kids = tuple(sorted(k["kid"] for k in jwks["keys"]))
     with _lock:
-        keyset = _public_keysets.get(kids)
-        if keyset is None:
-            _public_keysets.clear()
-            keyset = _public_keysets[kids] = KeySet.import_key_set(jwks)
-        return keyset
+        published = _published.get(kids)
+        if published is None:
+            _published.clear()
+            published = _published[kids] = _PublishedKeys(KeySet.import_key_set(jwks), {})
+        return published
+
+
+def _verified(token: str, keys: KeyStore) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The header and claims of a token signed by a published key and typed as an access token."""
+    published = _published_keys(keys)
+    known = published.verified.get(token)
+    if known is not None:
+        return known
+    try:
+        decoded = jwt.decode(token, published.keyset, algorithms=["RS256", "ES256"])
+    except (JoseError, ValueError):
+        return None
+    if not is_access_token_header(decoded.header):
+        return None
+    with _lock:
+        if len(published.verified) >= VERIFIED_TOKENS_KEPT:
+            published.verified.pop(next(iter(published.verified)))  # the oldest
+        published.verified[token] = (decoded.header, decoded.claims)
+    return decoded.header, decoded.claims
 
 
 def is_access_token_header(header: dict[str, Any]) -> bool:
@@ -81,13 +111,10 @@ def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denie
     verifies until it leaves the JWKS), `typ: at+jwt` (RFC 9068 §4), `iss`,
     `exp`, and the denylist.
     """
-    try:
-        decoded = jwt.decode(token, _public_keyset(keys), algorithms=["RS256", "ES256"])
-    except (JoseError, ValueError):
+    verified = _verified(token, keys)
+    if verified is None:
         return None
-    claims = decoded.claims
-    if not is_access_token_header(decoded.header):
-        return None
+    claims = dict(verified[1])  # the caller's own: the verified claims are shared
     if claims.get("iss") != settings.ISSUER or "jti" not in claims or "client_id" not in claims:
         return None
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= (now or time.time()):

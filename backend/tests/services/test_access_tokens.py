@@ -47,3 +47,58 @@ def test_other_tokens_are_refused(app, db_session, org, owner, case):
 
     with pytest.raises(errors.AuthenticationRequired):
         authenticate(app, db_session, token, denied)
+
+
+# --- verify_access_token keeps verified signatures (introspection sees the same token again and again) ---
+
+class PublishedKeys:
+    """The JWK Set a KeyStore publishes, which a test can change."""
+
+    def __init__(self, jwks: dict) -> None:
+        self.published = jwks
+
+    def jwks(self) -> dict:
+        return self.published
+
+
+def verify(app: Flask, token: str, *, keys=None, denied: MemoryDenylist | None = None, now: int | None = None):
+    return access_tokens.verify_access_token(
+        token, settings=app.extensions["gatehouse.settings"], keys=keys or app.extensions["gatehouse.keys"],
+        denied=denied or MemoryDenylist(), now=now)
+
+
+def test_a_token_verified_before_is_still_checked_for_expiry_and_revocation(app, owner):
+    """RFC 7662 §2.2: active only while unexpired and unrevoked, however often it was seen active."""
+    token, denied = factories.access_token(app, user=owner, jti="the-jti"), MemoryDenylist()
+    first = verify(app, token, denied=denied)
+    assert first is not None and verify(app, token, denied=denied) == first
+
+    assert verify(app, token, denied=denied, now=first.exp) is None
+    denied.deny("the-jti", first.exp)
+    assert verify(app, token, denied=denied) is None
+
+
+def test_a_token_stops_verifying_when_its_key_leaves_the_jwks(app, owner):
+    token = factories.access_token(app, user=owner)
+    kid = app.extensions["gatehouse.keys"].signing_key("RS256").kid
+    keys = PublishedKeys(app.extensions["gatehouse.keys"].jwks())
+    assert verify(app, token, keys=keys) is not None
+
+    keys.published = {"keys": [key for key in keys.published["keys"] if key["kid"] != kid]}
+    assert keys.published["keys"]  # other keys stay published
+    assert verify(app, token, keys=keys) is None
+
+
+def test_each_caller_gets_claims_of_its_own(app, owner):
+    token = factories.access_token(app, user=owner, scope="openid")
+    verify(app, token).claims["scope"] = "openid org:admin"
+    assert verify(app, token).claims["scope"] == "openid"
+
+
+def test_the_verified_tokens_kept_are_bounded(app, owner, monkeypatch):
+    monkeypatch.setattr(access_tokens, "VERIFIED_TOKENS_KEPT", 2)
+    tokens = [factories.access_token(app, user=owner) for _ in range(3)]
+    for token in tokens:
+        assert verify(app, token) is not None
+    [published] = access_tokens._published.values()
+    assert list(published.verified) == tokens[1:]  # the oldest went first
