@@ -93,6 +93,57 @@ def test_introspection_from_the_hot_path_matches_flask(client, machine_client):
     assert "Vary" not in hot.headers  # introspection has no CORS
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(("content_type", "body", "query", "served_here"), [
+    (f"{FORM}; charset=utf-8", b"grant_type=client_credentials", "", True),
+    ("Application/X-WWW-Form-Urlencoded", b"grant_type=client_credentials", "", True),
+    (FORM, b"grant_type=client_credentials&scope=", "", True),
+    (FORM, b"grant_type=client_credentials&scope=%ZZ", "", True),
+    (FORM, b"grant_type=client_credentials&scope=invoices%3Aread&scope=invoices%3Aread", "", True),
+    # Werkzeug reads a form that is not UTF-8 as empty: no grant_type, which only Flask answers.
+    (FORM, b"grant_type=client_credentials&scope=\xff", "", False),
+    (FORM, b"grant_type=client_credentials", "?scope=invoices:read", False),
+    ("application/json", b'{"grant_type": "client_credentials"}', "", False),
+], ids=["charset parameter", "media type in capitals", "blank scope", "bad percent-encoding", "repeated scope",
+        "not UTF-8", "query string", "JSON"])
+def test_any_token_form_gets_the_answer_flask_gives(client, machine_client, content_type, body, query,
+                                                    served_here):
+    """The hot path parses a form as Werkzeug does (RFC 6749 §3.2: form-encoded), or leaves it to Flask."""
+    def post(headers):
+        return client.post(f"/oauth2/token{query}", data=body, content_type=content_type,
+                           auth=(machine_client.client_id, machine_client.secret), headers=headers)
+    hot, flask = post({}), post({"Origin": FOREIGN_ORIGIN})
+
+    assert served_by_flask(hot) is not served_here and served_by_flask(flask)
+    assert hot.status_code == flask.status_code
+    if hot.status_code == 200:
+        assert set(hot.get_json()) == set(flask.get_json()) and hot.get_json()["scope"] == flask.get_json()["scope"]
+    else:
+        assert hot.get_json() == flask.get_json()
+    assert comparable_headers(hot) == comparable_headers(flask)
+
+
+@pytest.mark.parametrize(("body", "status", "answer"), [
+    (b"token=\xff", 400, {"error": "invalid_request"}),
+    (b"token=a&token=b", 400, {"error": "invalid_request"}),
+    (b"token=&token_type_hint=refresh_token", 200, {"active": False}),
+], ids=["not UTF-8", "repeated token", "blank token"])
+def test_any_introspection_form_gets_the_answer_flask_gives(client, machine_client, body, status, answer):
+    """RFC 7662 §2.1 and §4: a request without a token (Werkzeug reads a form that is not UTF-8 as
+    empty), or with one repeated, is invalid_request; a blank token is no token of ours."""
+    def post(headers):
+        return client.post("/oauth2/introspect", data=body, content_type=FORM,
+                           auth=(machine_client.client_id, machine_client.secret), headers=headers)
+    hot, flask = post({}), post({"Origin": FOREIGN_ORIGIN})
+
+    assert not served_by_flask(hot) and served_by_flask(flask)
+    assert (hot.status_code, hot.get_json()) == (flask.status_code, flask.get_json())
+    assert hot.status_code == status and answer.items() <= hot.get_json().items()
+    assert comparable_headers(hot) == comparable_headers(flask)
+
+
 def test_jwks_from_the_hot_path_matches_flask(client):
     hot = client.get("/oauth2/jwks")
     flask = client.get("/oauth2/jwks", headers={"Origin": FOREIGN_ORIGIN})
