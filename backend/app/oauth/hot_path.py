@@ -163,7 +163,9 @@ class FormRequest(OAuth2Request):
 
     def __init__(self, environ: dict[str, Any], *, trusted_hosts: list[str] | None) -> None:
         url = f"{environ['wsgi.url_scheme']}://{get_host(environ, trusted_hosts)}{environ.get('SCRIPT_NAME', '')}"
-        super().__init__(environ["REQUEST_METHOD"], f"{url}{environ['PATH_INFO']}", headers=EnvironHeaders(environ))
+        super().__init__(environ["REQUEST_METHOD"], f"{url}{environ['PATH_INFO']}")
+        # Set here, not passed: OAuth2Request tests `headers or {}`, which counts every environ key.
+        self.headers = EnvironHeaders(environ)
         try:
             form = MultiDict(parse_qsl(environ["gatehouse.body"].decode(), keep_blank_values=True,
                                        errors="werkzeug.url_quote"))

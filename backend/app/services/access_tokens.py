@@ -22,7 +22,7 @@ from app.config import Settings
 from app.models import User
 from app.services import users
 from app.services.denylist import TokenDenylist
-from app.services.keys import KeyStore
+from app.services.keys import KeyStore, jwk_set
 from app.services.organizations import ORG_ADMIN_SCOPE, organization_token_key
 
 _lock = threading.Lock()
@@ -68,13 +68,13 @@ VERIFIED_TOKENS_KEPT = 4096
 
 
 def _published_keys(keys: KeyStore) -> _PublishedKeys:
-    jwks = keys.jwks()
-    kids = tuple(sorted(k["kid"] for k in jwks["keys"]))
+    signing_keys = keys.published()
+    kids = tuple(sorted(key.kid for key in signing_keys))
     with _lock:
         published = _published.get(kids)
         if published is None:
             _published.clear()
-            published = _published[kids] = _PublishedKeys(KeySet.import_key_set(jwks), {})
+            published = _published[kids] = _PublishedKeys(KeySet.import_key_set(jwk_set(signing_keys)), {})
         return published
 
 

@@ -392,6 +392,11 @@ class _Snapshot:
     keys: tuple[SigningKey, ...]
 
 
+def jwk_set(keys: Iterable[SigningKey]) -> dict[str, list[dict[str, Any]]]:
+    """A JWK Set document (RFC 7517 §5) of these keys, public members only."""
+    return {"keys": [key.public_jwk() for key in keys]}
+
+
 class KeyStore:
     """The keyring of one directory, cached in this process.
 
@@ -488,7 +493,7 @@ class KeyStore:
 
     def jwks(self, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
         """The JWK Set document (RFC 7517 §5) of the published keys, public members only."""
-        return {"keys": [key.public_jwk() for key in self.published(now)]}
+        return jwk_set(self.published(now))
 
     def find(self, kid: str, now: datetime | None = None) -> SigningKey | None:
         """The published key with this kid, or None (unknown, or expired and no longer published)."""

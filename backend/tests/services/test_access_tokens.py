@@ -52,13 +52,13 @@ def test_other_tokens_are_refused(app, db_session, org, owner, case):
 # --- verify_access_token keeps verified signatures (introspection sees the same token again and again) ---
 
 class PublishedKeys:
-    """The JWK Set a KeyStore publishes, which a test can change."""
+    """The keys a KeyStore publishes, which a test can change."""
 
-    def __init__(self, jwks: dict) -> None:
-        self.published = jwks
+    def __init__(self, keys: list) -> None:
+        self.keys = keys
 
-    def jwks(self) -> dict:
-        return self.published
+    def published(self) -> list:
+        return self.keys
 
 
 def verify(app: Flask, token: str, *, keys=None, denied: MemoryDenylist | None = None, now: int | None = None):
@@ -81,11 +81,11 @@ def test_a_token_verified_before_is_still_checked_for_expiry_and_revocation(app,
 def test_a_token_stops_verifying_when_its_key_leaves_the_jwks(app, owner):
     token = factories.access_token(app, user=owner)
     kid = app.extensions["gatehouse.keys"].signing_key("RS256").kid
-    keys = PublishedKeys(app.extensions["gatehouse.keys"].jwks())
+    keys = PublishedKeys(app.extensions["gatehouse.keys"].published())
     assert verify(app, token, keys=keys) is not None
 
-    keys.published = {"keys": [key for key in keys.published["keys"] if key["kid"] != kid]}
-    assert keys.published["keys"]  # other keys stay published
+    keys.keys = [key for key in keys.keys if key.kid != kid]
+    assert keys.keys  # other keys stay published
     assert verify(app, token, keys=keys) is None
 
 
