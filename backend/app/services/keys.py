@@ -267,6 +267,22 @@ def key_states(keys: Iterable[SigningKey], *, now: datetime,
     return result
 
 
+def next_change(keys: Iterable[SigningKey], *, now: datetime, max_token_lifetime: int) -> datetime:
+    """The first moment after `now` at which a key's state (see `key_states`) changes."""
+    keys = tuple(keys)
+    superseded = superseded_times(keys).values()
+    lifetime = timedelta(seconds=max_token_lifetime)
+    changes = [key.activates_at for key in keys] + [*superseded] + [until + lifetime for until in superseded]
+    return min((moment for moment in changes if moment > now), default=datetime.max.replace(tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class _States:
+    keys: tuple[SigningKey, ...]  # the snapshot they were worked out for
+    states: tuple[tuple[SigningKey, KeyState], ...]
+    until: datetime
+
+
 # --- Writing --------------------------------------------------------------
 
 def _prepare_directory(directory: Path) -> None:
@@ -417,6 +433,7 @@ class KeyStore:
         self._snapshot = _Snapshot(fingerprint=(), keys=())
         self._loaded = False
         self._listed_until = float("-inf")
+        self._states: _States | None = None
 
     def _fingerprint(self) -> tuple[tuple[str, int, int, int], ...] | None:
         try:
@@ -470,8 +487,18 @@ class KeyStore:
             return keys
 
     def states(self, now: datetime | None = None) -> list[tuple[SigningKey, KeyState]]:
-        """Every key with its state at `now` (see `key_states`)."""
-        return key_states(self.keys(), now=_aware(now), max_token_lifetime=self.max_token_lifetime)
+        """Every key with its state at `now` (see `key_states`); by default now, which is worked out
+        again only once the keys change or one of them reaches its next state (every token signed
+        and every introspection asks)."""
+        if now is not None:
+            return key_states(self.keys(), now=_aware(now), max_token_lifetime=self.max_token_lifetime)
+        keys, now = self.keys(), _utcnow()
+        known = self._states
+        if known is None or known.keys is not keys or now >= known.until:
+            states = key_states(keys, now=now, max_token_lifetime=self.max_token_lifetime)
+            known = self._states = _States(keys, tuple(states), next_change(keys, now=now,
+                                                                          max_token_lifetime=self.max_token_lifetime))
+        return list(known.states)
 
     def signing_key(self, alg: str, now: datetime | None = None) -> SigningKey:
         """The key that signs `alg` tokens at `now`.

@@ -15,6 +15,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet
 
+from app.services import keys as keys_module
 from app.services.keys import (
     KeyringError,
     KeyState,
@@ -422,3 +423,22 @@ def test_load_keys_refuses_bad_metadata(keydir: Path, change: dict) -> None:
 
     with pytest.raises(KeyringError, match=key.kid):
         load_keys(keydir)
+
+
+def test_the_states_of_now_follow_every_change_of_state_and_of_keys(keydir: Path, store: KeyStore,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """states() without `now` is kept between calls: it must still change at the very moment a key
+    activates, retires or expires, and as soon as a key is added."""
+    old = ensure_keys(keydir, algs=("RS256",), now=T0)[0]
+    new = rotate_key(keydir, alg="RS256", activation_delay=DELAY, now=at(60))
+    now = [at(60)]
+    monkeypatch.setattr(keys_module, "_utcnow", lambda: now[0])
+    tick = timedelta(microseconds=1)
+    expiry = new.activates_at + timedelta(seconds=MAX_LIFETIME)
+    for moment in (at(60), new.activates_at - tick, new.activates_at, expiry - tick, expiry):
+        now[0] = moment
+        assert store.states() == store.states(moment)
+    assert dict(store.states())[old] == KeyState.EXPIRED and dict(store.states())[new] == KeyState.ACTIVE
+
+    added = rotate_key(keydir, alg="ES256", activation_delay=0, now=expiry)
+    assert dict(store.states())[added] == KeyState.ACTIVE
