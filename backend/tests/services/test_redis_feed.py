@@ -136,3 +136,19 @@ def test_a_ping_left_unanswered_breaks_the_subscription():
         admin.execute_command("CLIENT", "UNPAUSE")
     clock.now += RedisFeed.RESUBSCRIBE_SECONDS
     assert feed.live() == 2
+
+
+def test_a_burst_of_messages_is_taken_in_whole_and_in_order():
+    """redis-py reads ahead into its own buffer: messages that arrived together must all be taken in,
+    although the socket has nothing more to read (and, the clock standing still, no PING's answer
+    comes to stir it)."""
+    name = f"test-{uuid.uuid4().hex}"
+    feed = shared_feed(name, Clock())
+    reader = Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+    with Redis.from_url(SHARED_REDIS_URL).pipeline(transaction=False) as pipe:
+        for n in range(50):
+            pipe.publish(f"{name}:a", str(n))
+        pipe.execute()
+    wait_for(lambda: feed.live() and len(reader.messages) == 50, "messages were left unread")
+    assert reader.messages == [str(n).encode() for n in range(50)]
