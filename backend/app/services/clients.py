@@ -38,7 +38,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Select, inspect, select, update
+from sqlalchemy import JSON, Select, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
@@ -697,14 +697,20 @@ def _changed_in(db: Session | scoped_session) -> set[str]:
 
 def _detached_copy(values: dict[str, Any]) -> OAuthClient:
     """A detached OAuthClient with these column values, as if loaded and its session closed."""
-    client = inspect(OAuthClient).class_manager.new_instance()
-    # Set as the ORM's loader sets them (no change events); copies of the mutable values (lists of
-    # strings, the jwks object), so a request cannot change the entry.
-    client.__dict__.update({key: value[:] if isinstance(value, list) else
-                            copy.deepcopy(value) if isinstance(value, dict) else value
-                            for key, value in values.items()})
+    client = _CLIENT_MANAGER.new_instance()
+    # Set as the ORM's loader sets them (no change events), with copies of the mutable values (the
+    # JSON columns: lists of strings, the jwks object), so a request cannot change the entry.
+    client.__dict__.update(values)
+    for key in _JSON_COLUMNS:
+        value = values[key]
+        if value is not None:
+            client.__dict__[key] = value[:] if isinstance(value, list) else copy.deepcopy(value)
     make_transient_to_detached(client)
     return client
+
+
+_CLIENT_MANAGER = inspect(OAuthClient).class_manager
+_JSON_COLUMNS = tuple(attr.key for attr in inspect(OAuthClient).column_attrs if isinstance(attr.columns[0].type, JSON))
 
 
 def _origin(uri: str) -> str | None:
