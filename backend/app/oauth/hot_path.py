@@ -32,15 +32,15 @@ from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from flask import Flask, g
-from werkzeug import Response
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_host
 
 from app.extensions import db, key_store
 from app.oauth.endpoints import JWKS_CACHE_CONTROL
-from app.oauth.server import oauth_server
+from app.oauth.server import answering_in_wsgi, oauth_server
 from app.security.request_id import HEADER as REQUEST_ID_HEADER
 from app.security.request_id import request_id_from
 
@@ -88,7 +88,7 @@ class ProtocolHotPath:
         with self.app.app_context():
             g.request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
             try:
-                status, headers, body = handler(environ)
+                status, headers, body = _served(handler, environ)
             # Flask answers plain http (oauth/endpoints.py), and the HTTP errors Werkzeug raises while
             # parsing (a form over its part or field size limits: 413), with its own error handlers.
             except (_NotHere, InsecureTransportError, HTTPException):
@@ -128,10 +128,10 @@ class ProtocolHotPath:
         # itself, and with its client from the cache (services.clients.ClientCache) it opens none.
         if db.session.registry.has():
             db.session.commit()
-        return _answer(response)
+        return _answer(*response)
 
     def _introspect(self, environ: dict[str, Any]) -> Answer:
-        return _answer(oauth_server().create_endpoint_response("introspection", self._form_request(environ)))
+        return _answer(*oauth_server().create_endpoint_response("introspection", self._form_request(environ)))
 
     def _form_request(self, environ: dict[str, Any]) -> FormRequest:
         # Werkzeug parses a form only of this media type; anything else (JSON, multipart) is Flask's.
@@ -200,9 +200,19 @@ class _NotHere(Exception):
     """The request is not one this path serves after all: Flask takes it."""
 
 
-def _answer(response: Response) -> Answer:
-    headers = [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
-    return response.status, headers, response.get_data()
+def _served(handler: Callable[[dict[str, Any]], Answer], environ: dict[str, Any]) -> Answer:
+    """The handler's answer, with the server answering in WSGI parts meanwhile (and only meanwhile:
+    a request handed on to Flask gets Flask responses)."""
+    answering = answering_in_wsgi.set(True)
+    try:
+        return handler(environ)
+    finally:
+        answering_in_wsgi.reset(answering)
+
+
+def _answer(status_code: int, body: str, headers: list[tuple[str, str]]) -> Answer:
+    """What the server answered (oauth/server.py, handle_response), with the status line Werkzeug writes."""
+    return f"{status_code} {HTTP_STATUS_CODES[status_code].upper()}", headers, body.encode()
 
 
 def _is_secure(environ: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
@@ -33,6 +34,11 @@ from app.request_context import request_actor
 from app.services import audit, authorization_context
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
 from app.services import grants as grant_store
+
+
+# Set by oauth/hot_path.py, which answers outside Flask's request cycle: the server's answers are then
+# (status code, body, headers) for it to send, not Flask responses built only to be taken apart again.
+answering_in_wsgi: ContextVar[bool] = ContextVar("answering_in_wsgi", default=False)
 
 
 class GatehouseAuthorizationServer(AuthorizationServer):
@@ -100,6 +106,8 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         # Compact JSON, as jsonify sends it; Authlib's Flask integration writes ", " and ": ".
         if isinstance(payload, dict):
             payload = current_app.json.dumps(payload, separators=(",", ":"))
+        if answering_in_wsgi.get():
+            return status_code, payload, headers
         return super().handle_response(status_code, payload, headers)
 
     def handle_error_response(self, request, error):
