@@ -4,15 +4,18 @@ Client-credentials token requests, introspection and JWKS are answered here by t
 server, grants, endpoints and services as the Flask views in oauth/endpoints.py. What this skips is
 Flask's per-request machinery, which these three endpoints do not use and which measured several
 times the cost of their own work (scripts/bench_token.py): the request context (session cookie,
-URL routing) and the before/after-request hooks (rate limiter — these routes have no limits —,
-CSRF, Talisman, request id). The headers those hooks give these routes' responses are captured
-once per scheme when the app is built, so a response from here carries the same security headers
-as one from Flask (tests/oauth/test_hot_path.py compares them).
+URL routing), the before/after-request hooks (rate limiter — these routes have no limits —,
+CSRF, Talisman, request id), the Werkzeug request Authlib's Flask integration wraps (FormRequest
+below) and the Flask response it builds (the server answers here in WSGI parts). The headers
+those hooks give these routes' responses are captured once per scheme when the app is built, so
+a response from here carries the same security headers as one from Flask
+(tests/oauth/test_hot_path.py compares them).
 
 Everything else goes to Flask unchanged: other grant types (they write audit events with the
 request's actor), CORS requests (an Origin header: the allowed origins come from the client
-registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH, plain-http
-requests Authlib refuses, and forms Werkzeug refuses to parse.
+registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH, bodies that
+are not form-encoded, requests with a query string, plain-http requests Authlib refuses, and
+forms Werkzeug refuses to parse.
 """
 
 from __future__ import annotations
