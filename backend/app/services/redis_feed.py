@@ -86,20 +86,36 @@ class RedisFeed:
                 return
             self._retry_at = self._clock() + self.RESUBSCRIBE_SECONDS
             self._subscribe()  # its reads may have buffered messages beyond the confirmations: drain
-        # Otherwise a poll of the socket first (under a µs; get_message's own check costs about 10 µs):
-        # the loop below drains until get_message finds nothing, so when the socket is quiet nothing
-        # waits in redis-py's buffer either.
+        # Otherwise a poll of the socket first (under a µs; redis-py's own check costs about 10 µs):
+        # the loop below drains until nothing is left, so when the socket is quiet nothing waits in
+        # redis-py's buffer either.
         elif not self._poll.poll(0):
             self._confirm()
             return
-        while (message := self._pubsub.get_message(timeout=0)) is not None:
+        connection = self._pubsub.connection
+        while connection.can_read(timeout=0):
+            # Once its first bytes are in, a message is read whole, waiting (up to the socket timeout)
+            # for the rest of it: get_message(timeout=0) would time out on a message split across
+            # TCP segments and break the subscription.
+            message = self._pubsub.handle_message(connection.read_response(disconnect_on_error=False,
+                                                                           push_request=True))
+            if message is None:
+                continue
             if message["type"] == "message":
-                self._readers[message["channel"]][0](message["data"])
+                self._hand_over(message["channel"], message["data"])
             elif message["type"] == "pong":
                 self._confirmed_at, self._ping_sent_at = self._ping_sent_at, None
             elif message["type"] == "subscribe":  # redis-py subscribed again after a reconnection
                 self._new_subscription()
         self._confirm()
+
+    def _hand_over(self, channel: bytes, data: bytes) -> None:
+        try:
+            self._readers[channel][0](data)
+        except Exception as err:
+            # A message its reader cannot take in (published by something else on our channel): what
+            # the reader holds can no longer be vouched for, so the subscription goes, and with it the trust.
+            raise RedisError(f"unreadable message on {channel.decode()}: {err!r}") from err
 
     def _confirm(self) -> None:
         now = self._clock()

@@ -157,3 +157,14 @@ def test_a_denial_lapses_when_the_token_would_have_expired(mirrored):
     clock.now = expires_at
     assert not denylist.is_denied("jti-1")
     assert last_command(name) == ("zrangebyscore" if mirrored else "zmscore")  # the snapshot, then no request
+
+
+def test_a_message_on_the_denials_channel_that_is_no_denial_makes_lookups_ask_redis():
+    prefix, first, other = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    denying, looking = process(first, prefix), process(other, prefix)
+    assert not looking.is_denied("jti-1")  # mirrored
+    denying.deny("jti-1", int(time.time()) + 60)
+    Redis.from_url(SHARED_REDIS_URL).publish(looking.channel, "not a denial")
+
+    wait_for(lambda: looking.is_denied("jti-1") and last_command(other) == "zmscore",
+             "the mirror was still trusted after a message it could not read")

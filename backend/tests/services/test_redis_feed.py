@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 import uuid
 
@@ -152,3 +155,67 @@ def test_a_burst_of_messages_is_taken_in_whole_and_in_order():
         pipe.execute()
     wait_for(lambda: feed.live() and len(reader.messages) == 50, "messages were left unread")
     assert reader.messages == [str(n).encode() for n in range(50)]
+
+
+class SlowNetwork:
+    """A TCP proxy in front of the shared Redis that hands Redis's replies on 16 bytes at a time,
+    2 ms apart, as a slow or distant network may: a message then arrives in several segments."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = SHARED_REDIS_URL.replace(":6379/", f":{self.listener.getsockname()[1]}/")
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            downstream, _ = self.listener.accept()
+            upstream = socket.create_connection(("127.0.0.1", 6379))
+            for connection in (downstream, upstream):
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pipe, args=(downstream, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, downstream, 16), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, piece: int | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                for start in range(0, len(data), piece or len(data)):
+                    sink.sendall(data[start:start + (piece or len(data))])
+                    if piece:
+                        time.sleep(0.002)
+        for connection in (source, sink):
+            with contextlib.suppress(OSError):
+                connection.close()
+
+
+def test_a_message_split_across_segments_is_read_whole_without_breaking_the_subscription():
+    network = SlowNetwork()
+    name = f"test-{uuid.uuid4().hex}"
+    feed = RedisFeed(Redis.from_url(network.url, socket_timeout=2, retry=Retry(NoBackoff(), 0)), clock=Clock())
+    reader = Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+
+    denial = f"{int(time.time()) + 600} {uuid.uuid4().hex}{uuid.uuid4().hex}"  # a denylist message's size
+    Redis.from_url(SHARED_REDIS_URL).publish(f"{name}:a", denial)
+    wait_for(lambda: feed.live() == 1 and reader.messages, "the message never arrived")
+    assert reader.messages == [denial.encode()]
+    assert reader.subscriptions == [1]  # the same subscription throughout
+
+
+def test_a_message_its_reader_cannot_take_in_ends_the_subscription(caplog):
+    """What the reader holds can no longer be vouched for: readers fall back until a new subscription."""
+    name = f"test-{uuid.uuid4().hex}"
+    clock = Clock()
+    feed = shared_feed(name, clock)
+
+    def refuse(data: bytes) -> None:
+        raise ValueError("not a message of ours")
+    feed.listen(f"{name}:a", refuse)
+    assert feed.live() == 1
+
+    Redis.from_url(SHARED_REDIS_URL).publish(f"{name}:a", "garbage")
+    with caplog.at_level(logging.WARNING, logger="app.services.redis_feed"):
+        wait_for(lambda: feed.live() == 0, "the unreadable message was ignored")
+    assert "unreadable message" in caplog.text
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert feed.live() == 2
