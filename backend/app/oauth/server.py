@@ -33,6 +33,7 @@ from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
 from app.services import audit, authorization_context
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
+from app.services.denylist import CLAIM_PREFIX
 from app.services import grants as grant_store
 
 
@@ -269,7 +270,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict, jti: str) -> bool:
         # An assertion is single-use: claim its jti, atomically, for as long as it is
         # accepted, which is until exp plus the clock-skew leeway (RFC 7523 §3, items 4 and 7).
-        return token_denylist().claim(f"client-assertion:{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+        return token_denylist().claim(f"{CLAIM_PREFIX}{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
 
 
 class MissingBearerToken(OAuth2Error):

@@ -15,6 +15,10 @@ from redis import Redis
 from app.services.redis_feed import RedisFeed
 
 
+# claim() keys of client assertions (oauth/server.py) share the denials' namespace; they are no denials.
+CLAIM_PREFIX = "client-assertion:"
+
+
 class TokenDenylist(Protocol):
     def deny(self, jti: str, expires_at: int) -> None: ...
 
@@ -27,18 +31,25 @@ class TokenDenylist(Protocol):
 
 
 class RedisDenylist:
-    """Denials in one sorted set (key -> the Unix time it lapses), shared by every process and
-    instance, and mirrored in each process so that a lookup needs no request to Redis.
+    """Denials shared by every process and instance through Redis, and mirrored in each process so
+    that a lookup needs no request to Redis.
 
-    deny() adds to the set and publishes the denial in one transaction; every process's mirror
-    takes it in from its feed (services.redis_feed), and the denying process at once. On each new
-    subscription the mirror first reads the whole set: nothing published while it was not
+    A denial is a key of its own (`{prefix}:denied-jti:<key>`, lapsing when the token would have
+    expired), indexed in one sorted set (key -> the Unix time it lapses) so that a process can read
+    them all. deny() writes both and publishes the denial in one transaction; every process's
+    mirror takes it in from its feed (services.redis_feed), and the denying process at once. On
+    each new subscription the mirror first reads the whole set: nothing published while it was not
     subscribed is missed. While the feed cannot vouch for itself (no subscription, or no recent
-    confirmation from Redis), is_denied asks Redis. A revocation thus reaches every process as
-    fast as Redis delivers it, and in every failure within the feed's FRESH_SECONDS; RFC 7009 §2
-    allows such a propagation delay and asks that it be short.
+    confirmation from Redis), is_denied asks Redis for the keys. A revocation thus reaches every
+    process as fast as Redis delivers it, and in every failure within the feed's FRESH_SECONDS;
+    RFC 7009 §2 allows such a propagation delay and asks that it be short.
 
-    claim() keeps single-use keys apart, one Redis key each (SET NX is what makes it atomic).
+    Builds before the set wrote the keys alone: the first process to read the set adds theirs to
+    it (`_index_earlier_denials`). During a rolling upgrade from such a build, a denial made on an
+    instance still running it reaches upgraded instances' mirrors at their next subscription
+    only; their lookups without a live feed, and earlier builds' lookups, see every denial.
+
+    claim() records single-use keys in the same namespace (SET NX is what makes it atomic).
     """
 
     def __init__(self, redis: Redis, prefix: str, feed: RedisFeed | None = None,
@@ -56,11 +67,15 @@ class RedisDenylist:
         if feed is not None:
             feed.listen(self.channel, self._take_in)
 
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:denied-jti:{key}"
+
     def deny(self, key: str, expires_at: int) -> None:
         now = self._clock()
         if expires_at <= now:
             return
         with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(key), 1, exat=expires_at)
             pipe.zadd(self.denied, {key: expires_at}, gt=True)  # a later lapse wins, never an earlier one
             pipe.zremrangebyscore(self.denied, "-inf", int(now))
             pipe.publish(self.channel, f"{expires_at} {key}")
@@ -68,14 +83,13 @@ class RedisDenylist:
         self._remember(key, expires_at)
 
     def is_denied(self, *keys: str) -> bool:
-        now = self._clock()
         if self._mirror_is_live():
-            mirror = self._mirror
+            now, mirror = self._clock(), self._mirror
             return any(mirror.get(key, 0) > now for key in keys)
-        return any(lapses is not None and lapses > now for lapses in self.redis.zmscore(self.denied, list(keys)))
+        return bool(self.redis.exists(*(self._key(key) for key in keys)))
 
     def claim(self, key: str, expires_at: int) -> bool:
-        return bool(self.redis.set(f"{self.prefix}:denied-jti:{key}", 1, exat=expires_at, nx=True))
+        return bool(self.redis.set(self._key(key), 1, exat=expires_at, nx=True))
 
     def _mirror_is_live(self) -> bool:
         subscription = self._feed.live() if self._feed is not None else 0
@@ -84,11 +98,30 @@ class RedisDenylist:
         # Each subscription has a new number: the set is read again, for what was published while
         # unsubscribed. Read after the subscription was confirmed, a denial is in it, on the feed, or both.
         if subscription != self._mirrored:
+            self._index_earlier_denials()
             snapshot = self.redis.zrangebyscore(self.denied, f"({int(self._clock())}", "+inf", withscores=True)
             for key, lapses in snapshot:
                 self._remember(key.decode(), int(lapses))
             self._mirrored = subscription
         return True
+
+    def _index_earlier_denials(self) -> None:
+        """Add to the set the denials of builds that wrote only their keys (see the class docstring),
+        unless a process has done it already. Two processes doing it at once add the same entries."""
+        done = f"{self.denied}:indexed"
+        if self.redis.exists(done):
+            return
+        namespace = self._key("")
+        names = [name.decode() for name in self.redis.scan_iter(match=f"{namespace}*", count=1000)]
+        names = [name for name in names if not name.startswith(f"{namespace}{CLAIM_PREFIX}")]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.pexpiretime(name)
+            lapses = pipe.execute()
+        earlier = {name.removeprefix(namespace): ms // 1000 for name, ms in zip(names, lapses) if ms > 0}
+        if earlier:
+            self.redis.zadd(self.denied, earlier, gt=True)
+        self.redis.set(done, 1)
 
     def _take_in(self, data: bytes) -> None:
         lapses, _, key = data.decode().partition(" ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from sqlalchemy import select
@@ -46,7 +47,8 @@ def test_revoked_access_token_is_denied_until_it_expires(app, obtain_tokens, web
     assert denylist.is_denied(claims["jti"])
     if os.environ.get("REDIS_URL"):
         assert isinstance(denylist, RedisDenylist)
-        # Denied until the token's own exp, in the set every process mirrors.
+        # Denied until the token's own exp: its key, and its entry in the set every process mirrors.
+        assert 0 < denylist.redis.ttl(f"{denylist.prefix}:denied-jti:{claims['jti']}") <= claims["exp"] - int(time.time()) + 1
         assert denylist.redis.zscore(denylist.denied, claims["jti"]) == claims["exp"]
     else:
         assert isinstance(denylist, MemoryDenylist)
