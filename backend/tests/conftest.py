@@ -91,6 +91,16 @@ def count_sql(engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
+class Clock:
+    """A clock that stands still until a test moves it (`clock.now += seconds`)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 # Tests of what processes share through Redis use this one whichever stores the suite runs on:
 # this machine and CI always run Redis.
 SHARED_REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -19,16 +19,9 @@ from app.extensions import db
 from app.models import OAuthClient
 from app.services import authorization_context, clients, organizations
 from app.services.actor import Actor
-from tests.conftest import SHARED_REDIS_URL, break_subscription, count_sql, make_settings, shared_feed
+from tests.conftest import Clock, SHARED_REDIS_URL, break_subscription, count_sql, make_settings, shared_feed
 from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class BrokenVersions(clients.MemoryClientVersions):

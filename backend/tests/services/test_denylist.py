@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from app.services.denylist import CLAIM_PREFIX, MemoryDenylist, RedisDenylist
 from app.services.redis_feed import RedisFeed
-from tests.conftest import SHARED_REDIS_URL, break_subscription, shared_feed
+from tests.conftest import Clock, SHARED_REDIS_URL, break_subscription, shared_feed
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -70,13 +70,6 @@ def test_claim_concurrently_exactly_one_wins(denylist):
 
 
 # --- shared through Redis: every process mirrors the set -------------------------------------------
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def process(name: str, prefix: str, **options) -> RedisDenylist:

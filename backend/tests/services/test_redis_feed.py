@@ -14,15 +14,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.services.redis_feed import RedisFeed
-from tests.conftest import SHARED_REDIS_URL, break_subscription, shared_feed
+from tests.conftest import Clock, SHARED_REDIS_URL, break_subscription, shared_feed
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Reader:
