@@ -625,7 +625,7 @@ class ClientCache:
         if version is None or _changed_in(db):
             return load(db, client=client)
         cached = self._claims.get(client.client_id)
-        if cached is not None and cached.version == version and self._clock() < cached.expires_at:
+        if self._fresh(cached, version):
             return dict(cached.values)
         claims = load(db, client=client)
         self._keep(self._claims, client.client_id, _Entry(dict(claims), version, self._clock() + self.ttl))
@@ -639,7 +639,7 @@ class ClientCache:
         if version is None or _changed_in(db):
             return frozenset(all_cors_origins(db))
         cached = self._origins
-        if cached is not None and cached.version == version and self._clock() < cached.expires_at:
+        if self._fresh(cached, version):
             return cached.values
         origins = frozenset(all_cors_origins(db))
         self._origins = _Entry(origins, version, self._clock() + self.ttl)
@@ -653,7 +653,7 @@ class ClientCache:
         if version is None:
             return get_client(db, client_id)
         entry = self._entries.get(client_id)
-        if entry is not None and entry.version == version and self._clock() < entry.expires_at:
+        if self._fresh(entry, version):
             return _held(db, entry.values["id"]) or _detached_copy(entry.values)
         client = get_client(db, client_id)
         # Not what this very transaction changed: it may yet roll back.
@@ -662,6 +662,10 @@ class ClientCache:
         else:
             self._entries.pop(client_id, None)
         return client
+
+    def _fresh(self, entry: _Entry | None, version: Hashable) -> bool:
+        """Whether `entry` may be used: kept under the current version, and within its ttl."""
+        return entry is not None and entry.version == version and self._clock() < entry.expires_at
 
     def _keep(self, entries: dict[str, _Entry], client_id: str, entry: _Entry) -> None:
         with self._lock:
