@@ -102,3 +102,13 @@ def test_the_verified_tokens_kept_are_bounded(app, owner, monkeypatch):
         assert verify(app, token) is not None
     [published] = access_tokens._published.values()
     assert list(published.verified) == tokens[1:]  # the oldest went first
+
+
+@pytest.mark.parametrize("typ", ["JWT", "logout+jwt"])
+def test_a_jwt_of_ours_that_is_no_access_token_is_refused_every_time(app, owner, typ):
+    """RFC 9068 §4 and RFC 8725 §3.11: ID Tokens and other JWTs are signed with the same keys; only
+    typ at+jwt makes an access token, and a refusal is not turned into a cached success."""
+    token = factories.access_token(app, user=owner, typ=typ)
+    assert verify(app, token) is None
+    assert verify(app, token) is None
+    assert verify(app, factories.access_token(app, user=owner)) is not None  # the control: typ at+jwt
