@@ -185,3 +185,34 @@ def test_denials_written_by_earlier_builds_are_indexed_once_and_seen_by_every_lo
     without_feed = process(f"c-{uuid.uuid4().hex}", prefix, feed=RedisFeed(
         Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0))))
     assert without_feed.is_denied("revoked-during-the-rollout")
+
+
+def test_a_later_lapse_wins_over_an_earlier_one():
+    """Denied twice (an organization deleted, then a token of it revoked): denied until the later
+    lapse, in the process that denied and in one that reads the set afresh."""
+    prefix, first, other = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    now = time.time()
+    clock = Clock(now)
+    denying = process(first, prefix, clock=clock)
+    assert not denying.is_denied("key")  # mirrored from here on
+    denying.deny("key", int(now) + 600)
+    denying.deny("key", int(now) + 60)
+
+    clock.now = now + 120
+    assert denying.is_denied("key")
+    assert process(other, prefix, clock=clock).is_denied("key")
+
+
+def test_lookups_from_the_mirror_send_nothing_to_redis():
+    prefix, name = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}"
+    denylist = process(name, prefix)
+    denylist.deny("jti-1", int(time.time()) + 60)
+    assert denylist.is_denied("jti-1")  # subscribed and read the set
+    admin = Redis.from_url(SHARED_REDIS_URL)
+    # Close its connection from Redis's side: any command after this would open a new one under its name.
+    [connection] = [c for c in admin.client_list() if c["name"] == f"{name}-set"]
+    assert admin.client_kill_filter(_id=connection["id"]) == 1
+
+    for _ in range(3):
+        assert denylist.is_denied("jti-1") and not denylist.is_denied("jti-2")
+    assert not [c for c in admin.client_list() if c["name"] == f"{name}-set"]
