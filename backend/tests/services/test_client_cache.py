@@ -304,11 +304,19 @@ def test_an_organization_clients_claims_are_read_once_until_it_changes(engine, d
     db_session.commit()  # and db_session is not read again: with SQLite it would hold the lock
     cache, calls = clients.ClientCache(clients.MemoryClientVersions(), ttl=30), []
     load = organization_claims_loader(calls)
-    for _ in range(2):
+    for _ in range(3):
         with fresh(engine) as s, count_sql(engine) as sql:
             claims = cache.client_claims(s, cache.get(s, client_id), load)
             assert (claims["org_slug"], claims["org_name"]) == ("acme", "Acme")
-    assert calls == [client_id] and sql == []  # the second time: no SQL at all
+            claims["org_name"] = "changed by a caller"  # each caller's own copy
+    assert calls == [client_id] and sql == []  # after the first time: no SQL at all
+
+    with fresh(engine) as s:  # a transaction that changed the client reads its claims afresh
+        client = cache.get(s, client_id)
+        s.info[clients.CHANGED_CLIENTS_KEY] = {client_id}
+        assert cache.client_claims(s, client, load)["org_name"] == "Acme"
+        s.info.pop(clients.CHANGED_CLIENTS_KEY)
+    assert calls == [client_id, client_id]
 
     with fresh(engine) as s:
         access = organizations.require_access(s, user=s.get(type(owner), owner_id), organization_id=org_id,
@@ -413,9 +421,11 @@ def test_a_new_clients_origin_is_allowed_at_once(app, db_session):
     assert preflight().headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
 
 
-def test_an_organization_rename_reaches_its_clients_tokens_at_once(app, engine, db_session):
+@pytest.mark.parametrize("renamed", [{"name": "Acme Renamed"}, {"slug": "acme-renamed"},
+                                     {"name": "Acme Renamed", "slug": "acme-renamed"}], ids=["name", "slug", "both"])
+def test_an_organization_rename_reaches_its_clients_tokens_at_once(app, engine, db_session, renamed):
     """A client-credentials token of an organization's client carries org_slug and org_name; the cache
-    keeps them (no SQL on a hit), and a rename applies to the next token."""
+    keeps them (no SQL on a hit), and a new name or slug applies to the next token."""
     owner = UserFactory()
     org = create_organization(db_session, owner=owner, slug="acme", name="Acme")
     client = OAuthClientFactory(organization_id=org.id, grant_types=["client_credentials"], response_types=[],
@@ -436,10 +446,9 @@ def test_an_organization_rename_reaches_its_clients_tokens_at_once(app, engine, 
     with app.app_context():
         access = organizations.require_access(db.session, user=db.session.get(type(owner), owner_id),
                                               organization_id=org_id, permission="org:update")
-        organizations.update_organization(db.session, actor=Actor(user=None), access=access, name="Acme Renamed",
-                                          slug="acme-renamed")
+        organizations.update_organization(db.session, actor=Actor(user=None), access=access, **renamed)
         db.session.commit()
-    assert org_claims() == ("acme-renamed", "Acme Renamed")
+    assert org_claims() == (renamed.get("slug", "acme"), renamed.get("name", "Acme"))
 
 
 def test_a_rolled_back_change_is_not_published(app, machine, db_session):
