@@ -55,13 +55,23 @@ def test_a_token_request_without_grant_type_is_invalid_request(client, machine_c
     assert invalid_request(response) == "The grant_type parameter is required."
 
 
+ASSERTION = {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+             "client_assertion": "a.b.c"}
+
+
+@pytest.mark.parametrize("basic, form, named", [
+    (True, {"client_secret": "SECRET"}, "HTTP Basic and client_secret"),
+    (True, ASSERTION, "HTTP Basic and client_assertion"),
+    (False, {"client_secret": "SECRET", **ASSERTION}, "client_secret and client_assertion"),
+], ids=["basic+secret", "basic+assertion", "secret+assertion"])
 @BOTH_PATHS
-def test_credentials_sent_two_ways_are_invalid_request(client, machine_client, headers):
+def test_credentials_sent_two_ways_are_invalid_request(client, machine_client, headers, basic, form, named):
     """RFC 6749 §2.3: one authentication method per request; §5.2: multiple credentials are invalid_request."""
-    response = client.post("/oauth2/token", headers=headers, auth=(machine_client.client_id, machine_client.secret),
-                           data={"grant_type": "client_credentials", "client_id": machine_client.client_id,
-                                 "client_secret": machine_client.secret})
-    assert invalid_request(response) == "Authenticate the client one way only, not with HTTP Basic and client_secret."
+    form = {key: machine_client.secret if value == "SECRET" else value for key, value in form.items()}
+    response = client.post("/oauth2/token", headers=headers,
+                           auth=(machine_client.client_id, machine_client.secret) if basic else None,
+                           data={"grant_type": "client_credentials", "client_id": machine_client.client_id, **form})
+    assert invalid_request(response) == f"Authenticate the client one way only, not with {named}."
 
 
 @pytest.mark.parametrize("path, form", [
