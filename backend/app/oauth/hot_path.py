@@ -67,7 +67,6 @@ class ProtocolHotPath:
         self.app = app
         self.downstream = downstream
         self.max_body = app.config["MAX_CONTENT_LENGTH"]
-        self.trusted_hosts = app.config["TRUSTED_HOSTS"]
         # The Flask views' own paths, so that a route moved in oauth/endpoints.py moves here too.
         paths = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
         served = {("POST", "oauth.token"): self._token, ("POST", "oauth.introspect"): self._introspect,
@@ -142,7 +141,8 @@ class ProtocolHotPath:
         mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
         if mimetype != "application/x-www-form-urlencoded" or environ.get("QUERY_STRING"):
             raise _NotHere
-        return FormRequest(environ, trusted_hosts=self.trusted_hosts)
+        # Read per request, as Flask reads it.
+        return FormRequest(environ, trusted_hosts=self.app.config["TRUSTED_HOSTS"])
 
     def _jwks(self, environ: dict[str, Any]) -> Answer:
         reused_until, body = self._jwks_body

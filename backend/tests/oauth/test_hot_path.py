@@ -106,8 +106,10 @@ FORM = "application/x-www-form-urlencoded"
     (FORM, b"grant_type=client_credentials&scope=\xff", "", False),
     (FORM, b"grant_type=client_credentials", "?scope=invoices:read", False),
     ("application/json", b'{"grant_type": "client_credentials"}', "", False),
+    # A form sent under another media type is no form to Werkzeug: no grant_type.
+    ("text/plain", b"grant_type=client_credentials", "", False),
 ], ids=["charset parameter", "media type in capitals", "blank scope", "bad percent-encoding", "repeated scope",
-        "not UTF-8", "query string", "JSON"])
+        "not UTF-8", "query string", "JSON", "form as text/plain"])
 def test_any_token_form_gets_the_answer_flask_gives(client, machine_client, content_type, body, query,
                                                     served_here):
     """The hot path parses a form as Werkzeug does (RFC 6749 §3.2: form-encoded), or leaves it to Flask."""
@@ -142,6 +144,19 @@ def test_any_introspection_form_gets_the_answer_flask_gives(client, machine_clie
     assert (hot.status_code, hot.get_json()) == (flask.status_code, flask.get_json())
     assert hot.status_code == status and answer.items() <= hot.get_json().items()
     assert comparable_headers(hot) == comparable_headers(flask)
+
+
+def test_a_host_outside_trusted_hosts_gets_the_answer_flask_gives(app, client, machine_client):
+    """With TRUSTED_HOSTS set, Flask refuses any other Host (400); the hot path hands such a request to it."""
+    app.config["TRUSTED_HOSTS"] = ["gatehouse.example"]
+    try:
+        hot, flask = (client.post("/oauth2/token", **cc_form(machine_client), headers=headers,
+                                  base_url="https://attacker.example") for headers in ({}, {"Origin": FOREIGN_ORIGIN}))
+        trusted = client.post("/oauth2/token", **cc_form(machine_client), base_url="https://gatehouse.example")
+    finally:
+        app.config["TRUSTED_HOSTS"] = None
+    assert hot.status_code == flask.status_code == 400 and served_by_flask(hot)
+    assert trusted.status_code == 200 and not served_by_flask(trusted)
 
 
 def test_jwks_from_the_hot_path_matches_flask(client):
