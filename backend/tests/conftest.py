@@ -19,7 +19,10 @@ import contextlib
 import functools
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -119,6 +122,47 @@ def break_subscription(name: str) -> None:
     # Only this test's subscription: other processes' connections to this Redis are left alone.
     [subscription] = [c for c in admin.client_list(_type="pubsub") if c["name"] == name]
     assert admin.client_kill_filter(_id=subscription["id"]) == 1
+
+
+class RedisNetwork:
+    """A TCP proxy in front of the shared Redis, for what a real network may do to Redis's replies:
+    hand them on `piece` bytes at a time, 2 ms apart (a message then arrives in several segments),
+    or hold them back while `flowing` is cleared."""
+
+    def __init__(self, piece: int | None = None) -> None:
+        self.piece = piece
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = SHARED_REDIS_URL.replace(":6379/", f":{self.listener.getsockname()[1]}/")
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def redis(self, **options: Any) -> Redis:
+        """A client through this network, as a feed's: no retries."""
+        return Redis.from_url(self.url, socket_timeout=2, retry=Retry(NoBackoff(), 0), **options)
+
+    def _accept(self) -> None:
+        while True:
+            downstream, _ = self.listener.accept()
+            upstream = socket.create_connection(("127.0.0.1", 6379))
+            for connection in (downstream, upstream):
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pipe, args=(downstream, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, downstream, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        piece = self.piece if replies else None
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if replies:
+                    self.flowing.wait()
+                for start in range(0, len(data), piece or len(data)):
+                    sink.sendall(data[start:start + (piece or len(data))])
+                    if piece:
+                        time.sleep(0.002)
+        for connection in (source, sink):
+            with contextlib.suppress(OSError):
+                connection.close()
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from app.services.denylist import CLAIM_PREFIX, MemoryDenylist, RedisDenylist
 from app.services.redis_feed import RedisFeed
-from tests.conftest import Clock, SHARED_REDIS_URL, break_subscription, shared_feed
+from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, shared_feed
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -216,3 +216,18 @@ def test_lookups_from_the_mirror_send_nothing_to_redis():
     for _ in range(3):
         assert denylist.is_denied("jti-1") and not denylist.is_denied("jti-2")
     assert not [c for c in admin.client_list() if c["name"] == f"{name}-set"]
+
+
+def test_the_denying_process_sees_its_own_denial_at_once():
+    """Before its own feed brings the denial back (held here), the denying process refuses the token:
+    a client that revokes and then introspects gets active: false."""
+    prefix, name = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}"
+    network = RedisNetwork()
+    denylist = process(name, prefix, feed=RedisFeed(network.redis(), clock=Clock()))
+    assert not denylist.is_denied("jti-1")  # subscribed, the set read: the mirror is trusted
+    network.flowing.clear()
+    try:
+        denylist.deny("jti-1", int(time.time()) + 60)
+        assert denylist.is_denied("jti-1")
+    finally:
+        network.flowing.set()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import threading
 import time
 import uuid
 
@@ -14,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.services.redis_feed import RedisFeed
-from tests.conftest import Clock, SHARED_REDIS_URL, break_subscription, shared_feed
+from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, shared_feed
 
 
 
@@ -150,41 +147,10 @@ def test_a_burst_of_messages_is_taken_in_whole_and_in_order():
     assert reader.messages == [str(n).encode() for n in range(50)]
 
 
-class SlowNetwork:
-    """A TCP proxy in front of the shared Redis that hands Redis's replies on 16 bytes at a time,
-    2 ms apart, as a slow or distant network may: a message then arrives in several segments."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = SHARED_REDIS_URL.replace(":6379/", f":{self.listener.getsockname()[1]}/")
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            downstream, _ = self.listener.accept()
-            upstream = socket.create_connection(("127.0.0.1", 6379))
-            for connection in (downstream, upstream):
-                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pipe, args=(downstream, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, downstream, 16), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, piece: int | None) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                for start in range(0, len(data), piece or len(data)):
-                    sink.sendall(data[start:start + (piece or len(data))])
-                    if piece:
-                        time.sleep(0.002)
-        for connection in (source, sink):
-            with contextlib.suppress(OSError):
-                connection.close()
-
-
 def test_a_message_split_across_segments_is_read_whole_without_breaking_the_subscription():
-    network = SlowNetwork()
+    network = RedisNetwork(piece=16)
     name = f"test-{uuid.uuid4().hex}"
-    feed = RedisFeed(Redis.from_url(network.url, socket_timeout=2, retry=Retry(NoBackoff(), 0)), clock=Clock())
+    feed = RedisFeed(network.redis(), clock=Clock())
     reader = Reader(feed, f"{name}:a")
     assert feed.live() == 1
 
@@ -212,3 +178,19 @@ def test_a_message_its_reader_cannot_take_in_ends_the_subscription(caplog):
     assert "unreadable message" in caplog.text
     clock.now += RedisFeed.RESUBSCRIBE_SECONDS
     assert feed.live() == 2
+
+
+def test_a_subscription_redis_never_confirms_is_not_live():
+    """Until Redis confirms it, a subscription may miss messages: it is given up after
+    SUBSCRIBE_TIMEOUT_SECONDS, and tried again later."""
+    network = RedisNetwork()
+    clock = Clock()
+    redis = network.redis()
+    redis.ping()  # a connection made (its handshake answered) for the subscription to take from the pool
+    feed = RedisFeed(redis, clock=clock)
+    Reader(feed, f"test-{uuid.uuid4().hex}:a")
+    network.flowing.clear()  # Redis's replies are held back: the SUBSCRIBE goes out, no confirmation comes
+    assert feed.live() == 0
+    network.flowing.set()
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert feed.live() == 1
