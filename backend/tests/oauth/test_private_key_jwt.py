@@ -61,6 +61,16 @@ def test_same_jti_in_a_new_assertion_is_invalid_client(jwt_client, client):
     assert_invalid_client(client.post("/oauth2/token", **with_assertion(jwt_client.assertion(jti=jti, lifetime=120))))
 
 
+def test_a_jti_is_single_use_per_client_not_across_clients(jwt_client, register, client):
+    """RFC 7523 §3 item 7: a jti identifies one client's assertion; another client may pick the same."""
+    other_key = RSAKey.generate_key(2048, parameters={"kid": "other", "alg": "RS256", "use": "sig"})
+    other = register(name="Other Key Job", grant_types=["client_credentials"], scopes=["invoices:read"],
+                     token_endpoint_auth_method="private_key_jwt", private_jwk=other_key)
+    jti = secrets.token_urlsafe(16)
+    assert client.post("/oauth2/token", **with_assertion(jwt_client.assertion(jti=jti))).status_code == 200
+    assert client.post("/oauth2/token", **with_assertion(other.assertion(jti=jti))).status_code == 200
+
+
 def test_assertion_signed_by_another_key_is_invalid_client(jwt_client, client):
     """RFC 7523 §3 item 9: the signature must verify with the client's registered key."""
     other = RSAKey.generate_key(2048, parameters={"kid": jwt_client.private_jwk.kid})
