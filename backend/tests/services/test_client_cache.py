@@ -190,13 +190,18 @@ def test_a_client_changed_in_the_open_transaction_is_not_cached(engine, machine)
 
 
 def test_the_cache_is_bounded(engine, db_session):
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, max_entries=3)
+    clock = Clock()
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, max_entries=3, clock=clock)
     ids = [OAuthClientFactory().client_id for _ in range(5)]
     db_session.commit()
     with fresh(engine) as s:
         for client_id in ids:
             cache.get(s, client_id)
-    assert len(cache._entries) == 3
+    assert list(cache._entries) == ids[2:]  # the oldest went first
+    clock.now += 30  # every entry expired
+    with fresh(engine) as s:
+        cache.get(s, ids[4])  # read again and kept under the same id: nothing else has to go
+    assert list(cache._entries) == ids[2:]
 
 
 # --- the CORS origins -------------------------------------------------------------------
