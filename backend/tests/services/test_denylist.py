@@ -231,3 +231,21 @@ def test_the_denying_process_sees_its_own_denial_at_once():
         assert denylist.is_denied("jti-1")
     finally:
         network.flowing.set()
+
+
+def test_lapsed_denials_leave_the_set_and_the_mirror():
+    """Denials are kept only until they lapse: the set every process reads, and each mirror, do not grow
+    with every revocation ever made."""
+    prefix, name = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}"
+    clock = Clock(time.time())
+    denylist = process(name, prefix, clock=clock)
+    assert not denylist.is_denied("x")  # mirrored from here on
+    for n in range(100):
+        denylist.deny(f"short-{n}", int(clock.now) + 60)
+    clock.now += 120
+    for n in range(100):
+        denylist.deny(f"live-{n}", int(clock.now) + 60)
+
+    assert sorted(denylist.redis.zrange(denylist.denied, 0, -1)) == sorted(f"live-{n}".encode() for n in range(100))
+    # The mirror is swept each time it has doubled since the last sweep: the lapsed ones are gone.
+    assert sorted(denylist._mirror) == sorted(f"live-{n}" for n in range(100))
