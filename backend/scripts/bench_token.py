@@ -375,7 +375,7 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
         SECRET_KEY=secrets.token_urlsafe(48), ISSUER="https://bench.local",
         DATABASE_URL=f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{dbname}",
         REDIS_URL=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix, SIGNING_KEYS_DIR=str(tmp / "keys"),
-        GATEHOUSE_BIND=f"{HOST}:{port}", PYTHONDONTWRITEBYTECODE="1",
+        GATEHOUSE_BIND=f"{HOST}:{port}", PYTHONDONTWRITEBYTECODE="1", PATH=f"{VENV_BIN}:{os.environ['PATH']}",
         # The code-flow sessions are created at setup and must outlive long sittings (same work per request).
         SESSION_IDLE_TIMEOUT="28800",
         # Production requires an SMTP relay; no mail is sent while benchmarking.
@@ -425,6 +425,8 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
     n_workers = len([p for p in _children(proc.pid)])
     log(f"{a.server} {proc.pid} on {base}, {n_workers} child processes, cpus {a.server_cpus or 'any'}")
     cfg = {"server": a.server, "command": " ".join(cmd)}
+    if a.server == "granian":
+        cfg["granian"] = " ".join(serve.granian_command(env))
     return {
         "name": "gatehouse", "pid": proc.pid, "base": base, "log": str(log_path), "server": cfg,
         "token_url": f"{base}/oauth2/token", "jwks_url": f"{base}/oauth2/jwks",
@@ -441,8 +443,8 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
 def server_command(a: argparse.Namespace, env: dict[str, str]) -> list[str]:
     """The server as serve.py starts it in production, or gunicorn with the same workers and threads."""
     if a.server == "granian":
-        command = serve.granian_command(env)
-        return [str(VENV_BIN / command[0]), *command[1:]]
+        # As the container starts it: serve.py sets the scheduling policy, then execs granian (PATH).
+        return [sys.executable, str(BACKEND / "serve.py")]
     workers = env["GATEHOUSE_WORKERS"]
     threads = env.get("GATEHOUSE_THREADS", "4") if a.worker_class == "gthread" else "1"
     # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.

@@ -74,7 +74,33 @@ def test_workers_serve_the_app_with_what_startup_made_frozen(monkeypatch, databa
         gc.unfreeze()
 
 
-def test_serve_py_runs_the_app_under_granian(database_url, tmp_path):
+def threads_of_tree(root: int) -> list[int]:
+    """Every thread of a process and of its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process has gone
+            continue
+        parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    tree, added = {root}, True
+    while added:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        added = bool(children)
+    return [int(tid) for pid in tree for tid in os.listdir(f"/proc/{pid}/task")]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+@pytest.mark.parametrize(("setting", "policy"), [
+    (None, "SCHED_BATCH"),  # the default: the network thread does not preempt the app's threads
+    ("0", "SCHED_OTHER"),
+])
+def test_serve_py_runs_the_app_under_granian(database_url, tmp_path, setting, policy):
+    """serve.py execs granian, which serves the app; granian, its worker and all their threads run
+    under the scheduling policy serve.py set (sched(7))."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -82,6 +108,8 @@ def test_serve_py_runs_the_app_under_granian(database_url, tmp_path):
     env.update(GATEHOUSE_BIND=f"127.0.0.1:{port}", GATEHOUSE_WORKERS="1", GATEHOUSE_ENV="testing",
                DATABASE_URL=database_url, SECRET_KEY=TEST_SECRET_KEY, SIGNING_KEYS_DIR=signing_keys_dir(),
                MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    if setting is not None:
+        env["GATEHOUSE_SCHED_BATCH"] = setting
     server = subprocess.Popen([sys.executable, "serve.py"], cwd=BACKEND, env=env, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -97,6 +125,10 @@ def test_serve_py_runs_the_app_under_granian(database_url, tmp_path):
                 time.sleep(0.2)
         assert status == 200
         assert body["keys"] and all("kid" in key for key in body["keys"])
+        threads = threads_of_tree(server.pid)
+        # The server process, its worker process, and their threads (granian's and Python's).
+        assert len(threads) > 3
+        assert {os.sched_getscheduler(tid) for tid in threads} == {getattr(os, policy)}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
