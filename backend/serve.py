@@ -93,15 +93,16 @@ def schedule_for_throughput(env: Mapping[str, str]) -> None:
 
     A granian worker answers on two kinds of thread: Python threads that run the app, and a network
     thread that reads requests and writes responses. Under the default policy each wake-up of the
-    network thread preempts the Python thread at once, several times a request, and those switches
-    were the largest cost of a token request after its signature and the interpreter (perf: 14% of
-    the worker's CPU in the kernel, three switches a request). A SCHED_BATCH thread does not preempt
-    on waking (sched(7)): the network thread runs when the Python threads wait, and then serves every
-    ready connection at once. Measured on one CPU, 16 connections, alternating: 1,770-1,780 tokens/s
-    at p99 20-21 ms under the default policy with four threads, 2,030-2,090 at p99 20 ms under
-    SCHED_BATCH with two (scripts/bench_token.py). An idle CPU runs a woken thread at once under
-    either policy, so a worker with CPU to spare answers no later. No privilege is needed.
-    GATEHOUSE_SCHED_BATCH=0 keeps the default policy; platforms without SCHED_BATCH keep theirs.
+    network thread preempts the Python thread at once, several times a request: on one CPU at 16
+    connections, 3.3 context switches per token request and 14% of the worker's CPU in the kernel
+    (perf). A SCHED_BATCH thread does not preempt on waking (sched(7)): the network thread runs when
+    the Python threads wait, and then serves every ready connection at once: 0.3 switches per
+    request, 3% in the kernel. Alternating in one sitting: 1,770-1,780 tokens/s at p99 20-21 ms
+    under the default policy with four threads, 2,030-2,090 at p99 20 ms under SCHED_BATCH with two.
+    With CPU to spare a woken thread runs at once under either policy (paced requests: the same
+    latency); a lone client that keeps the CPU busy with one connection is served 5-20% slower.
+    No privilege is needed. GATEHOUSE_SCHED_BATCH=0 keeps the default policy; platforms without
+    SCHED_BATCH keep theirs.
     """
     if env.get("GATEHOUSE_SCHED_BATCH", "1") != "0" and hasattr(os, "SCHED_BATCH"):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
