@@ -105,7 +105,10 @@ def schedule_for_throughput(env: Mapping[str, str]) -> None:
     SCHED_BATCH keep theirs.
     """
     if env.get("GATEHOUSE_SCHED_BATCH", "1") != "0" and hasattr(os, "SCHED_BATCH"):
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except OSError as error:  # a sandbox or seccomp profile that refuses it: serve all the same
+            print(f"serve.py: keeping the default scheduling policy ({error})", file=sys.stderr)
 
 
 if __name__ == "__main__":

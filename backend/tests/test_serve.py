@@ -74,6 +74,16 @@ def test_workers_serve_the_app_with_what_startup_made_frozen(monkeypatch, databa
         gc.unfreeze()
 
 
+def test_a_refused_scheduling_policy_does_not_stop_the_server(monkeypatch, capsys):
+    """Where the platform refuses SCHED_BATCH (a strict seccomp profile), serve.py says so and serves."""
+    def refuse(pid, policy, param):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "sched_setscheduler", refuse, raising=False)
+    monkeypatch.setattr(os, "SCHED_BATCH", 3, raising=False)
+    serve.schedule_for_throughput({})
+    assert "keeping the default scheduling policy" in capsys.readouterr().err
+
+
 def threads_of_tree(root: int) -> list[int]:
     """Every thread of a process and of its descendants (Linux /proc)."""
     parents: dict[int, int] = {}
