@@ -23,7 +23,6 @@ from authlib.oidc.core import UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
-from werkzeug import Request
 from joserfc.jwk import KeySet
 
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
@@ -48,12 +47,12 @@ class GatehouseAuthorizationServer(AuthorizationServer):
     def query_client(self, client_id: str) -> OAuthClient | None:
         return client_cache().get(db.session, client_id)
 
-    def create_oauth2_request(self, request: Request | OAuth2Request | None) -> OAuth2Request:
-        # The Flask views pass no request (Flask's own is used); oauth/hot_path.py passes a Werkzeug one;
-        # create_token_response below passes on the one it made.
+    def create_oauth2_request(self, request: OAuth2Request | None) -> OAuth2Request:
+        # The Flask views pass no request (Flask's own is used); oauth/hot_path.py passes its FormRequest,
+        # and create_token_response below the one it made: both are OAuth2Requests already.
         if isinstance(request, OAuth2Request):
             return request
-        return FlaskOAuth2Request(request if request is not None else flask_request)
+        return FlaskOAuth2Request(flask_request)
 
     def get_authorization_grant(self, request):
         try:

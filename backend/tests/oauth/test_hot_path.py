@@ -101,6 +101,8 @@ FORM = "application/x-www-form-urlencoded"
     ("Application/X-WWW-Form-Urlencoded", b"grant_type=client_credentials", "", True),
     (FORM, b"grant_type=client_credentials&scope=", "", True),
     (FORM, b"grant_type=client_credentials&scope=%ZZ", "", True),
+    # Percent-encoded bytes that are not UTF-8 stay percent-encoded, as Werkzeug leaves them.
+    (FORM, b"grant_type=client_credentials&scope=%FF", "", True),
     (FORM, b"grant_type=client_credentials&scope=invoices%3Aread&scope=invoices%3Aread", "", True),
     # Werkzeug reads a form that is not UTF-8 as empty: no grant_type, which only Flask answers.
     (FORM, b"grant_type=client_credentials&scope=\xff", "", False),
@@ -108,8 +110,8 @@ FORM = "application/x-www-form-urlencoded"
     ("application/json", b'{"grant_type": "client_credentials"}', "", False),
     # A form sent under another media type is no form to Werkzeug: no grant_type.
     ("text/plain", b"grant_type=client_credentials", "", False),
-], ids=["charset parameter", "media type in capitals", "blank scope", "bad percent-encoding", "repeated scope",
-        "not UTF-8", "query string", "JSON", "form as text/plain"])
+], ids=["charset parameter", "media type in capitals", "blank scope", "bad percent-encoding",
+        "percent-encoded non-UTF-8", "repeated scope", "not UTF-8", "query string", "JSON", "form as text/plain"])
 def test_any_token_form_gets_the_answer_flask_gives(client, machine_client, content_type, body, query,
                                                     served_here):
     """The hot path parses a form as Werkzeug does (RFC 6749 §3.2: form-encoded), or leaves it to Flask."""
@@ -190,6 +192,13 @@ def test_https_answers_carry_hsts_on_both_paths(database_url):
     assert flask.headers.pop("Access-Control-Allow-Origin") == "https://spa.example.test"
     assert comparable_headers(hot) == comparable_headers(flask)
     assert "Strict-Transport-Security" not in plain.headers
+
+    # https ended at a proxy that says so (X-Forwarded-Proto), as Talisman reads it.
+    proxied = {"X-Forwarded-Proto": "https"}
+    hot = client.get("/oauth2/jwks", headers=proxied)
+    flask = client.get("/oauth2/jwks", headers=proxied | {"Origin": "https://spa.example.test"})
+    assert not served_by_flask(hot) and served_by_flask(flask)
+    assert hot.headers["Strict-Transport-Security"] == flask.headers["Strict-Transport-Security"]
 
 
 def test_other_grants_reach_flask_with_their_body(client, token_request, machine_client, web_client):

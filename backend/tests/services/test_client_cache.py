@@ -92,6 +92,21 @@ def test_a_hit_needs_no_sql_and_gives_each_request_its_own_clean_object(engine, 
         assert cache.get(third, machine.client_id).scopes == ["invoices:read", "invoices:write"]
 
 
+def test_a_request_changing_its_copy_of_a_registered_jwks_does_not_change_the_cache(engine, db_session):
+    jwks = {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "AA", "y": "AA"}]}
+    client_id = OAuthClientFactory(token_endpoint_auth_method="private_key_jwt", client_secret=None, jwks=jwks).client_id
+    db_session.commit()
+    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    with fresh(engine) as s:
+        cache.get(s, client_id)
+    with fresh(engine) as s:
+        hit = cache.get(s, client_id)
+        hit.jwks["keys"][0]["kid"] = "mutated"
+        hit.jwks["keys"].append({"kty": "oct"})
+    with fresh(engine) as s:
+        assert cache.get(s, client_id).jwks == jwks
+
+
 def test_a_hit_added_to_a_session_joins_it_unmodified(engine, machine):
     """A copy that reaches a session (explicitly or by cascade) is a persistent row, never a new one."""
     cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
@@ -231,6 +246,31 @@ def test_cors_origins_are_read_once_until_a_client_changes(engine, db_session):
     cache.invalidate(changed)
     with fresh(engine) as s:
         assert cache.cors_origins(s) == {"https://rp.example.org", SPA_ORIGIN}
+
+
+class UnpublishedVersions(clients.MemoryClientVersions):
+    """Versions whose bumps never arrive: a PUBLISH that failed, or this process's own message still
+    on its way back from Redis."""
+
+    def bump(self, client_ids) -> None:
+        pass
+
+
+def test_invalidate_forgets_the_changed_clients_in_this_process_without_waiting_for_the_feed(engine, machine):
+    """The process that made a change sees it at once (a rotated secret stops working where it was
+    rotated), whatever becomes of its announcement to the others."""
+    cache = clients.ClientCache(UnpublishedVersions(), ttl=30)
+    with fresh(engine) as s:
+        assert cache.get(s, machine.client_id).name == machine.name
+        assert cache.cors_origins(s) == frozenset()
+    with fresh(engine) as s:
+        s.execute(update(OAuthClient).where(OAuthClient.id == machine.id)
+                  .values(name="Renamed", redirect_uris=[f"{SPA_ORIGIN}/callback"]))
+        s.commit()
+    cache.invalidate([machine.client_id])
+    with fresh(engine) as s:
+        assert cache.get(s, machine.client_id).name == "Renamed"
+        assert cache.cors_origins(s) == {SPA_ORIGIN}
 
 
 def test_cors_origins_follow_a_change_made_by_another_process(engine, db_session):
@@ -502,6 +542,15 @@ def test_a_published_change_reaches_every_subscribed_process():
     assert first.current("client-a") == (before[0], 1)
     assert first.current("client-b") == (before[0], 0)  # other clients are unaffected
     assert first.registry() == (before[0], 1)
+
+    # One change to several clients (an organization renamed or deleted) is one message naming each.
+    other.bump(["client-b", "client-c"])
+    deadline = time.monotonic() + 2
+    while first.registry() == (before[0], 1):
+        assert time.monotonic() < deadline, "the second change never reached the other process"
+    assert [first.current(c) for c in ("client-a", "client-b", "client-c", "client-d")] == \
+           [(before[0], 1), (before[0], 1), (before[0], 1), (before[0], 0)]
+    assert first.registry() == (before[0], 2)
 
 
 def test_a_new_subscription_trusts_nothing_counted_under_the_last():
