@@ -119,7 +119,8 @@ def _init_redis_stores(app: Flask, settings: Settings) -> None:
         redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
         # The subscription's own client: no retries, so a broken connection shows (RedisFeed).
         feed = RedisFeed(Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)))
-        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX, feed=feed)
+        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX,
+                                                             feed=feed if settings.DENYLIST_MIRROR else None)
         versions = client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, feed)
     else:
         app.extensions["gatehouse.denylist"] = MemoryDenylist()

@@ -115,6 +115,10 @@ class Settings:
     # bypass them (SQL by hand) or whose version bump was lost. 0 turns the cache off. Unset:
     # 30, or 0 in testing, where tests change client rows directly.
     CLIENT_CACHE_SECONDS: int | None = None
+    # Whether each process mirrors the Redis denylist (services/denylist.py, RedisDenylist) and answers
+    # lookups from it. Turn it off while instances of a build before the mirror still run: the
+    # revocations they make reach no mirror (every lookup then asks Redis).
+    DENYLIST_MIRROR: bool = True
     # --- Mail (invitations) ---
     # "file": each message is written as an .eml file into MAIL_OUTBOX_DIR (development and
     # testing; production refuses it). "smtp": sent through SMTP_HOST.

@@ -45,9 +45,10 @@ class RedisDenylist:
     RFC 7009 §2 allows such a propagation delay and asks that it be short.
 
     Builds before the set wrote the keys alone: the first process to read the set adds theirs to
-    it (`_index_earlier_denials`). During a rolling upgrade from such a build, a denial made on an
-    instance still running it reaches upgraded instances' mirrors at their next subscription
-    only; their lookups without a live feed, and earlier builds' lookups, see every denial.
+    it (`_index_earlier_denials`), once. A denial made later on an instance still running such a
+    build is in no mirror, so a rolling upgrade from one runs the upgraded instances without the
+    mirror (DENYLIST_MIRROR=false: no feed here, every lookup asks Redis) until no earlier instance
+    is left, then restarts them with it. Earlier builds' lookups see every denial.
 
     claim() records single-use keys in the same namespace (SET NX is what makes it atomic).
     """

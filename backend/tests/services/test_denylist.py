@@ -11,9 +11,11 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from app import create_app
+from app.extensions import db
 from app.services.denylist import CLAIM_PREFIX, MemoryDenylist, RedisDenylist
 from app.services.redis_feed import RedisFeed
-from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, shared_feed
+from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, make_settings, shared_feed
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -177,14 +179,30 @@ def test_denials_written_by_earlier_builds_are_indexed_once_and_seen_by_every_lo
     assert shared.zscore(upgraded.denied, "revoked-before") == lapses
     assert shared.zscore(upgraded.denied, f"{CLAIM_PREFIX}issuer:jti") is None
 
-    # Indexed once: a key written later by an instance still on the earlier build is not indexed
-    # by a process subscribing afterwards, but lookups that ask Redis see it.
+    # Indexed once: a key written later by an instance still on the earlier build is in no mirror,
+    # not even one made afterwards; lookups that ask Redis see it.
     shared.set(f"{prefix}:denied-jti:revoked-during-the-rollout", 1, exat=lapses)
     later = process(f"b-{uuid.uuid4().hex}", prefix)
     assert not later.is_denied("revoked-during-the-rollout")
     without_feed = process(f"c-{uuid.uuid4().hex}", prefix, feed=RedisFeed(
         Redis.from_url("redis://127.0.0.1:9/0", socket_timeout=1, retry=Retry(NoBackoff(), 0))))
     assert without_feed.is_denied("revoked-during-the-rollout")
+
+
+@pytest.mark.parametrize(("mirror", "sees_the_rollouts_denial"), [(True, False), (False, True)])
+def test_during_a_rollout_from_an_earlier_build_the_mirror_is_turned_off(database_url, mirror,
+                                                                        sees_the_rollouts_denial):
+    """DENYLIST_MIRROR=false: an app that asks Redis on every lookup, so that it sees denials an
+    instance of a build before the mirror writes (a key alone, nothing indexed or published)."""
+    settings = make_settings(database_url, REDIS_URL=SHARED_REDIS_URL, DENYLIST_MIRROR=mirror)
+    app = create_app(settings)
+    denylist = app.extensions["gatehouse.denylist"]
+    assert not denylist.is_denied("x")  # with the mirror: subscribed, the set indexed and read
+    Redis.from_url(SHARED_REDIS_URL).set(f"{settings.RATELIMIT_KEY_PREFIX}:denied-jti:revoked-on-an-earlier-build",
+                                         1, exat=int(time.time()) + 60)
+    assert denylist.is_denied("revoked-on-an-earlier-build") is sees_the_rollouts_denial
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_a_later_lapse_wins_over_an_earlier_one():
