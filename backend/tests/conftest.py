@@ -124,6 +124,13 @@ def break_subscription(name: str) -> None:
     assert admin.client_kill_filter(_id=subscription["id"]) == 1
 
 
+def wait_for(condition: Callable[[], Any], what: str, seconds: float = 2) -> None:
+    """Until `condition()` holds (something another process or thread delivers); fails with `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+
+
 class RedisNetwork:
     """A TCP proxy in front of the shared Redis, for what a real network may do to Redis's replies:
     hand them on `piece` bytes at a time, 2 ms apart (a message then arrives in several segments),

@@ -65,8 +65,12 @@ class RedisFeed:
     def listen(self, channel: str, on_message: Callable[[bytes], None],
                on_subscribed: Callable[[int], None] | None = None) -> None:
         """Call `on_message(data)` for each message on `channel`, and `on_subscribed(number)` when a
-        subscription is confirmed, before its messages. Register every reader before the first `live()`."""
-        self._readers[channel.encode()] = (on_message, on_subscribed)
+        subscription is confirmed, before its messages. Every reader registers before the first `live()`:
+        a subscription made without its channel could not vouch for it."""
+        with self._lock:
+            if self._pubsub is not None:
+                raise RuntimeError(f"{channel} must be listened to before the feed subscribes")
+            self._readers[channel.encode()] = (on_message, on_subscribed)
 
     def live(self) -> int:
         """Take in what has arrived; the number of the live subscription, or 0 when there is none or
@@ -105,8 +109,11 @@ class RedisFeed:
                 self._hand_over(message["channel"], message["data"])
             elif message["type"] == "pong":
                 self._confirmed_at, self._ping_sent_at = self._ping_sent_at, None
-            elif message["type"] == "subscribe":  # redis-py subscribed again after a reconnection
-                self._new_subscription()
+            elif message["type"] == "subscribe":
+                # redis-py reconnected and subscribed again by itself (it does on a maintenance
+                # notification, retries or not): messages may have been lost in between, and the poll
+                # watches the old socket. Treated as the break it is.
+                raise RedisError("redis-py renewed the subscription by itself")
         self._confirm()
 
     def _hand_over(self, channel: bytes, data: bytes) -> None:

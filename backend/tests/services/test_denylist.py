@@ -15,7 +15,8 @@ from app import create_app
 from app.extensions import db
 from app.services.denylist import CLAIM_PREFIX, MemoryDenylist, RedisDenylist
 from app.services.redis_feed import RedisFeed
-from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, make_settings, shared_feed
+from tests.conftest import (Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, make_settings, shared_feed,
+                            wait_for)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -85,12 +86,6 @@ def last_command(name: str) -> str:
     admin = Redis.from_url(SHARED_REDIS_URL)
     [connection] = [c for c in admin.client_list() if c["name"] == f"{name}-set"]
     return connection["cmd"]
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + 2
-    while not condition():
-        assert time.monotonic() < deadline, what
 
 
 def test_a_denial_reaches_every_process_and_lookups_need_no_request_to_redis():
@@ -219,6 +214,19 @@ def test_a_later_lapse_wins_over_an_earlier_one():
     clock.now = now + 120
     assert denying.is_denied("key")
     assert process(other, prefix, clock=clock).is_denied("key")
+
+
+def test_a_denial_prunes_from_the_set_only_what_has_lapsed():
+    """A process reading the set afresh (new, or after a reconnection) finds every denial still in force."""
+    prefix, first, other = f"test-{uuid.uuid4().hex}", f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    denying = process(first, prefix)
+    assert not denying.is_denied("x")  # the set indexed and read: fresh readers read only the set from now on
+    now = int(time.time())
+    denying.deny("lapses-soon", now + 3)
+    denying.deny("lapses-later", now + 600)
+    fresh = process(other, prefix)
+    assert fresh.is_denied("lapses-soon") and fresh.is_denied("lapses-later")
+    assert last_command(other) == "zrangebyscore"  # from its snapshot of the set
 
 
 def test_lookups_from_the_mirror_send_nothing_to_redis():

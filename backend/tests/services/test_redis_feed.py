@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+
+import pytest
 
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.services.redis_feed import RedisFeed
-from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, shared_feed
+from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, shared_feed, wait_for
 
 
 
@@ -22,12 +25,6 @@ class Reader:
         self.messages: list[bytes] = []
         self.subscriptions: list[int] = []
         feed.listen(channel, self.messages.append, self.subscriptions.append)
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + 2
-    while not condition():
-        assert time.monotonic() < deadline, what
 
 
 def test_a_message_reaches_every_subscribed_process_without_a_request_to_redis():
@@ -114,21 +111,87 @@ def test_the_feed_vouches_for_itself_only_while_redis_has_confirmed_it_lately():
 
 def test_a_ping_left_unanswered_breaks_the_subscription():
     name = f"test-{uuid.uuid4().hex}"
-    clock = Clock()
-    feed = shared_feed(name, clock)
+    clock, network = Clock(), RedisNetwork()
+    feed = RedisFeed(network.redis(), clock=clock)
     Reader(feed, f"{name}:a")
     assert feed.live() == 1
-    admin = Redis.from_url(SHARED_REDIS_URL)
-    admin.execute_command("CLIENT", "PAUSE", "300", "ALL")  # Redis answers nobody for 300 ms
+    network.flowing.clear()  # Redis's replies are held
     try:
         clock.now += RedisFeed.CONFIRM_SECONDS
         assert feed.live() == 1  # the PING is sent, and held
         clock.now += RedisFeed.SUBSCRIBE_TIMEOUT_SECONDS + 0.1
         assert feed.live() == 0
     finally:
-        admin.execute_command("CLIENT", "UNPAUSE")
+        network.flowing.set()
     clock.now += RedisFeed.RESUBSCRIBE_SECONDS
     assert feed.live() == 2
+
+
+def test_a_confirmation_counts_from_when_it_was_asked_for():
+    """A PING's answer vouches for the messages published before Redis handled the PING, not for
+    those published while the answer was on its way: freshness counts from when it was sent."""
+    name = f"test-{uuid.uuid4().hex}"
+    clock, network = Clock(1000.0), RedisNetwork()
+    feed = RedisFeed(network.redis(), clock=clock)
+    Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+    network.flowing.clear()
+    clock.now = 1001.0
+    assert feed.live() == 1  # the PING goes out at 1001
+    clock.now = 1001.9
+    network.flowing.set()  # and its answer comes in at 1001.9
+    wait_for(lambda: feed.live() and feed._ping_sent_at is None, "the PING was never answered")
+    clock.now = 1001.0 + RedisFeed.FRESH_SECONDS + 0.5
+    assert feed.live() == 0
+
+
+def test_a_subscription_counts_as_confirmed_from_when_it_was_asked_for():
+    name = f"test-{uuid.uuid4().hex}"
+    clock, network = Clock(1000.0), RedisNetwork()
+    feed = RedisFeed(network.redis(), clock=clock)
+    Reader(feed, f"{name}:a")
+    network.flowing.clear()
+
+    def answer_late():
+        time.sleep(0.1)
+        clock.now = 1000.9
+        network.flowing.set()
+    threading.Thread(target=answer_late).start()
+    assert feed.live() == 1  # subscribed at 1000, confirmed at 1000.9
+    clock.now = 1000.0 + RedisFeed.FRESH_SECONDS + 0.3
+    assert feed.live() == 0
+
+
+def test_a_subscription_redis_py_renews_by_itself_is_a_broken_one():
+    """redis-py reconnects and subscribes again on its own after a maintenance notification from
+    Redis, whatever its retries: messages may have been lost in between, so readers must start
+    again from a new subscription, whose messages the feed then reads from the new socket."""
+    name = f"test-{uuid.uuid4().hex}"
+    clock = Clock()
+    feed = shared_feed(name, clock)
+    reader = Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+    feed._pubsub.connection._should_reconnect = True  # what redis-py sets on such a notification
+    clock.now += RedisFeed.CONFIRM_SECONDS  # the PING reconnects first
+    seen = []
+    wait_for(lambda: seen.append(feed.live()) or seen[-1] != 1, "the renewed subscription went unnoticed")
+    assert seen[-1] == 0
+
+    clock.now += RedisFeed.RESUBSCRIBE_SECONDS
+    assert feed.live() == 2 and reader.subscriptions == [1, 2]
+    Redis.from_url(SHARED_REDIS_URL).publish(f"{name}:a", "after")
+    wait_for(lambda: feed.live() and reader.messages, "the new subscription's message never arrived")
+    assert reader.messages == [b"after"]
+
+
+def test_readers_register_before_the_feed_subscribes():
+    """A subscription made without a reader's channel cannot vouch for that reader's messages."""
+    name = f"test-{uuid.uuid4().hex}"
+    feed = shared_feed(name, Clock())
+    Reader(feed, f"{name}:a")
+    assert feed.live() == 1
+    with pytest.raises(RuntimeError):
+        Reader(feed, f"{name}:late")
 
 
 def test_a_burst_of_messages_is_taken_in_whole_and_in_order():
