@@ -156,13 +156,15 @@ def session_token(user: User) -> str:
 
 def access_token(app: Flask, *, user: User, organization: Organization | None = None,
                  scope: str = organizations.ORG_ADMIN_SCOPE, client_id: str = "test-client",
-                 expires_in: int = 300, jti: str | None = None, typ: str = "at+jwt") -> str:
+                 expires_in: int = 300, jti: str | None = None, typ: str = "at+jwt",
+                 issuer: str | None = None) -> str:
     """An RFC 9068 access token for `user`, signed with the app's active key as the token endpoint
     signs them, carrying org_id when `organization` is given. A negative `expires_in` makes it expired;
-    another `typ` makes it a JWT of ours that is no access token (an ID Token is typ JWT)."""
+    another `typ` makes it a JWT of ours that is no access token (an ID Token is typ JWT); another
+    `issuer` one signed with our key for another issuer (the app's ISSUER by default)."""
     settings, signing = app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"].signing_key("RS256")
     now = int(time.time())
-    claims = {"iss": settings.ISSUER, "sub": str(user.id), "aud": client_id, "client_id": client_id, "scope": scope,
+    claims = {"iss": issuer or settings.ISSUER, "sub": str(user.id), "aud": client_id, "client_id": client_id, "scope": scope,
               "iat": now, "exp": now + expires_in, "jti": jti or secrets.token_urlsafe(16)}
     if organization is not None:
         claims["org_id"] = str(organization.id)

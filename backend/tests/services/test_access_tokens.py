@@ -112,3 +112,12 @@ def test_a_jwt_of_ours_that_is_no_access_token_is_refused_every_time(app, owner,
     assert verify(app, token) is None
     assert verify(app, token) is None
     assert verify(app, factories.access_token(app, user=owner)) is not None  # the control: typ at+jwt
+
+
+def test_a_token_of_our_key_for_another_issuer_is_refused_every_time(app, owner):
+    """RFC 9068 §4: the iss claim must be this server's (a key shared with another deployment signs
+    nothing that passes here), checked on every call, not only before a signature is kept."""
+    token = factories.access_token(app, user=owner, issuer="https://other-deployment.example.test")
+    assert verify(app, token) is None
+    assert verify(app, token) is None
+    assert verify(app, factories.access_token(app, user=owner)) is not None  # the control: our issuer

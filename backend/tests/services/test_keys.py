@@ -442,3 +442,17 @@ def test_the_states_of_now_follow_every_change_of_state_and_of_keys(keydir: Path
 
     added = rotate_key(keydir, alg="ES256", activation_delay=0, now=expiry)
     assert dict(store.states())[added] == KeyState.ACTIVE
+
+
+def test_the_states_of_now_follow_the_first_key_of_an_alg_as_it_activates(keydir: Path, store: KeyStore,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduled key with no earlier key of its algorithm: the kept states change when it activates."""
+    ensure_keys(keydir, algs=("RS256",), now=T0)
+    scheduled = rotate_key(keydir, alg="ES256", activation_delay=DELAY, now=at(60))
+    now = [at(60)]
+    monkeypatch.setattr(keys_module, "_utcnow", lambda: now[0])
+    assert dict(store.states())[scheduled] == KeyState.NEXT
+    now[0] = scheduled.activates_at
+    assert store.states() == store.states(scheduled.activates_at)
+    assert dict(store.states())[scheduled] == KeyState.ACTIVE
+    assert store.signing_key("ES256") == scheduled
