@@ -674,3 +674,10 @@ def test_preview_invitation_writes_no_audit_event_for_dead_token(db_session, inv
         invitations.preview_invitation(db_session, token=token)
 
     assert events(db_session, "invitation.accepted", result="failure") == []
+
+
+def test_an_email_pending_in_another_organization_may_be_invited(db_session, invite, foreign_invitation):
+    """The pending-invitation check is this organization's: another's invitation neither blocks the
+    invite nor shows through a conflict."""
+    invitation, _ = invite(email=foreign_invitation.email)
+    assert invitation.organization_id != foreign_invitation.organization_id

@@ -7,12 +7,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from app.models import AuditEvent, Invitation, SessionKind, User, UserSession
 from app.models.base import utcnow
 from app.security import passwords
+from app.security.browser_session import FRESH_LOGIN_KEY
 from app.services import invitations, mail, organizations
 from app.services.actor import Actor
 from tests.conftest import make_settings
@@ -352,3 +353,47 @@ def test_register_over_https_works_without_referer(app, client, db_session, invi
 
     assert response.status_code == 200
     assert "You joined Acme Corp" in parse_page(response).text
+
+
+def test_signing_in_from_an_invitation_keeps_its_token_out_of_the_session_cookie(browser, invite):
+    """Only an authorization request is remembered in the (signed, readable) Flask cookie; an
+    invitation link carries its token."""
+    UserFactory(email="bob@example.com")
+    _, token = invite()
+    login_page = browser.http.get(href_of(open_page(browser, token), "Sign in"))
+    signed_in = browser.submit_login(login_page, "bob@example.com")
+    assert signed_in.location == page_url(token)
+    with browser.http.session_transaction() as flask_session:
+        assert FRESH_LOGIN_KEY not in flask_session
+
+
+def test_opening_the_page_slides_the_browser_sessions_idle_window(browser, db_session, invite):
+    """The page commits nothing itself: the browser session's recorded use is committed for it."""
+    bob = UserFactory(email="bob@example.com")
+    _, token = invite()
+    browser.sign_in(bob)
+    session = db_session.scalar(select(UserSession).where(UserSession.user_id == bob.id))
+    soon = utcnow() + timedelta(seconds=30)
+    db_session.execute(update(UserSession).where(UserSession.id == session.id)
+                       .values(expires_at=soon, last_seen_at=utcnow() - timedelta(minutes=2)))
+    db_session.commit()
+
+    assert open_page(browser, token).status_code == 200
+
+    db_session.expire_all()
+    assert db_session.get(UserSession, session.id).expires_at > soon
+
+
+def test_registering_while_signed_in_as_someone_else_ends_that_session(browser, db_session, invite):
+    """One browser, one signed-in user: the registration's new session replaces the browser's previous one."""
+    carol = UserFactory(email="carol@example.com")
+    _, token = invite(email="dana@example.com")
+    form = parse_page(open_page(browser, token)).form  # the page, opened before signing in elsewhere
+    browser.sign_in(carol)
+
+    response = browser.http.post(form.action, data={**form.fields, "name": "Dana", "password": NEW_PASSWORD})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+    db_session.expire_all()
+    [previous] = db_session.scalars(select(UserSession).where(UserSession.user_id == carol.id)).all()
+    assert previous.ended_at is not None and previous.end_reason == "logout"
