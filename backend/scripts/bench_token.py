@@ -441,12 +441,14 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
 
 
 def server_command(a: argparse.Namespace, env: dict[str, str]) -> list[str]:
-    """The server as serve.py starts it in production, or gunicorn with the same workers and threads."""
+    """The server as serve.py starts it in production, or gunicorn with the same workers and threads
+    (under the default scheduling policy: serve.py's SCHED_BATCH is granian's)."""
     if a.server == "granian":
         # As the container starts it: serve.py sets the scheduling policy, then execs granian (PATH).
         return [sys.executable, str(BACKEND / "serve.py")]
     workers = env["GATEHOUSE_WORKERS"]
-    threads = env.get("GATEHOUSE_THREADS", "4") if a.worker_class == "gthread" else "1"
+    granian = serve.granian_command(env)
+    threads = granian[granian.index("--blocking-threads") + 1] if a.worker_class == "gthread" else "1"
     # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.
     return [str(VENV_BIN / "gunicorn"), "--bind", env["GATEHOUSE_BIND"], "--workers", workers,
             "--worker-class", a.worker_class, "--threads", threads, "--no-control-socket",

@@ -11,10 +11,9 @@ import time
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from app.models import AuditEvent, Membership, UserStatus
-from app.services import organizations
+from app.models import AuditEvent, UserStatus
 from tests import factories
 from tests.factories import DEFAULT_CLIENT_SECRET
 
@@ -27,8 +26,7 @@ def other_org(db_session, owner):
 
 
 def set_role(db_session, org, user, role):
-    db_session.execute(update(Membership).where(Membership.organization_id == org.id, Membership.user_id == user.id)
-                       .values(role_id=organizations.builtin_role(db_session, org.id, role).id))
+    factories.demote_meanwhile(db_session, org, user, role)
     db_session.commit()
 
 

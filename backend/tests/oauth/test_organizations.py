@@ -107,8 +107,7 @@ def membership_of(db_session, organization, user) -> Membership:
 
 
 def set_role(db_session, organization, user, role: str) -> None:
-    membership_of(db_session, organization, user).role_id = organizations.builtin_role(
-        db_session, organization.id, role).id
+    factories.demote_meanwhile(db_session, organization, user, role)
     db_session.commit()
 
 
