@@ -23,7 +23,10 @@ run: install
 	@echo "Gatehouse listening on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/api/docs)"
 	cd backend && ISSUER=$${ISSUER:-http://$(HOST):$(PORT)} $(BIN)/flask run --host $(HOST) --port $(PORT)
 
+# System programs the suite drives (a browser, servers the fault tests start): installed with apt
+# when run as root, otherwise named, before any test runs.
 test: install
+	backend/scripts/system_deps.sh
 	cd backend && $(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmark the token endpoints on PostgreSQL + Redis side by side with node-oidc-provider
