@@ -20,6 +20,7 @@ from app.extensions import csrf, db, limiter, migrate
 from app.logging_setup import configure_logging
 from app.security.headers import init_page_caching
 from app.security.request_id import init_request_id
+from app.security.request_input import init_request_input
 from app.services import clients as client_service
 from app.services import mail
 from app.services.denylist import MemoryDenylist, RedisDenylist
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
     init_request_id(app)
+    init_request_input(app)
     init_page_caching(app)
     _register_blueprints(app)
     _register_cli(app)
