@@ -29,6 +29,7 @@ from app.models.base import utcnow
 from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
+from app.security.request_input import shown
 from app.services import authorization_context, clients, users
 from app.services import grants as grant_store
 
@@ -66,13 +67,14 @@ def check_parameters_not_repeated(request: OAuth2Request) -> None:
     """RFC 6749 §3.1, §3.2: request parameters MUST NOT be included more than once (invalid_request)."""
     repeated = sorted(name for name, values in request.payload.datalist.items() if len(values) > 1)
     if repeated:
-        raise InvalidRequestError(f"Parameters sent more than once: {', '.join(repeated)}.")
+        raise InvalidRequestError(f"Parameters sent more than once: {shown(', '.join(repeated))}.")
 
 
 def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
     """Every grant: a scope the client may not have is invalid_scope, never dropped (RFC 6749 §3.3)."""
     if scope and client.get_allowed_scope(scope) is None:
-        raise InvalidScopeError(f"The client may not request: {' '.join(sorted(set(scope.split()) - set(client.scopes)))}")
+        refused = " ".join(sorted(set(scope.split()) - set(client.scopes)))
+        raise InvalidScopeError(f"The client may not request: {shown(refused)}")
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -89,9 +91,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID Connect request, even from a client
         # with one registered URI (which a plain OAuth request may leave out, RFC 6749 §3.1.2.3). Without
         # it nothing says where the error may go: the user gets the error page.
-        if not request.payload.redirect_uri and is_openid_scope(request.payload.scope):
+        redirect_uri = request.payload.redirect_uri
+        if not redirect_uri and is_openid_scope(request.payload.scope):
             raise InvalidRequestError("redirect_uri is required in an OpenID Connect request.",
                                       state=request.payload.state)
+        # Authlib's own message quotes the URI as it came (security/request_input.py, shown).
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError(f"Redirect URI {shown(redirect_uri)} is not registered for the client.")
         return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     @staticmethod

@@ -30,6 +30,7 @@ from app.models import OAuthClient, RefreshToken, User
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
+from app.security.request_input import shown
 from app.services import audit, authorization_context
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
 from app.services.denylist import CLAIM_PREFIX
@@ -55,15 +56,29 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         return FlaskOAuth2Request(flask_request)
 
     def get_authorization_grant(self, request):
-        try:
+        if any(grant_cls.check_authorization_endpoint(request) for grant_cls, _ in self._authorization_grants):
             return super().get_authorization_grant(request)
-        except UnsupportedResponseTypeError as error:
-            if request.payload.response_type:
-                raise
+        # Authlib's error here quotes response_type as it came, which its own check of the description
+        # then refuses (a ValueError, a 500): the same error, with the value `shown`.
+        redirect_uri = self._known_redirect_uri(request)
+        if not request.payload.response_type:
             # RFC 6749 §4.1.2.1: a missing response_type is a missing required parameter, invalid_request
             # (Authlib reports unsupported_response_type), sent where Authlib would have sent its error.
-            raise InvalidRequestError("The response_type parameter is required.",
-                                      redirect_uri=error.redirect_uri) from None
+            raise InvalidRequestError("The response_type parameter is required.", redirect_uri=redirect_uri)
+        response_type = request.payload.response_type
+        raise UnsupportedResponseTypeError(response_type, f"The response type {shown(response_type)} is not supported.",
+                                           redirect_uri=redirect_uri)
+
+    def _known_redirect_uri(self, request: OAuth2Request) -> str | None:
+        """Where an authorization error may go: only a redirect URI the client registered (RFC 6749
+        §4.1.2.1), as Authlib's get_authorization_grant decides it."""
+        client = self.query_client(request.payload.client_id) if request.payload.client_id else None
+        if client is None:
+            return None
+        requested = request.payload.redirect_uri
+        if requested:
+            return requested if client.check_redirect_uri(requested) else None
+        return client.get_default_redirect_uri()
 
     def create_token_response(self, request=None):
         """RFC 6749 §3.2 and §5.2: a token request without grant_type, or with a parameter repeated,

@@ -248,3 +248,47 @@ def test_a_value_the_server_cannot_honour_is_invalid_request(signed_in, web_clie
 
 def test_response_mode_query_is_accepted(authorize, web_client):
     assert authorize(web_client, response_mode="query").code
+
+
+# --- input quoted in an error (RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E) -----
+
+def assert_description_characters(description: str) -> None:
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description), description
+
+
+@pytest.mark.parametrize("redirect_uri", ["https://app.test\\@evil.test/cb", 'https://rp.example.com/"cb',
+                                          "https://rp.example.com/café", "https://rp.example.com/\x7f"],
+                         ids=["backslash", "quote", "non-ascii", "del"])
+def test_an_unregistered_redirect_uri_with_any_character_shows_the_error_page(browser, web_client, pkce, redirect_uri):
+    """Finding 1: Authlib's message quoted the URI as it came, and refused to build it: a 500."""
+    response = browser.authorize(authorization_params(web_client, pkce=pkce(), redirect_uri=redirect_uri))
+
+    assert_error_page(response)
+    assert "is not registered for the client" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("response_type", ['co"de', "code\\", "códe", "code\x7f"])
+def test_an_unsupported_response_type_with_any_character_is_redirected(signed_in, web_client, pkce, response_type):
+    params = error_redirect(signed_in.authorize(authorization_params(web_client, pkce=pkce(),
+                                                                      response_type=response_type)),
+                            web_client.redirect_uris[0])
+
+    assert params["error"] == "unsupported_response_type"
+    assert_description_characters(params["error_description"])
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("form", [
+    {"grant_type": "client_credentials", "scope": "café"},
+    {"grant_type": "client_credentials", "scope": 'in"voices \\ \x7f'},
+    {"grant_type": "cliént_credentials"},
+    {"grant_type": "client_credentials", "scope": "a", "sc\\ope": "1", "sc\\ope ": "2"},
+], ids=["scope-non-ascii", "scope-quote-backslash-del", "grant_type", "names"])
+def test_a_token_error_quoting_any_character_keeps_to_the_rfc_characters(client, machine_client, headers, form):
+    """Finding 1: `scope=caf%C3%A9` with client credentials was a 500, on the hot path too."""
+    response = client.post("/oauth2/token", data=form, headers=headers,
+                           auth=(machine_client.client_id, machine_client.secret))
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] in {"invalid_scope", "unsupported_grant_type", "invalid_request"}
+    assert_description_characters(response.get_json().get("error_description", ""))
