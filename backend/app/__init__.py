@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         # (Referrer-Policy: no-referrer, below): every form POST over https would be a 400.
         # The CSRF token, bound to the SameSite=Lax session cookie, is the protection.
         WTF_CSRF_SSL_STRICT=False,
+        # OPTIONS is answered only where CORS applies (oauth/cors.py declares it on its routes); elsewhere
+        # it is a 405 with Allow (in the envelope under /api), not Flask's empty text/html 200.
+        PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False
     app.extensions["gatehouse.settings"] = settings
