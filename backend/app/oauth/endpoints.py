@@ -17,7 +17,7 @@ from app.models import Organization, UserSession
 from app.models.base import utcnow
 from app.oauth.cors import with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
-from app.oauth.server import IssuerInResponse, oauth_server
+from app.oauth.server import FormBodyRequest, IssuerInResponse, oauth_server
 from app.request_context import request_actor
 from app.services import authorization_context, consents, sessions
 from app.services.access_tokens import is_access_token_header
@@ -206,7 +206,7 @@ def authorize():
 @bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
 @with_cors
 def token():
-    response = oauth_server().create_token_response()
+    response = oauth_server().create_token_response(FormBodyRequest(request))
     db.session.commit()  # failure paths commit too: reuse detection revokes and audits
     return response
 
@@ -219,13 +219,13 @@ def userinfo():
 
 @bp.post("/oauth2/introspect")
 def introspect():
-    return oauth_server().create_endpoint_response("introspection")
+    return oauth_server().create_endpoint_response("introspection", FormBodyRequest(request))
 
 
 @bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
 @with_cors
 def revoke():
-    response = oauth_server().create_endpoint_response("revocation")
+    response = oauth_server().create_endpoint_response("revocation", FormBodyRequest(request))
     db.session.commit()
     return response
 

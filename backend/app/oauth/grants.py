@@ -20,6 +20,7 @@ from authlib.oidc.core.errors import (RegistrationNotSupportedError, RequestNotS
                                       RequestURINotSupportedError)
 from authlib.oidc.core.grants.util import is_openid_scope
 from joserfc.jwk import KeySet
+from werkzeug.http import parse_options_header
 
 from app import errors
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
@@ -43,6 +44,7 @@ CLIENT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, TokenEndpointAuthMethod.NONE.
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
 # How authorization responses are returned (OAuth 2.0 Multiple Response Types §2.1): query only.
 RESPONSE_MODES = ("query",)
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
 
 
 def _expiry(token: dict) -> tuple[str, datetime]:
@@ -61,6 +63,14 @@ def grant_organization_claims(organization_id: uuid.UUID | None, user: User) -> 
         return authorization_context.require_member_claims(db.session, organization_id=organization_id, user=user)
     except errors.PermissionDenied as denied:
         raise InvalidGrantError(denied.message) from None
+
+
+def check_form_body(request: OAuth2Request) -> None:
+    """RFC 6749 §3.2 (with §4.1.3), RFC 7009 §2.1, RFC 7662 §2.1: the parameters come in an
+    application/x-www-form-urlencoded body; any other body (multipart, JSON) is invalid_request."""
+    mimetype = parse_options_header(request.headers.get("Content-Type") or "")[0].lower()
+    if mimetype and mimetype != FORM_MIMETYPE:
+        raise InvalidRequestError(f"Send the parameters in an {FORM_MIMETYPE} body.")
 
 
 def check_parameters_not_repeated(request: OAuth2Request) -> None:

@@ -25,15 +25,12 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
-from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from flask import Flask, g
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.exceptions import HTTPException
@@ -43,7 +40,7 @@ from werkzeug.wsgi import get_host
 
 from app.extensions import db, key_store
 from app.oauth.endpoints import JWKS_CACHE_CONTROL
-from app.oauth.server import answering_in_wsgi, oauth_server
+from app.oauth.server import FormPayload, answering_in_wsgi, oauth_server
 from app.security.request_id import HEADER as REQUEST_ID_HEADER
 from app.security.request_id import request_id_from
 from app.security.request_input import form_is_refused
@@ -189,19 +186,6 @@ class FormRequest(OAuth2Request):
     @property
     def form(self) -> MultiDict:
         return self._form
-
-
-class FormPayload(OAuth2Payload):
-    def __init__(self, form: MultiDict) -> None:
-        self._form = form
-
-    @property
-    def data(self) -> MultiDict:
-        return self._form
-
-    @cached_property
-    def datalist(self) -> defaultdict[str, list]:
-        return defaultdict(list, self._form.lists())
 
 
 class _NotHere(Exception):

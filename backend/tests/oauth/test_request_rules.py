@@ -44,15 +44,34 @@ def test_a_repeated_token_parameter_is_invalid_request(client, machine_client, h
     assert "access_token" not in response.get_json()
 
 
-@pytest.mark.parametrize("request_kwargs", [
-    {"data": {"scope": "invoices:read"}},
-    {"json": {"grant_type": "client_credentials"}},
-], ids=["no-grant_type", "json-body"])
-def test_a_token_request_without_grant_type_is_invalid_request(client, machine_client, request_kwargs):
+def test_a_token_request_without_grant_type_is_invalid_request(client, machine_client):
     """RFC 6749 §5.2: a missing required parameter is invalid_request (unsupported_grant_type is for a
-    grant type the server does not know). The token endpoint reads form parameters only (§3.2)."""
-    response = client.post("/oauth2/token", auth=(machine_client.client_id, machine_client.secret), **request_kwargs)
+    grant type the server does not know)."""
+    response = client.post("/oauth2/token", auth=(machine_client.client_id, machine_client.secret),
+                           data={"scope": "invoices:read"})
     assert invalid_request(response) == "The grant_type parameter is required."
+
+
+@BOTH_PATHS
+def test_the_token_endpoint_reads_no_parameter_from_the_query(client, machine_client, headers):
+    """RFC 6749 §3.2 and §4.4.2: the client POSTs its parameters in the form body; a query string's
+    are not the request's (issue 12, finding 10: `?grant_type=` chose the grant)."""
+    response = client.post("/oauth2/token?grant_type=client_credentials&scope=invoices:read", data={},
+                           content_type="application/x-www-form-urlencoded", headers=headers,
+                           auth=(machine_client.client_id, machine_client.secret))
+    assert invalid_request(response) == "The grant_type parameter is required."
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+@pytest.mark.parametrize("body", ["multipart", "json"])
+def test_a_body_that_is_not_form_encoded_is_invalid_request(client, machine_client, headers, path, body):
+    """RFC 6749 §3.2 / §4.4.2, RFC 7662 §2.1, RFC 7009 §2.1: parameters are sent application/x-www-form-urlencoded
+    (issue 12, finding 10: a multipart body was read as a form)."""
+    form = {"grant_type": "client_credentials", "token": "anything"}
+    kwargs = {"json": form} if body == "json" else {"data": form, "content_type": "multipart/form-data"}
+    response = client.post(path, headers=headers, auth=(machine_client.client_id, machine_client.secret), **kwargs)
+    assert invalid_request(response) == "Send the parameters in an application/x-www-form-urlencoded body."
 
 
 ASSERTION = {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
