@@ -137,6 +137,10 @@ class GatehouseAuthorizationServer(AuthorizationServer):
             ("client_assertion", "client_assertion" in request.form)) if present]
         if len(presented) > 1:
             raise InvalidRequestError(f"Authenticate the client one way only, not with {' and '.join(presented)}.")
+        scheme, _, credentials = (request.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "basic" and not credentials.strip():
+            # Authlib fails to split a bare "Basic " (a ValueError, a 500) instead of refusing it.
+            raise InvalidClientError(status_code=401, description="The HTTP Basic credentials are empty.")
         try:
             return super().authenticate_client(request, methods, endpoint)
         except UnicodeDecodeError:

@@ -109,6 +109,17 @@ def test_basic_credentials_that_are_not_utf8_are_invalid_client(client, path, fo
     assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
+@BOTH_PATHS
+@pytest.mark.parametrize("authorization", ["Basic ", "Basic \t "])
+def test_empty_basic_credentials_are_invalid_client(client, headers, authorization):
+    """RFC 6749 §5.2: failed client authentication is invalid_client, 401 (found by tests/fuzz)."""
+    response = client.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                           headers={**headers, "Authorization": authorization})
+
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+
+
 def test_a_form_over_the_part_limit_gets_the_same_413_on_both_paths(client, machine_client):
     """oauth/hot_path.py answers what Werkzeug refuses to parse as Flask does: 413, not a 500."""
     data = {"grant_type": "client_credentials", **{f"p{i}": "x" for i in range(1100)}}
