@@ -77,6 +77,7 @@ def _request_values() -> Iterator[tuple[str, str]]:
 
 def _named(values: Any, kind: str) -> Iterator[tuple[str, str]]:
     for name, items in values.lists():
+        name = name or ""  # a multipart part may come without a name
         where = f"{kind} {shown(name)}"
         yield where, name
         for item in items:
