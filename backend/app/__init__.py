@@ -20,6 +20,7 @@ from app.extensions import csrf, db, limiter, migrate
 from app.logging_setup import configure_logging
 from app.security.headers import init_page_caching
 from app.security.request_id import init_request_id
+from app.security.request_input import init_request_input
 from app.services import clients as client_service
 from app.services import mail
 from app.services.denylist import MemoryDenylist, RedisDenylist
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         # (Referrer-Policy: no-referrer, below): every form POST over https would be a 400.
         # The CSRF token, bound to the SameSite=Lax session cookie, is the protection.
         WTF_CSRF_SSL_STRICT=False,
+        # OPTIONS is answered only where CORS applies (oauth/cors.py declares it on its routes); elsewhere
+        # it is a 405 with Allow (in the envelope under /api), not Flask's empty text/html 200.
+        PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False
     app.extensions["gatehouse.settings"] = settings
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
     init_request_id(app)
+    init_request_input(app)
     init_page_caching(app)
     _register_blueprints(app)
     _register_cli(app)

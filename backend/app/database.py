@@ -15,9 +15,12 @@ from sqlalchemy import Engine, event
 
 
 def engine_options(database_url: str) -> dict[str, Any]:
+    # A statement's parameters hold password and token hashes and emails: never in an exception's
+    # message, so never in a logged trace, nor in SQL echoed at DEBUG.
+    common = {"hide_parameters": True}
     if database_url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+        return {**common, "connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {**common, "pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
 
 
 def configure_engine(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app import create_app
 from app.extensions import db
@@ -26,8 +26,17 @@ PASSWORD = "Quokka-Marmalade-Zeppelin-4417"
 WRONG_PASSWORD = "Narwhal-Tangerine-Dirigible-9051"
 
 
+FAILING_SQL = "/api/v1/_failing_sql"
+# Stands for what a statement's parameters hold: a password hash, a token hash, an email.
+SQL_PARAMETER = "$2b$04$Quokka.Marmalade.Zeppelin.hash.4417"
+
+
 def _boom():
     raise RuntimeError("boom for the log")
+
+
+def _failing_sql():
+    db.session.execute(text("INSERT INTO no_such_table (password_hash) VALUES (:hash)"), {"hash": SQL_PARAMETER})
 
 
 @dataclass
@@ -52,6 +61,7 @@ def logged_app(database_url: str):
     def build(log_format: str) -> LoggedApp:
         app = create_app(make_settings(database_url, LOG_FORMAT=log_format))
         app.add_url_rule(BOOM, endpoint="boom", view_func=_boom)
+        app.add_url_rule(FAILING_SQL, endpoint="failing_sql", view_func=_failing_sql)
         built.append(app)
         output = io.StringIO()
         _gatehouse_handler().setStream(output)
@@ -94,6 +104,20 @@ def test_request_log_line_in_text_format_carries_request_id(logged_app):
     assert f"[{response.headers['X-Request-ID']}]" in first
     assert "ERROR app.api.envelope" in first and "unhandled exception on GET /api/v1/_boom" in first
     assert rest[0].startswith("Traceback") and rest[-1] == "RuntimeError: boom for the log"
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_failing_statement_is_logged_without_its_parameters(logged_app, log_format):
+    """Issue 12, finding 2: the trace of a failed statement carried its parameters (a new password's
+    bcrypt hash); the engine hides them (database.engine_options, hide_parameters)."""
+    logged = logged_app(log_format)
+
+    response = logged.client.get(FAILING_SQL)
+
+    assert response.status_code == 500
+    output = logged.output.getvalue()
+    assert "no_such_table" in output and "SQL parameters hidden" in output
+    assert SQL_PARAMETER not in output
 
 
 # --- passwords never reach logs or the audit trail -----------------------------------------------

@@ -83,14 +83,18 @@ def _from_validation_error(err: ValidationError) -> Response:
     return error_response(422, "VALIDATION_ERROR", "The request has invalid fields.", details=details)
 
 
-def _from_http_exception(err: HTTPException) -> Response | HTTPException:
-    if not is_api_request():
-        return err
-    status = err.code or 500
+def _from_http_exception(err: HTTPException) -> Response:
     headers = {}
     if isinstance(err, RateLimitExceeded):
-        message = "Too many requests; slow down and retry later."
+        # RFC 6585 §4: a 429 MAY say how long to wait; ours say it on pages and in the API alike.
         headers["Retry-After"] = str(_seconds_until_limit_resets())
+    if not is_api_request():
+        response = err.get_response()
+        response.headers.update(headers)
+        return response
+    status = err.code or 500
+    if isinstance(err, RateLimitExceeded):
+        message = "Too many requests; slow down and retry later."
     else:
         message = err.description or "Error."
         if status == 405 and err.valid_methods:

@@ -17,10 +17,11 @@ from app.models import Organization, UserSession
 from app.models.base import utcnow
 from app.oauth.cors import with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
-from app.oauth.server import IssuerInResponse, oauth_server
+from app.oauth.server import FormBodyRequest, IssuerInResponse, oauth_server
 from app.request_context import request_actor
 from app.services import authorization_context, consents, sessions
 from app.services.access_tokens import is_access_token_header
+from app.security.request_input import RefusedInput
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
 
 bp = Blueprint("oauth", __name__)
@@ -30,6 +31,8 @@ AMR_PASSWORD = ["pwd"]
 JWKS_CACHE_CONTROL = "public, max-age=300"
 # The organization picker's field: only ever posted by org_picker.html, never a protocol parameter.
 PICKED_ORGANIZATION = "chosen_organization"
+# The endpoints a browser is sent to, which answer errors on a page unless the client's redirect URI is known.
+BROWSER_ENDPOINTS = {"oauth.authorize", "oauth.logout"}
 
 
 @bp.errorhandler(InsecureTransportError)
@@ -41,6 +44,17 @@ def _plain_http(error: InsecureTransportError) -> Response:
     as an OAuth2Error and show their error page."""
     return oauth_server().handle_error_response(None, InvalidRequestError(
         description="This endpoint requires TLS: send the request over https."))
+
+
+@bp.errorhandler(RefusedInput)
+def _refused_input(error: RefusedInput) -> Response:
+    """A value the server cannot store (security/request_input.py) is a malformed request, invalid_request
+    (RFC 6749 §4.1.2.1, §5.2): on the error page for the browser endpoints, whose redirect URI is not
+    known to be the client's yet; in an RFC 6749 §5.2 body for the others."""
+    refused = InvalidRequestError(description=error.description)
+    if request.endpoint in BROWSER_ENDPOINTS:
+        return Response(render_template("oauth_error.html", error=refused), status=400)
+    return oauth_server().handle_error_response(None, refused)
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -192,7 +206,7 @@ def authorize():
 @bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
 @with_cors
 def token():
-    response = oauth_server().create_token_response()
+    response = oauth_server().create_token_response(FormBodyRequest(request))
     db.session.commit()  # failure paths commit too: reuse detection revokes and audits
     return response
 
@@ -205,13 +219,13 @@ def userinfo():
 
 @bp.post("/oauth2/introspect")
 def introspect():
-    return oauth_server().create_endpoint_response("introspection")
+    return oauth_server().create_endpoint_response("introspection", FormBodyRequest(request))
 
 
 @bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
 @with_cors
 def revoke():
-    response = oauth_server().create_endpoint_response("revocation")
+    response = oauth_server().create_endpoint_response("revocation", FormBodyRequest(request))
     db.session.commit()
     return response
 

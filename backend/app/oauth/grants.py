@@ -20,6 +20,7 @@ from authlib.oidc.core.errors import (RegistrationNotSupportedError, RequestNotS
                                       RequestURINotSupportedError)
 from authlib.oidc.core.grants.util import is_openid_scope
 from joserfc.jwk import KeySet
+from werkzeug.http import parse_options_header
 
 from app import errors
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
@@ -29,6 +30,7 @@ from app.models.base import utcnow
 from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
+from app.security.request_input import shown
 from app.services import authorization_context, clients, users
 from app.services import grants as grant_store
 
@@ -42,6 +44,7 @@ CLIENT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, TokenEndpointAuthMethod.NONE.
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
 # How authorization responses are returned (OAuth 2.0 Multiple Response Types §2.1): query only.
 RESPONSE_MODES = ("query",)
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
 
 
 def _expiry(token: dict) -> tuple[str, datetime]:
@@ -62,17 +65,26 @@ def grant_organization_claims(organization_id: uuid.UUID | None, user: User) -> 
         raise InvalidGrantError(denied.message) from None
 
 
+def check_form_body(request: OAuth2Request) -> None:
+    """RFC 6749 §3.2 (with §4.1.3), RFC 7009 §2.1, RFC 7662 §2.1: the parameters come in an
+    application/x-www-form-urlencoded body; any other body (multipart, JSON) is invalid_request."""
+    mimetype = parse_options_header(request.headers.get("Content-Type") or "")[0].lower()
+    if mimetype and mimetype != FORM_MIMETYPE:
+        raise InvalidRequestError(f"Send the parameters in an {FORM_MIMETYPE} body.")
+
+
 def check_parameters_not_repeated(request: OAuth2Request) -> None:
     """RFC 6749 §3.1, §3.2: request parameters MUST NOT be included more than once (invalid_request)."""
     repeated = sorted(name for name, values in request.payload.datalist.items() if len(values) > 1)
     if repeated:
-        raise InvalidRequestError(f"Parameters sent more than once: {', '.join(repeated)}.")
+        raise InvalidRequestError(f"Parameters sent more than once: {shown(', '.join(repeated))}.")
 
 
 def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
     """Every grant: a scope the client may not have is invalid_scope, never dropped (RFC 6749 §3.3)."""
     if scope and client.get_allowed_scope(scope) is None:
-        raise InvalidScopeError(f"The client may not request: {' '.join(sorted(set(scope.split()) - set(client.scopes)))}")
+        refused = " ".join(sorted(set(scope.split()) - set(client.scopes)))
+        raise InvalidScopeError(f"The client may not request: {shown(refused)}")
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -89,9 +101,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID Connect request, even from a client
         # with one registered URI (which a plain OAuth request may leave out, RFC 6749 §3.1.2.3). Without
         # it nothing says where the error may go: the user gets the error page.
-        if not request.payload.redirect_uri and is_openid_scope(request.payload.scope):
+        redirect_uri = request.payload.redirect_uri
+        if not redirect_uri and is_openid_scope(request.payload.scope):
             raise InvalidRequestError("redirect_uri is required in an OpenID Connect request.",
                                       state=request.payload.state)
+        # Authlib's own message quotes the URI as it came (security/request_input.py, shown).
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError(f"Redirect URI {shown(redirect_uri)} is not registered for the client.")
         return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     @staticmethod

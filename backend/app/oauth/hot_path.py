@@ -14,8 +14,8 @@ a response from here carries the same security headers as one from Flask
 Everything else goes to Flask unchanged: other grant types (they write audit events with the
 request's actor), CORS requests (an Origin header: the allowed origins come from the client
 registry), preflights, bodies without a Content-Length or over MAX_CONTENT_LENGTH, bodies that
-are not form-encoded, requests with a query string, plain-http requests Authlib refuses, and
-forms Werkzeug refuses to parse.
+are not form-encoded, requests with a query string, plain-http requests Authlib refuses, forms
+Werkzeug refuses to parse, and forms holding a value the edge refuses (security/request_input.py).
 """
 
 from __future__ import annotations
@@ -25,15 +25,12 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
-from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from flask import Flask, g
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.exceptions import HTTPException
@@ -43,9 +40,10 @@ from werkzeug.wsgi import get_host
 
 from app.extensions import db, key_store
 from app.oauth.endpoints import JWKS_CACHE_CONTROL
-from app.oauth.server import answering_in_wsgi, oauth_server
+from app.oauth.server import FormPayload, answering_in_wsgi, oauth_server
 from app.security.request_id import HEADER as REQUEST_ID_HEADER
 from app.security.request_id import request_id_from
+from app.security.request_input import form_is_refused
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +140,11 @@ class ProtocolHotPath:
         if mimetype != "application/x-www-form-urlencoded" or environ.get("QUERY_STRING"):
             raise _NotHere
         # Read per request, as Flask reads it.
-        return FormRequest(environ, trusted_hosts=self.app.config["TRUSTED_HOSTS"])
+        request = FormRequest(environ, trusted_hosts=self.app.config["TRUSTED_HOSTS"])
+        # Flask refuses what the database could not store, in the protocol's format (security/request_input.py).
+        if form_is_refused(request.form, environ.get("HTTP_AUTHORIZATION", "")):
+            raise _NotHere
+        return request
 
     def _jwks(self, environ: dict[str, Any]) -> Answer:
         reused_until, body = self._jwks_body
@@ -184,19 +186,6 @@ class FormRequest(OAuth2Request):
     @property
     def form(self) -> MultiDict:
         return self._form
-
-
-class FormPayload(OAuth2Payload):
-    def __init__(self, form: MultiDict) -> None:
-        self._form = form
-
-    @property
-    def data(self) -> MultiDict:
-        return self._form
-
-    @cached_property
-    def datalist(self) -> defaultdict[str, list]:
-        return defaultdict(list, self._form.lists())
 
 
 class _NotHere(Exception):

@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
+from functools import cached_property
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -21,15 +24,17 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
 from flask import request as flask_request
 from joserfc.jwk import KeySet
+from werkzeug.datastructures import MultiDict
 
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
 from app.models import OAuthClient, RefreshToken, User
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
+from app.security.request_input import shown
 from app.services import audit, authorization_context
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
 from app.services.denylist import CLAIM_PREFIX
@@ -41,6 +46,35 @@ from app.services import grants as grant_store
 answering_in_wsgi: ContextVar[bool] = ContextVar("answering_in_wsgi", default=False)
 
 
+class FormPayload(OAuth2Payload):
+    """A request's parameters from its form body alone."""
+
+    def __init__(self, form: MultiDict) -> None:
+        self._form = form
+
+    @property
+    def data(self) -> MultiDict:
+        return self._form
+
+    @cached_property
+    def datalist(self) -> defaultdict[str, list]:
+        return defaultdict(list, self._form.lists())
+
+
+class FormBodyRequest(FlaskOAuth2Request):
+    """A request to the token, introspection or revocation endpoint, whose parameters come in the
+    form body (RFC 6749 §3.2 and §4.1.3, RFC 7009 §2.1, RFC 7662 §2.1), never the query string:
+    Authlib's Flask request reads both, so `?grant_type=` chose the grant."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.payload = FormPayload(request.form)
+
+    @property
+    def args(self) -> MultiDict:
+        return MultiDict()
+
+
 class GatehouseAuthorizationServer(AuthorizationServer):
     token_generator: AccessTokenGenerator
 
@@ -48,29 +82,45 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         return client_cache().get(db.session, client_id)
 
     def create_oauth2_request(self, request: OAuth2Request | None) -> OAuth2Request:
-        # The Flask views pass no request (Flask's own is used); oauth/hot_path.py passes its FormRequest,
-        # and create_token_response below the one it made: both are OAuth2Requests already.
+        # The authorization, UserInfo and logout views pass no request (Flask's own is used); the token,
+        # introspection and revocation views a FormBodyRequest, oauth/hot_path.py its FormRequest, and
+        # create_token_response below the one it made: OAuth2Requests already.
         if isinstance(request, OAuth2Request):
             return request
         return FlaskOAuth2Request(flask_request)
 
     def get_authorization_grant(self, request):
-        try:
+        if any(grant_cls.check_authorization_endpoint(request) for grant_cls, _ in self._authorization_grants):
             return super().get_authorization_grant(request)
-        except UnsupportedResponseTypeError as error:
-            if request.payload.response_type:
-                raise
+        # Authlib's error here quotes response_type as it came, which its own check of the description
+        # then refuses (a ValueError, a 500): the same error, with the value `shown`.
+        redirect_uri = self._known_redirect_uri(request)
+        if not request.payload.response_type:
             # RFC 6749 §4.1.2.1: a missing response_type is a missing required parameter, invalid_request
             # (Authlib reports unsupported_response_type), sent where Authlib would have sent its error.
-            raise InvalidRequestError("The response_type parameter is required.",
-                                      redirect_uri=error.redirect_uri) from None
+            raise InvalidRequestError("The response_type parameter is required.", redirect_uri=redirect_uri)
+        response_type = request.payload.response_type
+        raise UnsupportedResponseTypeError(response_type, f"The response type {shown(response_type)} is not supported.",
+                                           redirect_uri=redirect_uri)
+
+    def _known_redirect_uri(self, request: OAuth2Request) -> str | None:
+        """Where an authorization error may go: only a redirect URI the client registered (RFC 6749
+        §4.1.2.1), as Authlib's get_authorization_grant decides it."""
+        client = self.query_client(request.payload.client_id) if request.payload.client_id else None
+        if client is None:
+            return None
+        requested = request.payload.redirect_uri
+        if requested:
+            return requested if client.check_redirect_uri(requested) else None
+        return client.get_default_redirect_uri()
 
     def create_token_response(self, request=None):
-        """RFC 6749 §3.2 and §5.2: a token request without grant_type, or with a parameter repeated,
-        is invalid_request, before any grant looks at it (Authlib calls a missing grant_type
+        """RFC 6749 §3.2 and §5.2: a token request whose body is not form-encoded, without grant_type,
+        or with a parameter repeated, is invalid_request, before any grant looks at it (Authlib calls a missing grant_type
         unsupported_grant_type, and reads the first of repeated values)."""
         oauth_request = self.create_oauth2_request(request)
         try:
+            grants.check_form_body(oauth_request)
             grants.check_parameters_not_repeated(oauth_request)
             if not oauth_request.payload.grant_type:
                 raise InvalidRequestError("The grant_type parameter is required.")
@@ -87,6 +137,10 @@ class GatehouseAuthorizationServer(AuthorizationServer):
             ("client_assertion", "client_assertion" in request.form)) if present]
         if len(presented) > 1:
             raise InvalidRequestError(f"Authenticate the client one way only, not with {' and '.join(presented)}.")
+        scheme, _, credentials = (request.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "basic" and not credentials.strip():
+            # Authlib fails to split a bare "Basic " (a ValueError, a 500) instead of refusing it.
+            raise InvalidClientError(status_code=401, description="The HTTP Basic credentials are empty.")
         try:
             return super().authenticate_client(request, methods, endpoint)
         except UnicodeDecodeError:
@@ -187,6 +241,7 @@ class TokenParameters:
     unknown hint: both token types RFC 7009 defines are revocable here, so it never applies."""
 
     def check_params(self, request, client) -> None:
+        grants.check_form_body(request)
         grants.check_parameters_not_repeated(request)
         if "token" not in request.form:
             raise InvalidRequestError()
@@ -346,6 +401,12 @@ class GatehouseUserInfo(UserInfoEndpoint):
 
 
 class GatehouseEndSession(EndSessionEndpoint):
+    def validate_request(self, request: OAuth2Request):
+        # As for authorization requests (RFC 6749 §3.1): a repeated id_token_hint or
+        # post_logout_redirect_uri would let two readers of one request see two requests.
+        grants.check_parameters_not_repeated(request)
+        return super().validate_request(request)
+
     def get_server_jwks(self) -> dict:
         return key_store().jwks()
 

@@ -28,8 +28,14 @@ class PageMeta(Schema):
     total = fields.Integer()
 
 
+# The deepest page a list serves: its OFFSET (at most 10^8 rows) stays far inside the BIGINT
+# PostgreSQL takes and SQLite's integers, where page=2^63-1 overflowed them (a 500).
+MAX_PAGE = 1_000_000
+MAX_PER_PAGE = 100
+
+
 class PageIn(Schema):
     """The query parameters of a paginated list; subclass it to add filters."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))

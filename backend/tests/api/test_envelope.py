@@ -70,7 +70,18 @@ def test_wrong_method_returns_method_not_allowed_envelope_with_allow_header(clie
     response = client.delete("/api/health")
 
     _error_body(response, 405, "METHOD_NOT_ALLOWED")
-    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize("operation", sorted({op.rule: op for op in api_operations(collection_app())}.values(),
+                                             key=lambda op: op.rule), ids=lambda op: op.rule)
+def test_options_on_an_api_path_is_a_method_not_allowed_envelope(client, operation):
+    """No CORS applies under /api: OPTIONS is a 405 in the envelope, with the methods the path
+    answers (RFC 9110 §15.5.6), not Flask's empty text/html 200 (issue 12, finding 10)."""
+    response = client.options(operation.sample_url)
+
+    _error_body(response, 405, "METHOD_NOT_ALLOWED")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == operation.allowed - {"OPTIONS"}
 
 
 def test_body_over_max_content_length_returns_payload_too_large_envelope(small_body_client, db_session):

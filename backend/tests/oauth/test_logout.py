@@ -206,3 +206,17 @@ def test_a_posted_suspect_logout_keeps_its_parameters_through_the_confirmation(n
     assert response.status_code == 302
     assert response.location == WEB_POST_LOGOUT_URI + "?state=s"
     assert browser_session(db_session, victim).ended_at is not None
+
+
+@pytest.mark.parametrize("repeated", ["id_token_hint", "post_logout_redirect_uri", "state"])
+def test_a_repeated_logout_parameter_is_refused(signed_in, id_token, user, db_session, repeated):
+    """As for authorization requests (RFC 6749 §3.1), a parameter MUST NOT be sent twice: reading the
+    first would let two readers of one request see two requests (issue 12, finding 10)."""
+    query = {"id_token_hint": id_token, "post_logout_redirect_uri": WEB_POST_LOGOUT_URI, "state": "s"}
+    query_string = [*query.items(), (repeated, "second")]
+
+    response = signed_in.http.get("/oauth2/logout", query_string=query_string)
+
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "sent more than once" in response.get_data(as_text=True)
+    assert_still_signed_in(db_session, user)

@@ -44,15 +44,34 @@ def test_a_repeated_token_parameter_is_invalid_request(client, machine_client, h
     assert "access_token" not in response.get_json()
 
 
-@pytest.mark.parametrize("request_kwargs", [
-    {"data": {"scope": "invoices:read"}},
-    {"json": {"grant_type": "client_credentials"}},
-], ids=["no-grant_type", "json-body"])
-def test_a_token_request_without_grant_type_is_invalid_request(client, machine_client, request_kwargs):
+def test_a_token_request_without_grant_type_is_invalid_request(client, machine_client):
     """RFC 6749 §5.2: a missing required parameter is invalid_request (unsupported_grant_type is for a
-    grant type the server does not know). The token endpoint reads form parameters only (§3.2)."""
-    response = client.post("/oauth2/token", auth=(machine_client.client_id, machine_client.secret), **request_kwargs)
+    grant type the server does not know)."""
+    response = client.post("/oauth2/token", auth=(machine_client.client_id, machine_client.secret),
+                           data={"scope": "invoices:read"})
     assert invalid_request(response) == "The grant_type parameter is required."
+
+
+@BOTH_PATHS
+def test_the_token_endpoint_reads_no_parameter_from_the_query(client, machine_client, headers):
+    """RFC 6749 §3.2 and §4.4.2: the client POSTs its parameters in the form body; a query string's
+    are not the request's (issue 12, finding 10: `?grant_type=` chose the grant)."""
+    response = client.post("/oauth2/token?grant_type=client_credentials&scope=invoices:read", data={},
+                           content_type="application/x-www-form-urlencoded", headers=headers,
+                           auth=(machine_client.client_id, machine_client.secret))
+    assert invalid_request(response) == "The grant_type parameter is required."
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+@pytest.mark.parametrize("body", ["multipart", "json"])
+def test_a_body_that_is_not_form_encoded_is_invalid_request(client, machine_client, headers, path, body):
+    """RFC 6749 §3.2 / §4.4.2, RFC 7662 §2.1, RFC 7009 §2.1: parameters are sent application/x-www-form-urlencoded
+    (issue 12, finding 10: a multipart body was read as a form)."""
+    form = {"grant_type": "client_credentials", "token": "anything"}
+    kwargs = {"json": form} if body == "json" else {"data": form, "content_type": "multipart/form-data"}
+    response = client.post(path, headers=headers, auth=(machine_client.client_id, machine_client.secret), **kwargs)
+    assert invalid_request(response) == "Send the parameters in an application/x-www-form-urlencoded body."
 
 
 ASSERTION = {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -88,6 +107,17 @@ def test_basic_credentials_that_are_not_utf8_are_invalid_client(client, path, fo
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
     assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("authorization", ["Basic ", "Basic \t "])
+def test_empty_basic_credentials_are_invalid_client(client, headers, authorization):
+    """RFC 6749 §5.2: failed client authentication is invalid_client, 401 (found by tests/fuzz)."""
+    response = client.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                           headers={**headers, "Authorization": authorization})
+
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
 
 
 def test_a_form_over_the_part_limit_gets_the_same_413_on_both_paths(client, machine_client):
@@ -248,3 +278,47 @@ def test_a_value_the_server_cannot_honour_is_invalid_request(signed_in, web_clie
 
 def test_response_mode_query_is_accepted(authorize, web_client):
     assert authorize(web_client, response_mode="query").code
+
+
+# --- input quoted in an error (RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E) -----
+
+def assert_description_characters(description: str) -> None:
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description), description
+
+
+@pytest.mark.parametrize("redirect_uri", ["https://app.test\\@evil.test/cb", 'https://rp.example.com/"cb',
+                                          "https://rp.example.com/café", "https://rp.example.com/\x7f"],
+                         ids=["backslash", "quote", "non-ascii", "del"])
+def test_an_unregistered_redirect_uri_with_any_character_shows_the_error_page(browser, web_client, pkce, redirect_uri):
+    """Finding 1: Authlib's message quoted the URI as it came, and refused to build it: a 500."""
+    response = browser.authorize(authorization_params(web_client, pkce=pkce(), redirect_uri=redirect_uri))
+
+    assert_error_page(response)
+    assert "is not registered for the client" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("response_type", ['co"de', "code\\", "códe", "code\x7f"])
+def test_an_unsupported_response_type_with_any_character_is_redirected(signed_in, web_client, pkce, response_type):
+    params = error_redirect(signed_in.authorize(authorization_params(web_client, pkce=pkce(),
+                                                                      response_type=response_type)),
+                            web_client.redirect_uris[0])
+
+    assert params["error"] == "unsupported_response_type"
+    assert_description_characters(params["error_description"])
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("form", [
+    {"grant_type": "client_credentials", "scope": "café"},
+    {"grant_type": "client_credentials", "scope": 'in"voices \\ \x7f'},
+    {"grant_type": "cliént_credentials"},
+    {"grant_type": "client_credentials", "scope": "a", "sc\\ope": "1", "sc\\ope ": "2"},
+], ids=["scope-non-ascii", "scope-quote-backslash-del", "grant_type", "names"])
+def test_a_token_error_quoting_any_character_keeps_to_the_rfc_characters(client, machine_client, headers, form):
+    """Finding 1: `scope=caf%C3%A9` with client credentials was a 500, on the hot path too."""
+    response = client.post("/oauth2/token", data=form, headers=headers,
+                           auth=(machine_client.client_id, machine_client.secret))
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] in {"invalid_scope", "unsupported_grant_type", "invalid_request"}
+    assert_description_characters(response.get_json().get("error_description", ""))

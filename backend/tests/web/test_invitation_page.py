@@ -340,6 +340,7 @@ def test_register_sixth_attempt_in_a_minute_is_429(browser, invite, settings):
 
     assert statuses == [422] * 5
     assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_register_over_https_works_without_referer(app, client, db_session, invite):
