@@ -30,7 +30,7 @@ from app.models import OAuthClient, RefreshToken, User
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
-from app.services import audit, authorization_context
+from app.services import audit, authorization_context, revocations
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
 from app.services.denylist import CLAIM_PREFIX
 from app.services import grants as grant_store
@@ -242,7 +242,8 @@ class GatehouseRevocation(TokenParameters, RevocationEndpoint):
 
     def revoke_token(self, token, request) -> None:
         if isinstance(token, AccessTokenRecord):
-            token_denylist().deny(token.token.jti, token.token.exp)
+            revocations.deny_token(db.session, denylist=token_denylist(), key=token.token.jti,
+                                   expires_at=token.token.exp)
             target_type, target_id = "access_token", token.token.jti
         else:
             grant_store.revoke_family(db.session, family_id=token.family_id, denylist=token_denylist())
