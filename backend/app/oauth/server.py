@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -39,6 +40,7 @@ from app.services import grants as grant_store
 # Set by oauth/hot_path.py, which answers outside Flask's request cycle: the server's answers are then
 # (status code, body, headers) for it to send, not Flask responses built only to be taken apart again.
 answering_in_wsgi: ContextVar[bool] = ContextVar("answering_in_wsgi", default=False)
+log = logging.getLogger(__name__)
 
 
 class GatehouseAuthorizationServer(AuthorizationServer):
@@ -117,6 +119,22 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         return super().handle_error_response(request, error)
 
 
+class TemporarilyUnavailable(OAuth2Error):
+    """The database is unavailable (app.database.DATABASE_UNAVAILABLE): RFC 6749 §4.1.2.1's
+    temporarily_unavailable, with the 503 it stands for, in the §5.2 error body."""
+
+    error = "temporarily_unavailable"
+    description = "The server is temporarily unable to handle the request; retry later."
+    status_code = 503
+
+
+def database_unavailable(error: Exception) -> TemporarilyUnavailable:
+    """The protocol error for a request the database failed (Flask views and oauth/hot_path.py), logged."""
+    # The exception's class only: its text may carry the statement's parameters.
+    log.warning("database unavailable: %s", type(error).__name__)
+    return TemporarilyUnavailable()
+
+
 class IssuerInResponse(IssuerParameter):
     """RFC 9207: `iss` on every authorization response, errors included."""
 
@@ -172,6 +190,10 @@ def _find_token(token_string: str, hint: str | None,
     lookups = [find_refresh_token, _find_access_token]
     if hint != "refresh_token":
         lookups.reverse()
+    # A JWS compact serialisation is never one of our refresh tokens (base64url, without dots): an
+    # access token that did not verify (revoked, or unknown to an outage) needs no database read.
+    if token_string.count(".") == 2:
+        lookups.remove(find_refresh_token)
     for lookup in lookups:
         found = lookup(token_string)
         if found is not None:
