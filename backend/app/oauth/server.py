@@ -25,6 +25,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Flask, current_app
 from flask import request as flask_request
 from joserfc.jwk import KeySet
+from redis.exceptions import RedisError
 
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
 from app.models import OAuthClient, RefreshToken, User
@@ -292,7 +293,12 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict, jti: str) -> bool:
         # An assertion is single-use: claim its jti, atomically, for as long as it is
         # accepted, which is until exp plus the clock-skew leeway (RFC 7523 §3, items 4 and 7).
-        return token_denylist().claim(f"{CLAIM_PREFIX}{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+        try:
+            return token_denylist().claim(f"{CLAIM_PREFIX}{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+        except RedisError as error:
+            # Replay cannot be ruled out without Redis: refused, as a temporary condition.
+            log.warning("client assertion refused: Redis unavailable (%s)", type(error).__name__)
+            raise TemporarilyUnavailable() from None
 
 
 class MissingBearerToken(OAuth2Error):

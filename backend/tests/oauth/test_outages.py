@@ -101,6 +101,13 @@ def postgres_outage(own_postgres: OwnPostgres) -> Iterator[Outage]:
             outage.end()
 
 
+@pytest.fixture
+def key_client(register, rsa_key):
+    """A machine client authenticating with private_key_jwt (RFC 7523 §2.2)."""
+    return register(name="Key Job", grant_types=["client_credentials"], scopes=MACHINE_SCOPES,
+                    token_endpoint_auth_method="private_key_jwt", private_jwk=rsa_key)
+
+
 @contextlib.contextmanager
 def instance(settings: Settings, db_session: Session) -> Iterator[SessionAwareClient]:
     """Another instance of the server (another process, as far as the stores go), as a test client."""
@@ -206,9 +213,11 @@ def test_denial_made_while_redis_is_down_reaches_every_instance(client, web_clie
 
 
 def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, machine_client, web_client,
-                                                                     obtain_tokens, own_redis, user):
+                                                                     key_client, obtain_tokens, own_redis, user):
     """With Redis down: issuance works, introspection answers from the database (RFC 7662 bodies,
-    both paths), sign-in keeps working on per-process rate limits, health says 503."""
+    both paths), sign-in keeps working on per-process rate limits, health says 503. A private_key_jwt
+    client assertion, whose single use (RFC 7523 §3) only Redis can vouch for, is refused with
+    temporarily_unavailable."""
     live = obtain_tokens(web_client, scope="openid")["access_token"]
     revoked = obtain_tokens(web_client, scope="openid")["access_token"]
     assert revoke(client, web_client, revoked).status_code == 200
@@ -216,6 +225,8 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
     endpoints = {
         "token (hot path)": lambda: client.post("/oauth2/token", **machine_client.authenticate(
             {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})).status_code,
+        "token (private_key_jwt)": lambda: status_and_error(client, "POST", "/oauth2/token", **key_client.authenticate(
+            {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]}))(),  # a new assertion each time
         "introspect live (hot path)": introspection(client, web_client, live),
         "introspect live (Flask)": introspection(client, web_client, live, **TO_FLASK),
         "introspect revoked (hot path)": introspection(client, web_client, revoked),
@@ -232,6 +243,7 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
 
     assert during == {
         "token (hot path)": {200: REQUESTS},
+        "token (private_key_jwt)": {(503, "temporarily_unavailable"): REQUESTS},
         "introspect live (hot path)": {(200, True): REQUESTS},
         "introspect live (Flask)": {(200, True): REQUESTS},
         "introspect revoked (hot path)": {(200, False): REQUESTS},
@@ -239,7 +251,7 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
         "API sign-in": {(200, None): REQUESTS},
         "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
     }
-    assert after == {**during, "health": {(200, None): REQUESTS}}
+    assert after == {**during, "token (private_key_jwt)": {(200, None): REQUESTS}, "health": {(200, None): REQUESTS}}
 
 
 # --- PostgreSQL down -------------------------------------------------------------------------------
