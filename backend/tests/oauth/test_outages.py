@@ -258,7 +258,7 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
 
 
 def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_whole(
-        client, web_client, obtain_tokens, browser, user, db_session, postgres_outage):
+        client, web_client, machine_client, obtain_tokens, browser, user, db_session, postgres_outage):
     """With PostgreSQL down: what needs it answers 503 in its own format (the envelope, RFC 6749
     §5.2's temporarily_unavailable, an HTML page); introspection of access tokens still answers
     (the client cache and the denylist need no database); a revocation is refused whole."""
@@ -267,7 +267,12 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     assert revoke(client, web_client, revoked).status_code == 200
     session_token = factories.session_token(user)
     login_page = browser.login_page()
+    client_credentials = machine_client.authenticate({"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})
+    assert client.post("/oauth2/token", **client_credentials).status_code == 200  # the client in the cache
     endpoints = {
+        "token (hot path)": lambda: client.post("/oauth2/token", **client_credentials).status_code,
+        "JWKS": lambda: client.get("/oauth2/jwks").status_code,
+        "discovery": lambda: client.get("/.well-known/openid-configuration").status_code,
         "introspect live (hot path)": introspection(client, web_client, live),
         "introspect revoked (hot path)": introspection(client, web_client, revoked),
         "introspect revoked (Flask)": introspection(client, web_client, revoked, **TO_FLASK),
@@ -292,6 +297,9 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     after = {name: count(1, call) for name, call in endpoints.items()}
 
     assert during == {
+        "token (hot path)": {200: REQUESTS},
+        "JWKS": {200: REQUESTS},
+        "discovery": {200: REQUESTS},
         "introspect live (hot path)": {(200, True): REQUESTS},
         "introspect revoked (hot path)": {(200, False): REQUESTS},
         "introspect revoked (Flask)": {(200, False): REQUESTS},
