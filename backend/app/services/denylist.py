@@ -165,10 +165,8 @@ class RedisDenylist:
     def _restore(self) -> None:
         """Take the record's live denials into the mirror and write them back to Redis. Left to
         the next lookup when the database cannot answer (the mirror then holds what Redis had)."""
-        try:
-            denials = self._record.live()
-        except SQLAlchemyError as err:
-            log.warning("denylist: the database did not answer; denials not restored yet (%s)", err)
+        denials = _live_denials(self._record)
+        if denials is None:
             return
         now = self._clock()
         denials = {key: lapses for key, lapses in denials.items() if lapses > now}
@@ -215,6 +213,16 @@ class RedisDenylist:
                 self._pruned_size = len(self._mirror)
 
 
+def _live_denials(record: DenialRecord) -> dict[str, int] | None:
+    """The record's live denials; None, logged, when the database cannot answer (restored later)."""
+    try:
+        return record.live()
+    except SQLAlchemyError as err:
+        # The exception's class only: its text carries the statement's parameters.
+        log.warning("denylist: the database did not answer; denials not restored yet (%s)", type(err).__name__)
+        return None
+
+
 class MemoryDenylist:
     """For a single process (development, tests without Redis). With a `record` (the database),
     the record's live denials are taken in once, at the first lookup it answers."""
@@ -232,17 +240,16 @@ class MemoryDenylist:
                 self._expiry[jti] = expires_at
 
     def is_denied(self, *keys: str) -> bool:
-        if self._record is not None:
-            self._restore()
+        record = self._record  # read once: another thread may finish restoring meanwhile
+        if record is not None:
+            self._restore(record)
         now = time.time()
         with self._lock:
             return any(self._expiry.get(key, 0) > now for key in keys)
 
-    def _restore(self) -> None:
-        try:
-            denials = self._record.live()
-        except SQLAlchemyError as err:
-            log.warning("denylist: the database did not answer; denials not restored yet (%s)", err)
+    def _restore(self, record: DenialRecord) -> None:
+        denials = _live_denials(record)
+        if denials is None:
             return
         with self._lock:
             for key, lapses in denials.items():
