@@ -22,7 +22,7 @@ from app.security.headers import init_page_caching
 from app.security.request_id import init_request_id
 from app.security.request_input import init_request_input
 from app.services import clients as client_service
-from app.services import mail
+from app.services import mail, revocations
 from app.services.denylist import MemoryDenylist, RedisDenylist
 from app.services.redis_feed import RedisFeed
 from app.services.keys import KeyringError, KeyStore, ensure_keys
@@ -119,16 +119,20 @@ def _init_keys(app: Flask, settings: Settings) -> None:
 def _init_redis_stores(app: Flask, settings: Settings) -> None:
     """The token denylist and the protocol endpoints' client cache: shared through Redis when it is
     configured, with one feed (services.redis_feed) telling each process of denials and client
-    changes; in-process otherwise. The client cache is told about every committed client change."""
+    changes; in-process otherwise. The client cache is told about every committed client change,
+    the denylist about every committed denial; the database's record of denials
+    (services.revocations), read through the session at hand, restores it."""
+    record = revocations.DatabaseDenials(lambda: db.session)
     if settings.REDIS_URL:
         redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
         # The subscription's own client: no retries, so a broken connection shows (RedisFeed).
         feed = RedisFeed(Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)))
         app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX,
-                                                             feed=feed if settings.DENYLIST_MIRROR else None)
+                                                             feed=feed if settings.DENYLIST_MIRROR else None,
+                                                             record=record)
         versions = client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, feed)
     else:
-        app.extensions["gatehouse.denylist"] = MemoryDenylist()
+        app.extensions["gatehouse.denylist"] = MemoryDenylist(record)
         versions = client_service.MemoryClientVersions()
     ttl = settings.client_cache_seconds
     app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
@@ -136,6 +140,10 @@ def _init_redis_stores(app: Flask, settings: Settings) -> None:
     if not event.contains(db.session, "after_commit", _publish_client_changes):
         event.listen(db.session, "after_commit", _publish_client_changes)
         event.listen(db.session, "after_rollback", _drop_client_changes)
+    # Every session's, not only db.session's: a denial is published by whichever session commits it.
+    if not event.contains(Session, "after_commit", revocations.publish_denials):
+        event.listen(Session, "after_commit", revocations.publish_denials)
+        event.listen(Session, "after_rollback", revocations.drop_denials)
 
 
 def _publish_client_changes(session: Session) -> None:

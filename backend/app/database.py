@@ -12,6 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# What a database that is down, restarting or out of connections raises (connection refused or
+# lost, pool exhausted): answered 503 in each endpoint's own format, never 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def engine_options(database_url: str) -> dict[str, Any]:

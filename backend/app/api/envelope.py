@@ -14,9 +14,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from flask_limiter import RateLimitExceeded
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from app import errors
+from app.database import DATABASE_UNAVAILABLE
 from app.extensions import limiter
 from app.security.request_id import current_request_id
 
@@ -110,6 +111,16 @@ def _seconds_until_limit_resets() -> int:
     return max(1, int(breached.reset_at - time.time())) if breached else 60
 
 
+def _from_database_unavailable(err: Exception) -> Response | HTTPException:
+    """The database is down (app.database.DATABASE_UNAVAILABLE): 503, in the envelope under /api and
+    as an HTML error page elsewhere (the protocol endpoints answer theirs in oauth/endpoints.py)."""
+    # The exception's class only: its text may carry the statement's parameters.
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, type(err).__name__)
+    if not is_api_request():
+        return ServiceUnavailable()
+    return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable; retry later.")
+
+
 def _from_unhandled(err: Exception) -> Response | tuple[str, int]:
     log.exception("unhandled exception on %s %s", request.method, request.path)
     if not is_api_request():
@@ -121,4 +132,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(errors.AppError, _from_app_error)
     app.register_error_handler(ValidationError, _from_validation_error)
     app.register_error_handler(HTTPException, _from_http_exception)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.register_error_handler(unavailable, _from_database_unavailable)
     app.register_error_handler(Exception, _from_unhandled)

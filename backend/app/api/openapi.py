@@ -70,7 +70,7 @@ def _success(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _operation(view: Callable, rule: str) -> dict[str, Any]:
     meta = view.openapi
-    statuses = set(meta["errors"]) | {500}
+    statuses = set(meta["errors"]) | {500, 503}  # 503: the database is down (api/envelope.py)
     operation: dict[str, Any] = {"summary": meta["summary"], "tags": [meta["tag"]],
                                  "parameters": _path_parameters(rule)}
     if meta["description"]:

@@ -6,9 +6,9 @@ from app.models.client import OAuthClient, TokenEndpointAuthMethod
 from app.models.consent import Consent
 from app.models.organization import Invitation, InvitationStatus, Membership, Organization, Role
 from app.models.session import SessionEndReason, SessionKind, UserSession
-from app.models.tokens import AuthorizationCode, RefreshToken
+from app.models.tokens import AuthorizationCode, RefreshToken, RevokedToken
 from app.models.user import User, UserStatus
 
 __all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "Invitation", "InvitationStatus", "Membership",
-           "OAuthClient", "Organization", "RefreshToken", "Role", "SessionEndReason", "SessionKind",
+           "OAuthClient", "Organization", "RefreshToken", "RevokedToken", "Role", "SessionEndReason", "SessionKind",
            "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]

@@ -112,3 +112,16 @@ class RefreshToken(UUIDPrimaryKey, Base):
 
     def get_scope(self) -> str:
         return self.scope
+
+
+class RevokedToken(Base):
+    """A denial: the access token `key` names (its jti, or a whole organization's, see
+    services.organizations.organization_token_key) is refused until `expires_at`, when it would
+    have expired anyway. The record of every denial; Redis holds the fast copy (services.revocations)."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

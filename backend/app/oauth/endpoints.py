@@ -12,12 +12,13 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from joserfc.jws import extract_compact
 
 from app import errors
+from app.database import DATABASE_UNAVAILABLE
 from app.extensions import csrf, current_settings, db, key_store
 from app.models import Organization, UserSession
 from app.models.base import utcnow
 from app.oauth.cors import with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
-from app.oauth.server import FormBodyRequest, IssuerInResponse, oauth_server
+from app.oauth.server import FormBodyRequest, IssuerInResponse, database_unavailable, oauth_server
 from app.request_context import request_actor
 from app.services import authorization_context, consents, sessions
 from app.services.access_tokens import is_access_token_header
@@ -55,6 +56,20 @@ def _refused_input(error: RefusedInput) -> Response:
     if request.endpoint in BROWSER_ENDPOINTS:
         return Response(render_template("oauth_error.html", error=refused), status=400)
     return oauth_server().handle_error_response(None, refused)
+
+
+def _database_unavailable(error: Exception) -> Response:
+    """503 while the database is down: temporarily_unavailable in the RFC 6749 §5.2 body, or on the
+    error page for the browser's authorization and logout requests (no redirect: the client and
+    its redirect URIs cannot be read to validate one)."""
+    unavailable = database_unavailable(error)
+    if request.endpoint in BROWSER_ENDPOINTS:
+        return Response(render_template("oauth_error.html", error=unavailable), status=503)
+    return oauth_server().handle_error_response(None, unavailable)
+
+
+for _unavailable in DATABASE_UNAVAILABLE:
+    bp.register_error_handler(_unavailable, _database_unavailable)
 
 
 @bp.get("/.well-known/openid-configuration")

@@ -38,9 +38,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_host
 
+from app.database import DATABASE_UNAVAILABLE
 from app.extensions import db, key_store
 from app.oauth.endpoints import JWKS_CACHE_CONTROL
-from app.oauth.server import FormPayload, answering_in_wsgi, oauth_server
+from app.oauth.server import FormPayload, answering_in_wsgi, database_unavailable, oauth_server
 from app.security.request_id import HEADER as REQUEST_ID_HEADER
 from app.security.request_id import request_id_from
 from app.security.request_input import form_is_refused
@@ -194,10 +195,14 @@ class _NotHere(Exception):
 
 def _served(handler: Callable[[dict[str, Any]], Answer], environ: dict[str, Any]) -> Answer:
     """The handler's answer, with the server answering in WSGI parts meanwhile (and only meanwhile:
-    a request handed on to Flask gets Flask responses)."""
+    a request handed on to Flask gets Flask responses); 503 temporarily_unavailable, as the Flask
+    views answer it (oauth/endpoints.py), when the database failed it."""
     answering = answering_in_wsgi.set(True)
     try:
-        return handler(environ)
+        try:
+            return handler(environ)
+        except DATABASE_UNAVAILABLE as error:
+            return _answer(*oauth_server().handle_error_response(None, database_unavailable(error)))
     finally:
         answering_in_wsgi.reset(answering)
 

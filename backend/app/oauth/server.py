@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from flask import Flask, Request, current_app
 from flask import request as flask_request
 from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
+from redis.exceptions import RedisError
 
 from app.extensions import client_cache, current_settings, db, key_store, token_denylist
 from app.models import OAuthClient, RefreshToken, User
@@ -35,7 +37,7 @@ from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
 from app.request_context import request_actor
 from app.security.request_input import shown
-from app.services import audit, authorization_context
+from app.services import audit, authorization_context, revocations
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
 from app.services.denylist import CLAIM_PREFIX
 from app.services import grants as grant_store
@@ -44,6 +46,7 @@ from app.services import grants as grant_store
 # Set by oauth/hot_path.py, which answers outside Flask's request cycle: the server's answers are then
 # (status code, body, headers) for it to send, not Flask responses built only to be taken apart again.
 answering_in_wsgi: ContextVar[bool] = ContextVar("answering_in_wsgi", default=False)
+log = logging.getLogger(__name__)
 
 
 class FormPayload(OAuth2Payload):
@@ -171,6 +174,22 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         return super().handle_error_response(request, error)
 
 
+class TemporarilyUnavailable(OAuth2Error):
+    """The database is unavailable (app.database.DATABASE_UNAVAILABLE): RFC 6749 §4.1.2.1's
+    temporarily_unavailable, with the 503 it stands for, in the §5.2 error body."""
+
+    error = "temporarily_unavailable"
+    description = "The server is temporarily unable to handle the request; retry later."
+    status_code = 503
+
+
+def database_unavailable(error: Exception) -> TemporarilyUnavailable:
+    """The protocol error for a request the database failed (Flask views and oauth/hot_path.py), logged."""
+    # The exception's class only: its text may carry the statement's parameters.
+    log.warning("database unavailable: %s", type(error).__name__)
+    return TemporarilyUnavailable()
+
+
 class IssuerInResponse(IssuerParameter):
     """RFC 9207: `iss` on every authorization response, errors included."""
 
@@ -226,6 +245,10 @@ def _find_token(token_string: str, hint: str | None,
     lookups = [find_refresh_token, _find_access_token]
     if hint != "refresh_token":
         lookups.reverse()
+    # A JWS compact serialisation is never one of our refresh tokens (base64url, without dots): an
+    # access token that did not verify (revoked, or unknown to an outage) needs no database read.
+    if token_string.count(".") == 2:
+        lookups.remove(find_refresh_token)
     for lookup in lookups:
         found = lookup(token_string)
         if found is not None:
@@ -297,7 +320,8 @@ class GatehouseRevocation(TokenParameters, RevocationEndpoint):
 
     def revoke_token(self, token, request) -> None:
         if isinstance(token, AccessTokenRecord):
-            token_denylist().deny(token.token.jti, token.token.exp)
+            revocations.deny_token(db.session, denylist=token_denylist(), key=token.token.jti,
+                                   expires_at=token.token.exp)
             target_type, target_id = "access_token", token.token.jti
         else:
             grant_store.revoke_family(db.session, family_id=token.family_id, denylist=token_denylist())
@@ -324,7 +348,12 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict, jti: str) -> bool:
         # An assertion is single-use: claim its jti, atomically, for as long as it is
         # accepted, which is until exp plus the clock-skew leeway (RFC 7523 §3, items 4 and 7).
-        return token_denylist().claim(f"{CLAIM_PREFIX}{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+        try:
+            return token_denylist().claim(f"{CLAIM_PREFIX}{claims['iss']}:{jti}", int(claims["exp"]) + self.leeway)
+        except RedisError as error:
+            # Replay cannot be ruled out without Redis: refused, as a temporary condition.
+            log.warning("client assertion refused: Redis unavailable (%s)", type(error).__name__)
+            raise TemporarilyUnavailable() from None
 
 
 class MissingBearerToken(OAuth2Error):

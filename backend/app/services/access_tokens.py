@@ -6,6 +6,7 @@ alike: signature against the published keys, `typ`, `iss`, `exp`, and the denyli
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from app import errors
 from app.config import Settings
 from app.models import User
 from app.services import users
-from app.services.denylist import TokenDenylist
+from app.services.denylist import DenialsUnknown, TokenDenylist
 from app.services.keys import KeyStore, jwk_set
 from app.services.organizations import ORG_ADMIN_SCOPE, organization_token_key
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 
@@ -121,7 +124,12 @@ def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denie
         return None
     # Every token issued in an organization dies with it (services.organizations.delete_organization).
     organization_key = (organization_token_key(claims["org_id"]),) if "org_id" in claims else ()
-    if denied.is_denied(claims["jti"], *organization_key):
+    try:
+        if denied.is_denied(claims["jti"], *organization_key):
+            return None
+    except DenialsUnknown:
+        # Neither Redis nor the database can say: fail closed (RFC 7662 §2.2 inactive, RFC 6750 invalid_token).
+        log.warning("access token refused: neither Redis nor the database could say whether it is revoked")
         return None
     return AccessToken(claims)
 

@@ -1,29 +1,54 @@
 """Revoked access tokens: their `jti` is denied until the token would have expired anyway.
 
 Redis when configured (shared by every instance, mirrored in each process), in-process otherwise.
+Both are fast copies: the database holds the record of every denial (services.revocations), which
+each process reads when it starts and, with Redis, whenever its feed subscribes anew.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.services.redis_feed import RedisFeed
+
+log = logging.getLogger(__name__)
 
 
 # claim() keys of client assertions (oauth/server.py) share the denials' namespace; they are no denials.
 CLAIM_PREFIX = "client-assertion:"
 
 
+class DenialsUnknown(Exception):
+    """Neither Redis nor the database could say whether a key is denied."""
+
+
+class DenialRecord(Protocol):
+    """The durable record of denials (services.revocations.DatabaseDenials). Its methods raise
+    SQLAlchemyError when the database cannot answer."""
+
+    def live(self) -> dict[str, int]:
+        """Every denial still in force: key -> the Unix time it lapses."""
+
+    def any_denied(self, *keys: str) -> bool: ...
+
+
 class TokenDenylist(Protocol):
     def deny(self, jti: str, expires_at: int) -> None: ...
 
     def is_denied(self, *keys: str) -> bool:
-        """Whether any of these is denied (one round trip for all of them)."""
+        """Whether any of these is denied (one round trip for all of them).
+
+        Raises:
+            DenialsUnknown: neither the fast copy nor the record could answer.
+        """
 
     def claim(self, key: str, expires_at: int) -> bool:
         """Atomically record `key` until `expires_at`; False if it was already recorded
@@ -50,11 +75,19 @@ class RedisDenylist:
     mirror (DENYLIST_MIRROR=false: no feed here, every lookup asks Redis) until no earlier instance
     is left, then restarts them with it. Earlier builds' lookups see every denial.
 
+    With a `record` (the database), Redis is a copy that can be rebuilt: on each new subscription,
+    and on the first lookup without a feed, the record's live denials join the mirror and are
+    written back to Redis (a Redis that came back empty, or missed a denial committed while it was
+    down, has them again). While Redis cannot answer a lookup, the record does, and Redis is not
+    asked again for REDIS_RETRY_SECONDS; when neither can, DenialsUnknown.
+
     claim() records single-use keys in the same namespace (SET NX is what makes it atomic).
     """
 
+    REDIS_RETRY_SECONDS = 1.0
+
     def __init__(self, redis: Redis, prefix: str, feed: RedisFeed | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, record: DenialRecord | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.denied = f"{prefix}:denied"
@@ -65,6 +98,9 @@ class RedisDenylist:
         self._mirrored = 0  # the subscription whose snapshot of the set the mirror holds
         self._pruned_size = 0
         self._lock = threading.Lock()
+        self._record = record
+        self._restored = record is None  # whether Redis and the mirror hold the record's denials
+        self._redis_down_until = float("-inf")
         if feed is not None:
             feed.listen(self.channel, self._take_in)
 
@@ -75,18 +111,35 @@ class RedisDenylist:
         now = self._clock()
         if expires_at <= now:
             return
+        # This process denies it at once, whether or not Redis takes it (the record has it).
+        self._remember(key, expires_at)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._key(key), 1, exat=expires_at)
             pipe.zadd(self.denied, {key: expires_at}, gt=True)  # a later lapse wins, never an earlier one
             pipe.zremrangebyscore(self.denied, "-inf", int(now))
             pipe.publish(self.channel, f"{expires_at} {key}")
             pipe.execute()
-        self._remember(key, expires_at)
 
     def is_denied(self, *keys: str) -> bool:
+        if self._clock() >= self._redis_down_until:
+            try:
+                return self._redis_says(keys)
+            except RedisError as err:
+                self._redis_down_until = self._clock() + self.REDIS_RETRY_SECONDS
+                log.warning("denylist: Redis unavailable, asking the database (%s)", err)
+        if self._record is None:
+            raise DenialsUnknown("Redis is unavailable and there is no record to ask")
+        try:
+            return self._record.any_denied(*keys)
+        except SQLAlchemyError as err:
+            raise DenialsUnknown("neither Redis nor the database answered") from err
+
+    def _redis_says(self, keys: tuple[str, ...]) -> bool:
         if self._mirror_is_live():
             now, mirror = self._clock(), self._mirror
             return any(mirror.get(key, 0) > now for key in keys)
+        if not self._restored and self._feed is None:
+            self._restore()
         return bool(self.redis.exists(*(self._key(key) for key in keys)))
 
     def claim(self, key: str, expires_at: int) -> bool:
@@ -103,8 +156,29 @@ class RedisDenylist:
             snapshot = self.redis.zrangebyscore(self.denied, f"({int(self._clock())}", "+inf", withscores=True)
             for key, lapses in snapshot:
                 self._remember(key.decode(), int(lapses))
+            self._restored = self._record is None
             self._mirrored = subscription
+        if not self._restored:
+            self._restore()
         return True
+
+    def _restore(self) -> None:
+        """Take the record's live denials into the mirror and write them back to Redis. Left to
+        the next lookup when the database cannot answer (the mirror then holds what Redis had)."""
+        denials = _live_denials(self._record)
+        if denials is None:
+            return
+        now = self._clock()
+        denials = {key: lapses for key, lapses in denials.items() if lapses > now}
+        for key, lapses in denials.items():
+            self._remember(key, lapses)
+        if denials:
+            with self.redis.pipeline(transaction=True) as pipe:
+                for key, lapses in denials.items():
+                    pipe.set(self._key(key), 1, exat=lapses)
+                pipe.zadd(self.denied, denials, gt=True)
+                pipe.execute()
+        self._restored = True
 
     def _index_earlier_denials(self) -> None:
         """Add to the set the denials of builds that wrote only their keys (see the class docstring),
@@ -139,12 +213,24 @@ class RedisDenylist:
                 self._pruned_size = len(self._mirror)
 
 
-class MemoryDenylist:
-    """For a single process (development, tests without Redis)."""
+def _live_denials(record: DenialRecord) -> dict[str, int] | None:
+    """The record's live denials; None, logged, when the database cannot answer (restored later)."""
+    try:
+        return record.live()
+    except SQLAlchemyError as err:
+        # The exception's class only: its text carries the statement's parameters.
+        log.warning("denylist: the database did not answer; denials not restored yet (%s)", type(err).__name__)
+        return None
 
-    def __init__(self) -> None:
+
+class MemoryDenylist:
+    """For a single process (development, tests without Redis). With a `record` (the database),
+    the record's live denials are taken in once, at the first lookup it answers."""
+
+    def __init__(self, record: DenialRecord | None = None) -> None:
         self._expiry: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._record = record
 
     def deny(self, jti: str, expires_at: int) -> None:
         now = time.time()
@@ -154,9 +240,21 @@ class MemoryDenylist:
                 self._expiry[jti] = expires_at
 
     def is_denied(self, *keys: str) -> bool:
+        record = self._record  # read once: another thread may finish restoring meanwhile
+        if record is not None:
+            self._restore(record)
         now = time.time()
         with self._lock:
             return any(self._expiry.get(key, 0) > now for key in keys)
+
+    def _restore(self, record: DenialRecord) -> None:
+        denials = _live_denials(record)
+        if denials is None:
+            return
+        with self._lock:
+            for key, lapses in denials.items():
+                self._expiry[key] = max(lapses, self._expiry.get(key, 0))
+        self._record = None
 
     def claim(self, key: str, expires_at: int) -> bool:
         with self._lock:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 from app.models import AuthorizationCode, Consent, OAuthClient, RefreshToken, User
 from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
-from app.services import audit
+from app.services import audit, revocations
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
 
@@ -61,7 +61,8 @@ def find_authorization_code(db: Session, *, actor: Actor, code: str, client: OAu
     if row.redeemed_at is not None:
         revoked = revoke_family(db, family_id=row.family_id, denylist=denylist, now=now) if row.family_id else 0
         if row.access_token_jti and row.access_token_expires_at:
-            denylist.deny(row.access_token_jti, int(row.access_token_expires_at.timestamp()))
+            revocations.deny_token(db, denylist=denylist, key=row.access_token_jti,
+                                   expires_at=int(row.access_token_expires_at.timestamp()))
         audit.record_event(db, actor=actor, action="oauth.code_reused", result="failure", target_type="client",
                            target_id=client.client_id, details={"refresh_tokens_revoked": revoked})
         return None
@@ -185,7 +186,8 @@ def revoke_family(db: Session, *, family_id: uuid.UUID, denylist: TokenDenylist,
     rows = list(db.scalars(select(RefreshToken).where(RefreshToken.family_id == family_id)))
     for row in rows:
         if row.access_token_jti and row.access_token_expires_at and row.access_token_expires_at > now:
-            denylist.deny(row.access_token_jti, int(row.access_token_expires_at.timestamp()))
+            revocations.deny_token(db, denylist=denylist, key=row.access_token_jti,
+                                   expires_at=int(row.access_token_expires_at.timestamp()))
     revoked = db.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -232,6 +234,6 @@ def revoke_user_grants_in_organization(db: Session, *, organization_id: uuid.UUI
         AuthorizationCode.organization_id == organization_id, AuthorizationCode.user_id == user_id,
         AuthorizationCode.access_token_expires_at > now)
     for jti, expires_at in db.execute(issued_from_codes):
-        denylist.deny(jti, int(expires_at.timestamp()))
+        revocations.deny_token(db, denylist=denylist, key=jti, expires_at=int(expires_at.timestamp()))
     db.execute(delete(Consent).where(Consent.organization_id == organization_id, Consent.user_id == user_id))
     return revoked

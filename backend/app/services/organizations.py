@@ -28,7 +28,7 @@ from app import errors
 from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
 from app.models.base import as_uuid
-from app.services import audit, clients
+from app.services import audit, clients, revocations
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
 
@@ -424,7 +424,8 @@ def delete_organization(db: Session, *, actor: Actor, access: Access, denylist: 
     db.delete(organization)
     db.flush()
     longest = max(access_token_lifetime, MAX_CLIENT_ACCESS_TOKEN_LIFETIME) + CLOCK_SKEW_MARGIN
-    denylist.deny(organization_token_key(org_id), int(time.time()) + longest)
+    revocations.deny_token(db, denylist=denylist, key=organization_token_key(org_id),
+                           expires_at=int(time.time()) + longest)
 
 
 def organizations_of(db: Session, *, user_id: uuid.UUID) -> list[Membership]:

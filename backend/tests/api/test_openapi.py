@@ -49,9 +49,10 @@ def test_every_api_rule_has_a_documented_view(app):
     assert undocumented_api_rules(app) == []
 
 
-def test_every_operation_declares_500_error_envelope(spec):
+@pytest.mark.parametrize("status", ["500", "503"])  # 503: the database is down (api/envelope.py)
+def test_every_operation_declares_server_error_envelope(spec, status):
     missing = [key for key, op in _operations(spec).items()
-               if op["responses"].get("500", {}).get("content", {}).get("application/json", {})
+               if op["responses"].get(status, {}).get("content", {}).get("application/json", {})
                .get("schema", {}).get("$ref") != ERROR_ENVELOPE_REF]
 
     assert missing == []

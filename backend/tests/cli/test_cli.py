@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli.seed import DEMO_EMAIL
-from app.models import AuditEvent, Membership, OAuthClient, Organization, SessionEndReason, User, UserSession
+from app.models import (AuditEvent, Membership, OAuthClient, Organization, RevokedToken, SessionEndReason, User,
+                        UserSession)
 from app.models.base import utcnow
 from app.services.sessions import end_session, start_session
 from tests import factories
@@ -123,7 +124,7 @@ def test_sessions_cleanup_ends_only_expired_sessions(run, db_session, settings):
     result = run("sessions", "cleanup")
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "expired 2 session(s)"
+    assert result.output.splitlines()[0] == "expired 2 session(s)"
     rows = {s.id: s for s in db_session.scalars(select(UserSession))}
     assert all(rows[i].end_reason == SessionEndReason.EXPIRED and rows[i].ended_at is not None
                for i in ids["expired"])
@@ -139,9 +140,22 @@ def test_sessions_cleanup_with_nothing_expired_reports_zero(run, db_session, set
     result = run("sessions", "cleanup")
 
     assert result.exit_code == 0
-    assert result.output.strip() == "expired 0 session(s)"
+    assert result.output.splitlines() == ["expired 0 session(s)", "pruned 0 lapsed denial(s)"]
     ended = select(func.count()).select_from(UserSession).where(UserSession.ended_at.is_not(None))
     assert db_session.scalar(ended) == 0
+
+
+def test_sessions_cleanup_deletes_only_lapsed_denials(run, db_session):
+    now = utcnow()
+    db_session.add_all([RevokedToken(key="lapsed", expires_at=now - timedelta(seconds=1)),
+                        RevokedToken(key="in-force", expires_at=now + timedelta(minutes=10))])
+    db_session.commit()
+
+    result = run("sessions", "cleanup")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == "pruned 1 lapsed denial(s)"
+    assert list(db_session.scalars(select(RevokedToken.key))) == ["in-force"]
 
 
 # --- flask seed ----------------------------------------------------------------------------------

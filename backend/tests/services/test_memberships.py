@@ -351,6 +351,7 @@ def test_remove_member_denies_access_tokens_issued_from_codes_without_a_refresh_
     denylist = MemoryDenylist()
 
     remove(db_session, owner, org, member.id, denylist)
+    db_session.commit()
 
     assert denylist.is_denied("jti-from-code")
     assert not denylist.is_denied("jti-without-org") and not denylist.is_denied("jti-of-owner")

@@ -1,0 +1,323 @@
+"""Fault tests: revocations outlive Redis, and Redis or PostgreSQL going down degrades as README's
+reliability section says, never as a 500.
+
+Every test here runs on a PostgreSQL and a Redis of its own (tests/servers.py), whichever database
+the suite runs on, and stops and starts them. Requests are driven per endpoint during the outage and
+after it, and their answers counted: README quotes these counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from redis import Redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.config import Settings
+from app.extensions import db
+from app.models import AuditEvent, RevokedToken
+from app.oauth.hot_path import ProtocolHotPath
+from tests import factories
+from tests.conftest import TEST_SECRET_KEY, make_settings, signing_keys_dir, wait_for
+from tests.oauth.conftest import MACHINE_SCOPES
+from tests.oauth.helpers import SessionAwareClient, verify_jwt
+from tests.servers import OwnPostgres, OwnRedis
+
+# Requests per endpoint in each phase: enough to show every answer is the same, few enough for seconds.
+REQUESTS = 10
+# An Origin header sends introspection to the Flask view instead of the hot path (oauth/hot_path.py).
+TO_FLASK = {"Origin": "https://not-a-client.example"}
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres()
+    try:
+        server.create()
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def database_url(own_postgres: OwnPostgres) -> str:
+    """The suite's fixture, on this module's own PostgreSQL: the schema the migrations build."""
+    app = create_app(Settings(ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=own_postgres.url,
+                              SIGNING_KEYS_DIR=signing_keys_dir()))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return own_postgres.url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, own_redis: OwnRedis) -> Settings:
+    # The client cache on, as in production (testing turns it off).
+    return make_settings(database_url, REDIS_URL=own_redis.url, RATELIMIT_LOGIN="1000 per minute",
+                         CLIENT_CACHE_SECONDS=30)
+
+
+class Outage:
+    """Stops and starts one of this module's servers; it is running again when the test ends."""
+
+    def __init__(self, server: OwnPostgres) -> None:
+        self.server = server
+        self.down = False
+
+    def begin(self) -> None:
+        self.server.stop()
+        self.down = True
+
+    def end(self) -> None:
+        self.server.start()
+        self.down = False
+
+
+@pytest.fixture
+def postgres_outage(own_postgres: OwnPostgres) -> Iterator[Outage]:
+    outage = Outage(own_postgres)
+    try:
+        yield outage
+    finally:
+        if outage.down:
+            outage.end()
+
+
+@pytest.fixture
+def key_client(register, rsa_key):
+    """A machine client authenticating with private_key_jwt (RFC 7523 §2.2)."""
+    return register(name="Key Job", grant_types=["client_credentials"], scopes=MACHINE_SCOPES,
+                    token_endpoint_auth_method="private_key_jwt", private_jwk=rsa_key)
+
+
+@contextlib.contextmanager
+def instance(settings: Settings, db_session: Session) -> Iterator[SessionAwareClient]:
+    """Another instance of the server (another process, as far as the stores go), as a test client."""
+    app = create_app(settings)
+    app.test_client_class = SessionAwareClient
+    try:
+        yield app.test_client(db_session=db_session)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def count(times: int, call: Callable[[], object]) -> Counter:
+    return Counter(call() for _ in range(times))
+
+
+def introspection(http, registered, token: str, **headers: str) -> Callable[[], object]:
+    def call():
+        response = http.post("/oauth2/introspect", headers=headers, **registered.authenticate({"token": token}))
+        return response.status_code, (response.get_json() or {}).get("active")
+    return call
+
+
+def status_and_error(http, method: str, path: str, **kwargs) -> Callable[[], object]:
+    """(status, the error's type or code) of an enveloped or RFC 6749 §5.2 answer; the media type otherwise."""
+    def call():
+        response = http.open(path, method=method, **kwargs)
+        body = response.get_json(silent=True)
+        if body is None:
+            return response.status_code, response.mimetype
+        return response.status_code, (body.get("error") or {}).get("type") if "version" in body else body.get("error")
+    return call
+
+
+def page_submission(browser, page, email: str) -> Callable[[], object]:
+    def call():
+        response = browser.submit_login(page, email)
+        return response.status_code, response.mimetype
+    return call
+
+
+def audited_revocations(db_session: Session) -> int:
+    db_session.rollback()
+    return db_session.scalar(select(func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "oauth.token_revoked"))
+
+
+def revoke(http, registered, token: str):
+    return http.post("/oauth2/revoke", **registered.authenticate({"token": token}))
+
+
+def test_app_serves_introspection_from_the_hot_path(app: Flask):
+    """What the counts below call the hot path is in front of Flask in these apps."""
+    assert isinstance(app.wsgi_app, ProtocolHotPath)
+
+
+# --- revocations outlive Redis ------------------------------------------------------------------
+
+
+def test_revoked_token_stays_revoked_in_a_new_instance_after_redis_restarted_empty(
+        client, web_client, obtain_tokens, own_redis, settings, db_session, bearer):
+    """RFC 7009 §2: a revoked token stays revoked, though Redis lost every key."""
+    access = obtain_tokens(web_client, scope="openid")["access_token"]
+    assert bearer("/oauth2/userinfo", access).status_code == 200
+    assert revoke(client, web_client, access).status_code == 200
+
+    own_redis.stop()
+    own_redis.start()
+    with instance(settings, db_session) as fresh:
+        assert introspection(fresh, web_client, access)() == (200, False)
+        assert introspection(fresh, web_client, access, **TO_FLASK)() == (200, False)
+        rejected = fresh.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {access}"})
+
+    assert rejected.status_code == 401 and 'error="invalid_token"' in rejected.headers["WWW-Authenticate"]
+    # The restored denial is in Redis again, for every instance.
+    assert Redis.from_url(own_redis.url).zscore(f"{settings.RATELIMIT_KEY_PREFIX}:denied", _jti(fresh, access))
+
+
+def test_denial_made_while_redis_is_down_reaches_every_instance(client, web_client, obtain_tokens, own_redis,
+                                                                settings, db_session):
+    access = obtain_tokens(web_client, scope="openid")["access_token"]
+    with instance(settings, db_session) as other:
+        assert introspection(other, web_client, access)() == (200, True)  # mirrored, from here on
+        own_redis.stop()
+
+        revoked = revoke(client, web_client, access)
+        during = count(REQUESTS, introspection(other, web_client, access))
+        own_redis.start()
+
+        def restored_to_redis() -> bool:
+            introspection(other, web_client, access)()  # a lookup: the feed subscribes anew, the record restored
+            return bool(Redis.from_url(own_redis.url).zscore(f"{settings.RATELIMIT_KEY_PREFIX}:denied",
+                                                              _jti(client, access)))
+        wait_for(restored_to_redis, "the denial restored to Redis", seconds=5)
+        after = count(REQUESTS, introspection(other, web_client, access))
+    with instance(settings, db_session) as started_after:
+        later = count(REQUESTS, introspection(started_after, web_client, access))
+
+    assert revoked.status_code == 200 and audited_revocations(db_session) == 1
+    assert db_session.scalar(select(RevokedToken.key)) == _jti(client, access)
+    assert during == after == later == {(200, False): REQUESTS}
+
+
+# --- Redis down ------------------------------------------------------------------------------------
+
+
+def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, machine_client, web_client,
+                                                                     key_client, obtain_tokens, own_redis, user):
+    """With Redis down: issuance works, introspection answers from the database (RFC 7662 bodies,
+    both paths), sign-in keeps working on per-process rate limits, health says 503. A private_key_jwt
+    client assertion, whose single use (RFC 7523 §3) only Redis can vouch for, is refused with
+    temporarily_unavailable."""
+    live = obtain_tokens(web_client, scope="openid")["access_token"]
+    revoked = obtain_tokens(web_client, scope="openid")["access_token"]
+    assert revoke(client, web_client, revoked).status_code == 200
+    credentials = {"email": user.email, "password": factories.DEFAULT_PASSWORD}
+    endpoints = {
+        "token (hot path)": lambda: client.post("/oauth2/token", **machine_client.authenticate(
+            {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})).status_code,
+        "token (private_key_jwt)": lambda: status_and_error(client, "POST", "/oauth2/token", **key_client.authenticate(
+            {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]}))(),  # a new assertion each time
+        "introspect live (hot path)": introspection(client, web_client, live),
+        "introspect live (Flask)": introspection(client, web_client, live, **TO_FLASK),
+        "introspect revoked (hot path)": introspection(client, web_client, revoked),
+        "introspect revoked (Flask)": introspection(client, web_client, revoked, **TO_FLASK),
+        "API sign-in": status_and_error(client, "POST", "/api/v1/auth/login", json=credentials),
+        "health": status_and_error(client, "GET", "/api/health"),
+    }
+
+    own_redis.stop()
+    during = {name: count(REQUESTS, call) for name, call in endpoints.items()}
+    own_redis.start()
+    wait_for(lambda: client.get("/api/health").status_code == 200, "health after Redis is back", seconds=5)
+    after = {name: count(REQUESTS, call) for name, call in endpoints.items()}
+
+    assert during == {
+        "token (hot path)": {200: REQUESTS},
+        "token (private_key_jwt)": {(503, "temporarily_unavailable"): REQUESTS},
+        "introspect live (hot path)": {(200, True): REQUESTS},
+        "introspect live (Flask)": {(200, True): REQUESTS},
+        "introspect revoked (hot path)": {(200, False): REQUESTS},
+        "introspect revoked (Flask)": {(200, False): REQUESTS},
+        "API sign-in": {(200, None): REQUESTS},
+        "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
+    }
+    assert after == {**during, "token (private_key_jwt)": {(200, None): REQUESTS}, "health": {(200, None): REQUESTS}}
+
+
+# --- PostgreSQL down -------------------------------------------------------------------------------
+
+
+def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_whole(
+        client, web_client, machine_client, obtain_tokens, browser, user, db_session, postgres_outage):
+    """With PostgreSQL down: what needs it answers 503 in its own format (the envelope, RFC 6749
+    §5.2's temporarily_unavailable, an HTML page); introspection of access tokens still answers
+    (the client cache and the denylist need no database); a revocation is refused whole."""
+    live = obtain_tokens(web_client, scope="openid")["access_token"]
+    revoked = obtain_tokens(web_client, scope="openid")["access_token"]
+    assert revoke(client, web_client, revoked).status_code == 200
+    session_token = factories.session_token(user)
+    login_page = browser.login_page()
+    client_credentials = machine_client.authenticate({"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})
+    assert client.post("/oauth2/token", **client_credentials).status_code == 200  # the client in the cache
+    endpoints = {
+        "token (hot path)": lambda: client.post("/oauth2/token", **client_credentials).status_code,
+        "JWKS": lambda: client.get("/oauth2/jwks").status_code,
+        "discovery": lambda: client.get("/.well-known/openid-configuration").status_code,
+        "introspect live (hot path)": introspection(client, web_client, live),
+        "introspect revoked (hot path)": introspection(client, web_client, revoked),
+        "introspect revoked (Flask)": introspection(client, web_client, revoked, **TO_FLASK),
+        "revoke": status_and_error(client, "POST", "/oauth2/revoke", **web_client.authenticate({"token": live})),
+        "API sign-in": status_and_error(client, "POST", "/api/v1/auth/login",
+                                        json={"email": user.email, "password": factories.DEFAULT_PASSWORD}),
+        "API /users/me": status_and_error(client, "GET", "/api/v1/users/me",
+                                          headers={"Authorization": f"Bearer {session_token}"}),
+        "sign-in page (POST /login)": page_submission(browser, login_page, user.email),
+        "health": status_and_error(client, "GET", "/api/health"),
+    }
+    db_session.commit()
+    audited_before = audited_revocations(db_session)
+    db_session.close()
+
+    postgres_outage.begin()
+    during = {name: count(REQUESTS, call) for name, call in endpoints.items() if name != "revoke"}
+    during_revoke = count(REQUESTS, endpoints["revoke"])
+    postgres_outage.end()
+    still_live = introspection(client, web_client, live)()
+    audited_after_outage = audited_revocations(db_session)
+    after = {name: count(1, call) for name, call in endpoints.items()}
+
+    assert during == {
+        "token (hot path)": {200: REQUESTS},
+        "JWKS": {200: REQUESTS},
+        "discovery": {200: REQUESTS},
+        "introspect live (hot path)": {(200, True): REQUESTS},
+        "introspect revoked (hot path)": {(200, False): REQUESTS},
+        "introspect revoked (Flask)": {(200, False): REQUESTS},
+        "API sign-in": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
+        "API /users/me": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
+        "sign-in page (POST /login)": {(503, "text/html"): REQUESTS},
+        "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
+    }
+    assert during_revoke == {(503, "temporarily_unavailable"): REQUESTS}
+    # Refused whole: not denied, not audited; revoking it afterwards works.
+    assert still_live == (200, True) and audited_after_outage == audited_before
+    assert after["revoke"] == {(200, None): 1} and after["API sign-in"] == {(200, None): 1}
+    assert after["health"] == {(200, None): 1}
+    assert introspection(client, web_client, live)() == (200, False)
+
+
+def _jti(http, access: str) -> str:
+    return verify_jwt(http, access).claims["jti"]
