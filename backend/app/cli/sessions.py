@@ -6,14 +6,16 @@ import click
 from flask.cli import AppGroup
 
 from app.extensions import db
-from app.services import sessions
+from app.services import login_throttle, sessions
 
 cli = AppGroup("sessions", help="Session housekeeping.")
 
 
 @cli.command("cleanup")
 def cleanup() -> None:
-    """Mark every session whose expiry has passed as ended."""
+    """Mark every session whose expiry has passed as ended; delete failed sign-in counts that have lapsed."""
     expired = sessions.expire_stale_sessions(db.session)
+    pruned = login_throttle.prune(db.session)
     db.session.commit()
     click.echo(f"expired {expired} session(s)")
+    click.echo(f"deleted {pruned} lapsed sign-in failure count(s)")
