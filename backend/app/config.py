@@ -221,7 +221,8 @@ class Settings:
         if self.SESSION_IDLE_TIMEOUT > self.SESSION_ABSOLUTE_TIMEOUT:
             raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
         if not 1 <= self.LOGIN_MAX_FAILURES <= self.LOGIN_ACCOUNT_THROTTLE_FAILURES:
-            raise ConfigError("LOGIN_MAX_FAILURES must be at least 1, and LOGIN_ACCOUNT_THROTTLE_FAILURES at least as much")
+            raise ConfigError("LOGIN_MAX_FAILURES must be at least 1, "
+                              "and LOGIN_ACCOUNT_THROTTLE_FAILURES at least as much")
         if self.client_cache_seconds < 0:
             raise ConfigError("CLIENT_CACHE_SECONDS must be 0 (off) or more")
         if not 0 <= self.signing_keys_rescan_seconds < self.KEY_ACTIVATION_DELAY:

@@ -61,7 +61,8 @@ class Conflict(AppError):
 
 class AccountLocked(AppError):
     """Sign-in to this email is locked for the address the attempt came from (services/login_throttle.py)."""
-    type, status, message = "ACCOUNT_LOCKED", 423, "Too many failed sign-in attempts from your address; try again later."
+    type, status = "ACCOUNT_LOCKED", 423
+    message = "Too many failed sign-in attempts from your address; try again later."
 
 
 class SignInThrottled(AppError):

@@ -57,7 +57,8 @@ def test_login_when_rate_limited_does_not_check_credentials(api, db_session, use
 
     assert response.status == 429
     keys = login_throttle.keys_for(email=user.email, ip="127.0.0.1", settings=settings)
-    assert db_session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_([keys.source, keys.account]))).all() == []
+    counters = select(LoginThrottle).where(LoginThrottle.key.in_([keys.source, keys.account]))
+    assert db_session.scalars(counters).all() == []
     assert db_session.scalars(select(AuditEvent).where(AuditEvent.actor_user_id == user.id)).all() == []
 
 

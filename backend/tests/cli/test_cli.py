@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli.seed import DEMO_EMAIL
-from app.models import AuditEvent, LoginThrottle, Membership, OAuthClient, Organization, SessionEndReason, User, UserSession
+from app.models import (AuditEvent, LoginThrottle, Membership, OAuthClient, Organization, SessionEndReason, User,
+                        UserSession)
 from app.models.base import utcnow
 from app.services.sessions import end_session, start_session
 from tests import factories

@@ -194,7 +194,9 @@ def test_login_beyond_the_account_threshold_is_slowed_not_locked(db_session, use
     """Once the throttle's interval has passed, the owner's right password works: a wait, not a lock."""
     fail_from_many_addresses(db_session, settings, user.email, settings.LOGIN_ACCOUNT_THROTTLE_FAILURES)
 
-    issued = login(db_session, settings, user.email, now=T0 + timedelta(seconds=settings.LOGIN_ACCOUNT_THROTTLE_SECONDS))
+    next_slot = T0 + timedelta(seconds=settings.LOGIN_ACCOUNT_THROTTLE_SECONDS)
+
+    issued = login(db_session, settings, user.email, now=next_slot)
 
     assert issued.session.user_id == user.id
 
@@ -265,7 +267,7 @@ def test_login_refusal_costs_one_bcrypt_check(db_session, user, settings, monkey
         state(db_session, settings, email)
     checked = []
     real_checkpw = bcrypt.checkpw
-    monkeypatch.setattr(bcrypt, "checkpw", lambda password, hashed: checked.append(hashed) or real_checkpw(password, hashed))
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, hashed: checked.append(hashed) or real_checkpw(pw, hashed))
 
     with pytest.raises(error):
         login(db_session, settings, email, "not the password")
