@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import bcrypt
 import pytest
 from sqlalchemy import func, select, update
 
+from app.extensions import db
 from app.models import AuditEvent, SessionEndReason, User, UserSession, UserStatus
 from app.models.base import utcnow
 from app.security import passwords
-from app.services import authentication
 from app.security.tokens import hash_token
+from app.services import authentication
+from tests.conftest import count_sql
 from tests.factories import DEFAULT_PASSWORD, UserFactory, UserSessionFactory
 
 REGISTER = "/api/v1/auth/register"
@@ -328,6 +330,21 @@ def test_login_while_locked_still_checks_a_bcrypt_hash(api, user, settings, monk
 
     assert response.status == 423
     assert [hashed[:7] for hashed in checked] == [f"$2b${settings.BCRYPT_ROUNDS:02d}$".encode()]
+
+
+@pytest.mark.parametrize("failures_before", [0, 5], ids=["first-failure", "locked"])
+def test_login_runs_the_same_statements_for_an_account_and_an_unknown_email(api, app, user, failures_before):
+    """The database work is the other half of the timing: the same statements, in the same order."""
+    with app.app_context():
+        engine = db.engine
+
+    def statements_of(email: str, ip: str) -> list[str]:
+        fail_times(api, email, failures_before, ip)
+        with count_sql(engine) as statements:
+            attempt(api, email, "not the password", ip)
+        return statements
+
+    assert statements_of(user.email, "192.0.2.10") == statements_of("nobody@example.com", "192.0.2.11")
 
 
 def test_login_success_resets_the_count_of_its_address(api, db_session, user, settings):
