@@ -78,9 +78,18 @@ class Settings:
     # Sessions: sliding idle window, capped by an absolute lifetime from creation.
     SESSION_IDLE_TIMEOUT: int = 900
     SESSION_ABSOLUTE_TIMEOUT: int = 28800
-    # Consecutive failed logins before the account locks, and for how long.
+    # Failed sign-ins for one email from one address (IPv6: one /64) within LOGIN_LOCKOUT_SECONDS
+    # that lock that address out of that email for LOGIN_LOCKOUT_SECONDS; other addresses, the
+    # owner's among them, keep signing in. Unknown emails are counted and locked the same way, so
+    # a lock tells nothing (services/login_throttle.py).
     LOGIN_MAX_FAILURES: int = 5
     LOGIN_LOCKOUT_SECONDS: int = 1800
+    # Failed sign-ins for one email from all addresses together within LOGIN_LOCKOUT_SECONDS,
+    # beyond which one attempt per LOGIN_ACCOUNT_THROTTLE_SECONDS is checked for that email and
+    # the others answer 429 until the window ends: a slowdown for the owner, never a lock, and a
+    # bound on how fast many addresses together can guess.
+    LOGIN_ACCOUNT_THROTTLE_FAILURES: int = 25
+    LOGIN_ACCOUNT_THROTTLE_SECONDS: int = 30
     # Flask-Limiter rate strings, per client IP.
     RATELIMIT_LOGIN: str = "10 per minute"
     RATELIMIT_REGISTER: str = "5 per minute"
@@ -211,6 +220,9 @@ class Settings:
             raise ConfigError(f"GATEHOUSE_ENV must be development, testing or production, not {self.ENV!r}")
         if self.SESSION_IDLE_TIMEOUT > self.SESSION_ABSOLUTE_TIMEOUT:
             raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
+        if not 1 <= self.LOGIN_MAX_FAILURES <= self.LOGIN_ACCOUNT_THROTTLE_FAILURES:
+            raise ConfigError("LOGIN_MAX_FAILURES must be at least 1, "
+                              "and LOGIN_ACCOUNT_THROTTLE_FAILURES at least as much")
         if self.client_cache_seconds < 0:
             raise ConfigError("CLIENT_CACHE_SECONDS must be 0 (off) or more")
         if not 0 <= self.signing_keys_rescan_seconds < self.KEY_ACTIVATION_DELAY:

@@ -60,7 +60,14 @@ class Conflict(AppError):
 
 
 class AccountLocked(AppError):
-    type, status, message = "ACCOUNT_LOCKED", 423, "Too many failed sign-in attempts; the account is locked."
+    """Sign-in to this email is locked for the address the attempt came from (services/login_throttle.py)."""
+    type, status = "ACCOUNT_LOCKED", 423
+    message = "Too many failed sign-in attempts from your address; try again later."
+
+
+class SignInThrottled(AppError):
+    """Sign-in to this email is slowed for every address (services/login_throttle.py)."""
+    type, status, message = "RATE_LIMITED", 429, "Too many failed sign-in attempts; try again later."
 
 
 class ServiceUnavailable(AppError):

@@ -89,6 +89,16 @@ def test_signing_keys_rescan_must_stay_below_the_activation_delay(seconds):
         Settings(SIGNING_KEYS_RESCAN_SECONDS=seconds).check()
 
 
+@pytest.mark.parametrize("changes", [
+    {"LOGIN_MAX_FAILURES": 0},
+    {"LOGIN_MAX_FAILURES": 6, "LOGIN_ACCOUNT_THROTTLE_FAILURES": 5},
+], ids=["no-failure-allowed", "account-threshold-under-the-address-one"])
+def test_login_thresholds_out_of_order_raise_config_error(changes):
+    """The account-wide threshold only slows sign-in; it must not come before an address's own lock."""
+    with pytest.raises(ConfigError, match="LOGIN_ACCOUNT_THROTTLE_FAILURES"):
+        Settings(**changes).check()
+
+
 # --- production refuses unsafe settings ----------------------------------------------------------
 
 

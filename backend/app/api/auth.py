@@ -41,7 +41,7 @@ def login():
     try:
         issued = authentication.login(db.session, actor=current_actor(), settings=current_settings(), **data)
     except AppError:
-        db.session.commit()  # the failure count, lockout and audit event are kept, then reported
+        db.session.commit()  # the failure counts and audit event are kept, then reported
         raise
     db.session.commit()
     return no_store(ok(IssuedSessionOut().dump(issued), message="Signed in."))

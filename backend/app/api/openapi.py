@@ -21,7 +21,8 @@ _STATUS_TEXT = {
     400: "Malformed request (e.g. invalid JSON)", 401: "Missing, invalid or expired session token",
     403: "Not allowed", 404: "Not found", 409: "Conflict with existing data", 413: "Body too large",
     415: "Body is not application/json", 422: "Invalid fields; details per field",
-    423: "Account locked after repeated failures", 429: "Rate limited; see Retry-After",
+    423: "Sign-in locked for this address after repeated failures; see Retry-After",
+    429: "Rate limited; see Retry-After",
     500: "Internal error", 503: "A dependency is down",
 }
 

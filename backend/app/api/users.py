@@ -7,6 +7,7 @@ from flask import Blueprint
 from app.api.context import current_actor, current_user, load_body, require_session
 from app.api.envelope import ok
 from app.api.openapi import documented
+from app.errors import AccountLocked, InvalidCredentials
 from app.extensions import current_settings, db
 from app.schemas.sessions import SessionsEndedOut
 from app.schemas.users import AccountDeleteIn, PasswordChangeIn, UserOut, UserUpdateIn
@@ -34,23 +35,32 @@ def update_me():
 
 @bp.delete("/me")
 @documented(summary="Delete the current user's account (requires the password)", tag="users",
-            body=AccountDeleteIn,
+            body=AccountDeleteIn, errors=(409, 423, 429),
             description="Removes the user and their sessions; audit events stay with the actor anonymised.")
 @require_session
 def delete_me():
     data = load_body(AccountDeleteIn())
-    users.delete_account(db.session, actor=current_actor(), user=current_user(), **data)
+    try:
+        users.delete_account(db.session, actor=current_actor(), user=current_user(), settings=current_settings(),
+                             **data)
+    except (AccountLocked, InvalidCredentials):
+        db.session.commit()  # the wrong password's failure count is kept (nothing else is written before)
+        raise
     db.session.commit()
     return ok(message="Account deleted.")
 
 
 @bp.post("/me/password")
 @documented(summary="Change the password; every other session ends", tag="users", body=PasswordChangeIn,
-            response=SessionsEndedOut)
+            response=SessionsEndedOut, errors=(423, 429))
 @require_session
 def change_password():
     data = load_body(PasswordChangeIn())
-    ended = users.change_password(db.session, actor=current_actor(), user=current_user(),
-                                  bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
+    try:
+        ended = users.change_password(db.session, actor=current_actor(), user=current_user(),
+                                      settings=current_settings(), **data)
+    except (AccountLocked, InvalidCredentials):
+        db.session.commit()  # the wrong password's failure count is kept (nothing else is written before)
+        raise
     db.session.commit()
     return ok({"sessions_ended": ended}, message="Password changed.")

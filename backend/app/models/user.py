@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy import Boolean, Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, UUIDPrimaryKey, utcnow
@@ -32,8 +32,6 @@ class User(UUIDPrimaryKey, Base):
         default=UserStatus.ACTIVE,
     )
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    failed_login_count: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -45,6 +43,3 @@ class User(UUIDPrimaryKey, Base):
     def get_user_id(self) -> str:
         """The OIDC subject (`sub`), read by Authlib's token generators."""
         return str(self.id)
-
-    def is_locked(self, now: datetime) -> bool:
-        return self.locked_until is not None and self.locked_until > now

@@ -1,11 +1,10 @@
-"""Password sign-in, with lockout, constant-cost failures and audit."""
+"""Password sign-in: one bcrypt check per attempt, failure counters that tell nothing, and audit."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app import errors
@@ -13,7 +12,7 @@ from app.config import Settings
 from app.models import SessionEndReason, SessionKind, User
 from app.models.base import utcnow
 from app.security import passwords
-from app.services import audit, sessions, users
+from app.services import audit, login_throttle, sessions, users
 from app.services.actor import Actor
 
 
@@ -21,35 +20,6 @@ def _record_failure(db: Session, actor: Actor, user: User | None, reason: str) -
     audit.record_event(db, actor=actor.as_user(user) if user else actor, action="auth.login", result="failure",
                        target_type="user" if user else None, target_id=user.id if user else None,
                        details={"reason": reason})
-
-
-def _count_failure(db: Session, user: User, settings: Settings, now: datetime) -> bool:
-    """Count a bad password atomically; lock the account at the threshold.
-
-    Returns True when this failure locked the account.
-    """
-    failures = db.scalar(
-        update(User).where(User.id == user.id)
-        .values(failed_login_count=User.failed_login_count + 1)
-        .returning(User.failed_login_count)
-        .execution_options(synchronize_session=False)
-    )
-    # Load the new count: the object still holds the one read before the UPDATE,
-    # and resetting it below to a value equal to that stale one would write nothing.
-    db.refresh(user)
-    if failures < settings.LOGIN_MAX_FAILURES:
-        return False
-    # Start the next lockout period with a clean count.
-    user.failed_login_count = 0
-    user.locked_until = now + timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
-    return True
-
-
-def _locked_error(user: User, now: datetime) -> errors.AccountLocked:
-    assert user.locked_until is not None
-    retry_after = max(1, int((user.locked_until - now).total_seconds()))
-    return errors.AccountLocked(details={"locked_until": user.locked_until.isoformat()},
-                                headers={"Retry-After": str(retry_after)})
 
 
 def login(db: Session, *, actor: Actor, email: str, password: str, settings: Settings,
@@ -60,33 +30,38 @@ def login(db: Session, *, actor: Actor, email: str, password: str, settings: Set
     `previous_session_id`: the session this one replaces (a browser signing in again, perhaps
     as someone else); it ends once the sign-in succeeds. One browser, one signed-in user.
 
-    Failures are recorded (audit event, failure count, lockout) in the current
-    transaction before the error is raised: the caller commits them.
+    An unknown email goes through the same steps as an account: one bcrypt check (against a
+    dummy hash), the same failure counters (services/login_throttle.py) and so the same
+    answers, locked or not. Only the right password of an account tells them apart.
+
+    Failures are recorded (audit event, failure counts) in the current transaction before the
+    error is raised: the caller commits them.
 
     Raises:
         InvalidCredentials: unknown email or wrong password (the same error for both).
-        AccountLocked: too many consecutive failures.
+        AccountLocked: too many failures for this email from this address (this one included).
+        SignInThrottled: too many failures for this email from everywhere.
         AccountSuspended: the password was right but the account is suspended.
     """
     now = now or utcnow()
     user = users.get_user_by_email(db, email)
-    if user is None:
-        # Same bcrypt cost as a real check, so timing does not reveal the account.
-        passwords.verify_password(password, passwords.dummy_hash(settings.BCRYPT_ROUNDS))
-        _record_failure(db, actor, None, "unknown_email")
-        raise errors.InvalidCredentials()
-    if user.is_locked(now):
-        _record_failure(db, actor, user, "locked")
-        raise _locked_error(user, now)
-    if user.password_hash is None or not passwords.verify_password(password, user.password_hash):
-        locked = _count_failure(db, user, settings, now)
-        _record_failure(db, actor, user, "bad_password_locked" if locked else "bad_password")
-        raise _locked_error(user, now) if locked else errors.InvalidCredentials()
+    keys = login_throttle.keys_for(email=users.normalize_email(email), ip=actor.ip, settings=settings)
+    # Exactly one bcrypt check whatever follows, so that no answer is faster than another.
+    stored_hash = user.password_hash if user is not None else None
+    checked_hash = stored_hash or passwords.dummy_hash(settings.BCRYPT_ROUNDS)
+    password_matches = passwords.verify_password(password, checked_hash) and stored_hash is not None
+    if refusal := login_throttle.refusal(db, keys=keys, now=now):
+        _record_failure(db, actor, user, "locked" if isinstance(refusal, errors.AccountLocked) else "throttled")
+        raise refusal
+    if user is None or not password_matches:
+        locked = login_throttle.count_failure(db, keys=keys, settings=settings, now=now)
+        reason = "bad_password" if user is not None else "unknown_email"
+        _record_failure(db, actor, user, f"{reason}_locked" if locked else reason)
+        raise locked or errors.InvalidCredentials()
     if not user.is_active:
         _record_failure(db, actor, user, "suspended")
         raise errors.AccountSuspended()
-    user.failed_login_count = 0
-    user.locked_until = None
+    login_throttle.clear_source(db, keys=keys)
     return sign_in(db, actor=actor, user=user, settings=settings, kind=kind,
                    previous_session_id=previous_session_id, now=now)
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app import errors
+from app.config import Settings
 from app.models import Membership, User, UserSession
-from app.models.base import as_uuid
+from app.models.base import as_uuid, utcnow
 from app.models.session import SessionEndReason
 from app.security import passwords
-from app.services import audit, organizations, sessions
+from app.services import audit, login_throttle, organizations, sessions
 from app.services.actor import Actor
 
 
@@ -90,24 +92,39 @@ def update_profile(db: Session, *, actor: Actor, user: User, name: str | None = 
     return user
 
 
-def _require_current_password(user: User, password: str) -> None:
-    if user.password_hash is None or not passwords.verify_password(password, user.password_hash):
-        raise errors.InvalidCredentials("The current password is incorrect.")
+def _require_current_password(db: Session, *, actor: Actor, user: User, password: str, settings: Settings,
+                               now: datetime | None = None) -> None:
+    """Check the signed-in user's password against the sign-in counters (services/login_throttle.py):
+    a session, stolen perhaps, guesses its owner's password no faster than a sign-in form would, and
+    its failures lock only its own address out. The caller commits after an error, to keep the count.
+
+    Raises:
+        AccountLocked, SignInThrottled: as for a sign-in.
+        InvalidCredentials: the password is wrong.
+    """
+    now = now or utcnow()
+    keys = login_throttle.keys_for(email=user.email, ip=actor.ip, settings=settings)
+    matches = user.password_hash is not None and passwords.verify_password(password, user.password_hash)
+    if refusal := login_throttle.refusal(db, keys=keys, now=now):
+        raise refusal
+    if not matches:
+        locked = login_throttle.count_failure(db, keys=keys, settings=settings, now=now)
+        raise locked or errors.InvalidCredentials("The current password is incorrect.")
 
 
 def change_password(db: Session, *, actor: Actor, user: User, current_password: str, new_password: str,
-                    bcrypt_rounds: int) -> int:
+                    settings: Settings) -> int:
     """Set a new password and end every other session of the user.
 
     Returns the number of sessions ended.
 
     Raises:
-        InvalidCredentials: the current password is wrong.
+        InvalidCredentials, AccountLocked, SignInThrottled: as _require_current_password.
         ValidationFailed: the new password breaks the policy.
     """
-    _require_current_password(user, current_password)
+    _require_current_password(db, actor=actor, user=user, password=current_password, settings=settings)
     require_password_policy(new_password, field="new_password")
-    user.password_hash = passwords.hash_password(new_password, bcrypt_rounds)
+    user.password_hash = passwords.hash_password(new_password, settings.BCRYPT_ROUNDS)
     ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.PASSWORD_CHANGED,
                                        keep_session_id=actor.session_id)
     audit.record_event(db, actor=actor, action="user.password_changed", target_type="user", target_id=user.id,
@@ -115,17 +132,17 @@ def change_password(db: Session, *, actor: Actor, user: User, current_password: 
     return ended
 
 
-def delete_account(db: Session, *, actor: Actor, user: User, password: str) -> uuid.UUID:
+def delete_account(db: Session, *, actor: Actor, user: User, password: str, settings: Settings) -> uuid.UUID:
     """Delete the user and their personal data; audit events stay, anonymised.
 
     The user leaves every organization: each records membership.removed, and the
     memberships go with the user (ON DELETE CASCADE).
 
     Raises:
-        InvalidCredentials: the password is wrong.
+        InvalidCredentials, AccountLocked, SignInThrottled: as _require_current_password.
         Conflict: the user is the only owner of an organization; details list their slugs.
     """
-    _require_current_password(user, password)
+    _require_current_password(db, actor=actor, user=user, password=password, settings=settings)
     user_id = user.id
     _leave_organizations(db, actor=actor, user_id=user_id)
     audit.record_event(db, actor=actor, action="user.deleted", target_type="user", target_id=user_id)

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 
-from app.errors import AccountLocked, AppError
+from app.errors import AppError
 from app.extensions import csrf, current_settings, db, limiter
 from app.models import SessionKind
 from app.request_context import request_actor
@@ -48,12 +48,11 @@ def login():
                                       password=request.form.get("password", ""), settings=current_settings(),
                                       kind=SessionKind.BROWSER, previous_session_id=previous.id if previous else None)
     except AppError as err:
-        db.session.commit()  # the failure count, lockout and audit event are kept
-        status = 423 if isinstance(err, AccountLocked) else err.status
-        # A lockout's Retry-After, as the API sends it (not the API's Bearer challenge: this is a page).
+        db.session.commit()  # the failure counts and audit event are kept
+        # A lock's or throttle's Retry-After, as the API sends it (not the API's Bearer challenge: this is a page).
         retry_after = {"Retry-After": err.headers["Retry-After"]} if "Retry-After" in err.headers else None
         return Response(render_template("login.html", next=next_url, email=email, error=err.message),
-                        status=status, headers=retry_after)
+                        status=err.status, headers=retry_after)
     db.session.commit()
     # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
     if next_url and _is_local(next_url, url_for("oauth.authorize")):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+import bcrypt
 import pytest
 from sqlalchemy import func, select, update
 
+from app.extensions import db
 from app.models import AuditEvent, SessionEndReason, User, UserSession, UserStatus
 from app.models.base import utcnow
 from app.security import passwords
 from app.security.tokens import hash_token
+from app.services import authentication
+from tests.conftest import count_sql
 from tests.factories import DEFAULT_PASSWORD, UserFactory, UserSessionFactory
 
 REGISTER = "/api/v1/auth/register"
@@ -21,7 +26,6 @@ LOGOUT_ALL = "/api/v1/auth/logout-all"
 ME = "/api/v1/auth/me"
 SESSIONS = "/api/v1/auth/sessions"
 REFRESH = "/api/v1/auth/sessions/refresh"
-FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 
 PROTECTED = [
     ("POST", LOGOUT),
@@ -190,7 +194,67 @@ def test_login_with_unknown_email_still_checks_a_bcrypt_hash(api, settings, monk
     assert checked_hashes[0].startswith(f"$2b${settings.BCRYPT_ROUNDS:02d}$")
 
 
-def test_login_fifth_consecutive_failure_locks_account(api, db_session, user, settings):
+@pytest.fixture
+def clock(monkeypatch) -> list[datetime]:
+    """Sign-in's clock, standing still at clock[0] until a test moves it: the answers compared
+    below carry Retry-After, which a second ticking by between two of them would change."""
+    now = [utcnow()]
+    monkeypatch.setattr(authentication, "utcnow", lambda: now[0])
+    return now
+
+
+def attempt(api, email: str, password: str, ip: str = "127.0.0.1"):
+    return api.post(LOGIN, json={"email": email, "password": password}, environ_base={"REMOTE_ADDR": ip})
+
+
+def fail_times(api, email: str, times: int, ip: str = "127.0.0.1") -> list[int]:
+    return [attempt(api, email, "not the password", ip).status for _ in range(times)]
+
+
+def as_seen(response) -> tuple:
+    """A response as a client sees it, without what differs on every request: the request id, the
+    date and the Content-Security-Policy nonce."""
+    body = {k: v for k, v in response.body.items() if k != "request_id"}
+    headers = sorted((k, re.sub(r"'nonce-[^']+'", "'nonce'", v)) for k, v in response.headers.items()
+                     if k not in {"X-Request-ID", "Date"})
+    return response.status, body, headers
+
+
+@pytest.mark.parametrize("last_password", [DEFAULT_PASSWORD, "not the password"], ids=["right", "wrong"])
+def test_login_locked_account_and_unknown_email_answer_identically(api, user, settings, clock, last_password):
+    """README: neither the answer nor its timing tells whether an account exists. The same failures
+    (each email from its own address) give the same answers, the lock included."""
+    def sequence(email: str, ip: str) -> list[tuple]:
+        return [as_seen(attempt(api, email, password, ip))
+                for password in ["not the password"] * settings.LOGIN_MAX_FAILURES + [last_password]]
+
+    account = sequence(user.email, "192.0.2.10")
+    unknown = sequence("nobody@example.com", "192.0.2.11")
+
+    assert account == unknown
+    assert [status for status, *_ in account] == [401] * (settings.LOGIN_MAX_FAILURES - 1) + [423, 423]
+    assert dict(account[-1][2])["Retry-After"] == str(settings.LOGIN_LOCKOUT_SECONDS)
+
+
+def test_login_unknown_email_locks_like_an_account(api, settings):
+    statuses = fail_times(api, "nobody@example.com", settings.LOGIN_MAX_FAILURES + 1)
+
+    assert statuses == [401] * (settings.LOGIN_MAX_FAILURES - 1) + [423, 423]
+
+
+def test_login_victim_signs_in_from_another_address_while_the_attacker_is_locked(api, db_session, user, settings):
+    """Five wrong passwords from one address used to lock the account for everyone for 30 minutes."""
+    assert fail_times(api, user.email, settings.LOGIN_MAX_FAILURES, ip="203.0.113.66")[-1] == 423
+
+    victim = attempt(api, user.email, DEFAULT_PASSWORD, ip="198.51.100.7")
+    attacker = attempt(api, user.email, DEFAULT_PASSWORD, ip="203.0.113.66")
+
+    assert victim.status == 200
+    assert session_row(db_session, victim.data["session_id"]).user_id == user.id
+    assert attacker.status == 423
+
+
+def test_login_fifth_failure_from_an_address_locks_it_out(api, db_session, user, settings):
     for _ in range(settings.LOGIN_MAX_FAILURES - 1):
         assert api.post(LOGIN, json={"email": user.email, "password": "not the password"}).status == 401
 
@@ -199,11 +263,10 @@ def test_login_fifth_consecutive_failure_locks_account(api, db_session, user, se
     assert response.status == 423
     assert response.error_type == "ACCOUNT_LOCKED"
     assert 0 < int(response.headers["Retry-After"]) <= settings.LOGIN_LOCKOUT_SECONDS
-    db_session.refresh(user)
-    assert datetime.fromisoformat(response.body["error"]["details"]["locked_until"]) == user.locked_until
+    assert response.body["error"]["details"] == {}
 
 
-def test_login_after_lockout_rejects_correct_password(api, db_session, user, settings):
+def test_login_after_lockout_rejects_correct_password_from_that_address(api, db_session, user, settings):
     for _ in range(settings.LOGIN_MAX_FAILURES):
         api.post(LOGIN, json={"email": user.email, "password": "not the password"})
 
@@ -212,18 +275,85 @@ def test_login_after_lockout_rejects_correct_password(api, db_session, user, set
     assert response.status == 423
     assert response.error_type == "ACCOUNT_LOCKED"
     assert "Retry-After" in response.headers
-    assert "locked_until" in response.body["error"]["details"]
     assert db_session.scalar(select(func.count()).select_from(UserSession)) == 0
 
 
-def test_login_success_resets_failed_login_count(api, db_session, settings):
-    user = UserFactory(failed_login_count=settings.LOGIN_MAX_FAILURES - 1)
+def fail_from_many_addresses(api, email: str, times: int) -> None:
+    """`times` failures for `email`, each from its own address: no address reaches its lock."""
+    assert {attempt(api, email, "not the password", f"203.0.113.{n + 1}").status for n in range(times)} == {401}
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["account", "unknown-email"])
+def test_login_beyond_the_account_threshold_answers_429_with_retry_after(api, user, settings, clock, known):
+    email = user.email if known else "nobody@example.com"
+    fail_from_many_addresses(api, email, settings.LOGIN_ACCOUNT_THROTTLE_FAILURES)
+
+    response = attempt(api, email, DEFAULT_PASSWORD, ip="198.51.100.7")
+
+    assert (response.status, response.error_type) == (429, "RATE_LIMITED")
+    assert response.headers["Retry-After"] == str(settings.LOGIN_ACCOUNT_THROTTLE_SECONDS)
+
+
+def test_login_beyond_the_account_threshold_slows_but_does_not_lock(api, user, settings, clock):
+    """Failures from many addresses together make the owner wait LOGIN_ACCOUNT_THROTTLE_SECONDS, not
+    LOGIN_LOCKOUT_SECONDS."""
+    fail_from_many_addresses(api, user.email, settings.LOGIN_ACCOUNT_THROTTLE_FAILURES)
+    assert attempt(api, user.email, DEFAULT_PASSWORD, ip="198.51.100.7").status == 429
+
+    clock[0] += timedelta(seconds=settings.LOGIN_ACCOUNT_THROTTLE_SECONDS)
+
+    assert attempt(api, user.email, DEFAULT_PASSWORD, ip="198.51.100.7").status == 200
+
+
+def test_login_throttled_account_and_unknown_email_answer_identically(api, user, settings, clock):
+    fail_from_many_addresses(api, user.email, settings.LOGIN_ACCOUNT_THROTTLE_FAILURES)
+    fail_from_many_addresses(api, "nobody@example.com", settings.LOGIN_ACCOUNT_THROTTLE_FAILURES)
+
+    account = attempt(api, user.email, DEFAULT_PASSWORD, ip="198.51.100.7")
+    unknown = attempt(api, "nobody@example.com", DEFAULT_PASSWORD, ip="198.51.100.8")
+
+    assert as_seen(account) == as_seen(unknown)
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["account", "unknown-email"])
+@pytest.mark.parametrize("password", [DEFAULT_PASSWORD, "not the password"], ids=["right", "wrong"])
+def test_login_while_locked_still_checks_a_bcrypt_hash(api, user, settings, monkeypatch, known, password):
+    """A lock answered without bcrypt's work would be faster than a 401, and say that the lock
+    exists; bcrypt itself counts the checks, at the configured cost."""
+    email = user.email if known else "nobody@example.com"
+    fail_times(api, email, settings.LOGIN_MAX_FAILURES)
+    checked = []
+    real_checkpw = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, hashed: checked.append(hashed) or real_checkpw(pw, hashed))
+
+    response = attempt(api, email, password)
+
+    assert response.status == 423
+    assert [hashed[:7] for hashed in checked] == [f"$2b${settings.BCRYPT_ROUNDS:02d}$".encode()]
+
+
+@pytest.mark.parametrize("failures_before", [0, 5], ids=["first-failure", "locked"])
+def test_login_runs_the_same_statements_for_an_account_and_an_unknown_email(api, app, user, failures_before):
+    """The database work is the other half of the timing: the same statements, in the same order."""
+    with app.app_context():
+        engine = db.engine
+
+    def statements_of(email: str, ip: str) -> list[str]:
+        fail_times(api, email, failures_before, ip)
+        with count_sql(engine) as statements:
+            attempt(api, email, "not the password", ip)
+        return statements
+
+    assert statements_of(user.email, "192.0.2.10") == statements_of("nobody@example.com", "192.0.2.11")
+
+
+def test_login_success_resets_the_count_of_its_address(api, db_session, user, settings):
+    fail_times(api, user.email, settings.LOGIN_MAX_FAILURES - 1)
 
     sign_in(api, user)
 
-    db_session.refresh(user)
-    assert user.failed_login_count == 0
-    assert api.post(LOGIN, json={"email": user.email, "password": "not the password"}).status == 401
+    assert fail_times(api, user.email, settings.LOGIN_MAX_FAILURES - 1)[-1] == 401
+    assert attempt(api, user.email, DEFAULT_PASSWORD).status == 200
 
 
 def test_login_suspended_user_with_correct_password_returns_403(api, db_session):
@@ -239,9 +369,8 @@ def test_login_suspended_user_with_correct_password_returns_403(api, db_session)
 @pytest.mark.parametrize("user_fields, email, password, reason", [
     ({}, None, "not the password", "bad_password"),
     ({}, "nobody@example.com", DEFAULT_PASSWORD, "unknown_email"),
-    ({"locked_until": FAR_FUTURE}, None, DEFAULT_PASSWORD, "locked"),
     ({"status": UserStatus.SUSPENDED}, None, DEFAULT_PASSWORD, "suspended"),
-], ids=["bad_password", "unknown_email", "locked", "suspended"])
+], ids=["bad_password", "unknown_email", "suspended"])
 def test_login_failure_records_audit_reason(api, db_session, user_fields, email, password, reason):
     user = UserFactory(**user_fields)
 
@@ -255,15 +384,27 @@ def test_login_failure_records_audit_reason(api, db_session, user_fields, email,
     assert event.request_id == response.headers["X-Request-ID"]
 
 
-def test_login_lockout_sequence_is_audited(api, db_session, user, settings):
-    for _ in range(settings.LOGIN_MAX_FAILURES):
-        api.post(LOGIN, json={"email": user.email, "password": "not the password"})
-    api.post(LOGIN, json={"email": user.email, "password": DEFAULT_PASSWORD})
+@pytest.mark.parametrize("known", [True, False], ids=["account", "unknown-email"])
+def test_login_lockout_sequence_is_audited(api, db_session, user, settings, known):
+    email, reason, actor = (user.email, "bad_password", user.id) if known else ("nobody@example.com",
+                                                                                 "unknown_email", None)
+    fail_times(api, email, settings.LOGIN_MAX_FAILURES)
+    attempt(api, email, DEFAULT_PASSWORD)
 
     events = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.login")
                                 .order_by(AuditEvent.occurred_at)).all()
     assert [e.details["reason"] for e in events] == (
-        ["bad_password"] * (settings.LOGIN_MAX_FAILURES - 1) + ["bad_password_locked", "locked"])
+        [reason] * (settings.LOGIN_MAX_FAILURES - 1) + [f"{reason}_locked", "locked"])
+    assert {(e.result, e.actor_user_id) for e in events} == {("failure", actor)}
+
+
+def test_login_throttled_attempt_is_audited(api, db_session, user, settings):
+    fail_from_many_addresses(api, user.email, settings.LOGIN_ACCOUNT_THROTTLE_FAILURES)
+
+    response = attempt(api, user.email, DEFAULT_PASSWORD, ip="198.51.100.7")
+
+    [event] = [e for e in audit_events(db_session, "auth.login") if e.request_id == response.headers["X-Request-ID"]]
+    assert (event.result, event.details, event.actor_user_id) == ("failure", {"reason": "throttled"}, user.id)
 
 
 def test_login_success_records_audit_event_with_request_context(api, db_session, user):

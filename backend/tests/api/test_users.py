@@ -107,6 +107,41 @@ def test_change_password_with_wrong_current_password_returns_401(api, db_session
     assert api.get(AUTH_ME, token=token).status == 200
 
 
+def confirm_password(api, action: str, token: str, password: str, ip: str = "127.0.0.1"):
+    """Confirm the current password for `action` (change it, or delete the account) with `token` from `ip`."""
+    if action == "change":
+        return api.post(PASSWORD, token=token, json={"current_password": password, "new_password": NEW_PASSWORD},
+                        environ_base={"REMOTE_ADDR": ip})
+    return api.delete(ME, token=token, json={"password": password}, environ_base={"REMOTE_ADDR": ip})
+
+
+@pytest.mark.parametrize("action", ["change", "delete"])
+def test_current_password_guesses_through_a_session_lock_that_address_out(api, db_session, user, login, settings,
+                                                                         action):
+    """A stolen session guesses its owner's password no faster than the sign-in form: the same counter
+    per (email, address), so the right password is then refused from that address, and only there."""
+    token = login(user)
+    statuses = [confirm_password(api, action, token, "not the password", "203.0.113.66").status
+                for _ in range(settings.LOGIN_MAX_FAILURES)]
+
+    refused = confirm_password(api, action, token, DEFAULT_PASSWORD, "203.0.113.66")
+
+    assert statuses == [401] * (settings.LOGIN_MAX_FAILURES - 1) + [423]
+    assert (refused.status, refused.error_type) == (423, "ACCOUNT_LOCKED")
+    assert db_session.get(User, user.id) is not None
+    assert confirm_password(api, action, token, DEFAULT_PASSWORD, "198.51.100.7").status == 200
+
+
+def test_current_password_failures_count_with_sign_in_failures(api, user, login, settings):
+    token = login(user)
+    for _ in range(settings.LOGIN_MAX_FAILURES - 1):
+        assert confirm_password(api, "change", token, "not the password").status == 401
+
+    response = api.post(LOGIN, json={"email": user.email, "password": "not the password"})
+
+    assert response.status == 423
+
+
 @pytest.mark.parametrize("new_password", ["short", "password123", "é" * 40],
                          ids=["short", "common", "over-72-bytes"])
 def test_change_password_with_weak_new_password_returns_422(api, db_session, user, login, new_password):

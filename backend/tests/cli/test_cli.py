@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli.seed import DEMO_EMAIL
-from app.models import (AuditEvent, Membership, OAuthClient, Organization, RevokedToken, SessionEndReason, User,
+from app.models import (AuditEvent, LoginThrottle, Membership, OAuthClient, Organization, RevokedToken,
+                        SessionEndReason, User,
                         UserSession)
 from app.models.base import utcnow
 from app.services.sessions import end_session, start_session
@@ -124,13 +125,30 @@ def test_sessions_cleanup_ends_only_expired_sessions(run, db_session, settings):
     result = run("sessions", "cleanup")
 
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == "expired 2 session(s)"
+    assert result.output.splitlines() == ["expired 2 session(s)", "pruned 0 lapsed denial(s)",
+                                          "deleted 0 lapsed sign-in failure count(s)"]
     rows = {s.id: s for s in db_session.scalars(select(UserSession))}
     assert all(rows[i].end_reason == SessionEndReason.EXPIRED and rows[i].ended_at is not None
                for i in ids["expired"])
     assert rows[ids["live"]].ended_at is None and rows[ids["live"]].end_reason is None
     assert rows[ids["logged_out"]].end_reason == SessionEndReason.LOGOUT
     assert rows[ids["logged_out"]].ended_at == long_ago
+
+
+def test_sessions_cleanup_deletes_only_lapsed_sign_in_failure_counts(run, db_session, settings):
+    now = utcnow()
+    ago, ahead = now - timedelta(seconds=1), now + timedelta(seconds=60)
+    db_session.add_all([LoginThrottle(key="lapsed", failures=3, window_ends_at=ago),
+                        LoginThrottle(key="lock-lapsed", failures=0, window_ends_at=ago, locked_until=ago),
+                        LoginThrottle(key="counting", failures=3, window_ends_at=ahead),
+                        LoginThrottle(key="locked", failures=0, window_ends_at=ago, locked_until=ahead)])
+    db_session.commit()
+
+    result = run("sessions", "cleanup")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[2] == "deleted 2 lapsed sign-in failure count(s)"
+    assert set(db_session.scalars(select(LoginThrottle.key))) == {"counting", "locked"}
 
 
 def test_sessions_cleanup_with_nothing_expired_reports_zero(run, db_session, settings):
@@ -140,7 +158,8 @@ def test_sessions_cleanup_with_nothing_expired_reports_zero(run, db_session, set
     result = run("sessions", "cleanup")
 
     assert result.exit_code == 0
-    assert result.output.splitlines() == ["expired 0 session(s)", "pruned 0 lapsed denial(s)"]
+    assert result.output.splitlines() == ["expired 0 session(s)", "pruned 0 lapsed denial(s)",
+                                          "deleted 0 lapsed sign-in failure count(s)"]
     ended = select(func.count()).select_from(UserSession).where(UserSession.ended_at.is_not(None))
     assert db_session.scalar(ended) == 0
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from app.models import AuthorizationCode, Consent, OAuthClient, UserSession
+from app.models.base import utcnow
+from app.services import authentication
 from tests.factories import DEFAULT_PASSWORD
 from tests.oauth.helpers import (
     ISSUER,
@@ -413,6 +416,38 @@ def test_the_login_page_locks_out_as_the_api_does(browser, user, settings, db_se
     assert response.mimetype == "text/html"
     assert browser.submit_login(browser.login_page(), user.email, DEFAULT_PASSWORD).status_code == 423
     assert count(db_session, UserSession) == 0
+
+
+def page_as_seen(response, email: str) -> tuple:
+    """A sign-in page as the browser gets it, without what differs on every request or browser (request
+    id, date, CSP nonce, CSRF token, cookie values) and with the email it echoes into the form."""
+    def normalised(text: str) -> str:
+        for pattern, replacement in [(r"nonce-[\w-]+", "nonce"), (r'nonce="[\w-]+"', "nonce"),
+                                     (r'name="csrf_token" value="[^"]*"', 'name="csrf_token"')]:
+            text = re.sub(pattern, replacement, text)
+        return text.replace(email, "EMAIL")
+    headers = sorted((k, re.sub(r"^([^=]+)=[^;]*", r"\1=", v) if k == "Set-Cookie" else normalised(v))
+                     for k, v in response.headers.items() if k not in {"X-Request-ID", "Date"})
+    return response.status_code, headers, normalised(response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("last_password", [DEFAULT_PASSWORD, "not the password"], ids=["right", "wrong"])
+def test_the_login_page_answers_a_locked_account_and_an_unknown_email_identically(new_browser, user, settings,
+                                                                                   monkeypatch, last_password):
+    """README: neither the answer nor its timing tells whether an account exists, on the page too."""
+    now = utcnow()
+    monkeypatch.setattr(authentication, "utcnow", lambda: now)  # Retry-After must not tick between the two
+
+    def sequence(email: str) -> list[tuple]:
+        browser = new_browser()
+        return [page_as_seen(browser.submit_login(browser.login_page(), email, password), email)
+                for password in ["not the password"] * settings.LOGIN_MAX_FAILURES + [last_password]]
+
+    account = sequence(user.email)
+    unknown = sequence("0" + user.email[1:])  # as long: the page echoes the email, and says how long it is
+
+    assert account == unknown
+    assert [status for status, *_ in account] == [401] * (settings.LOGIN_MAX_FAILURES - 1) + [423, 423]
 
 
 @pytest.mark.parametrize("csrf_token", ["", "forged-token"], ids=["missing", "forged"])

@@ -359,13 +359,14 @@ def test_remove_member_denies_access_tokens_issued_from_codes_without_a_refresh_
 
 # --- account deletion (services.users.delete_account) ---
 
-def test_deleting_the_sole_owner_account_is_refused_with_the_slugs(db_session, org, owner):
+def test_deleting_the_sole_owner_account_is_refused_with_the_slugs(db_session, org, owner, settings):
     shared = factories.create_organization(db_session, owner=owner, slug="shared")
     factories.add_member(db_session, shared, factories.UserFactory(), "owner")
     solo = factories.create_organization(db_session, owner=owner, slug="solo")
 
     with pytest.raises(errors.Conflict) as err:
-        users.delete_account(db_session, actor=Actor(user=owner), user=owner, password=DEFAULT_PASSWORD)
+        users.delete_account(db_session, actor=Actor(user=owner), user=owner, password=DEFAULT_PASSWORD,
+                             settings=settings)
 
     assert sorted(err.value.details["organizations"]) == ["acme", "solo"]
     db_session.rollback()
@@ -373,11 +374,12 @@ def test_deleting_the_sole_owner_account_is_refused_with_the_slugs(db_session, o
     assert role_of(db_session, solo, owner) == "owner"
 
 
-def test_deleting_an_account_records_leaving_each_organization(db_session, org, owner, member):
+def test_deleting_an_account_records_leaving_each_organization(db_session, org, owner, member, settings):
     other = factories.create_organization(db_session, owner=owner, slug="globex")
     factories.add_member(db_session, other, member, "admin")
 
-    users.delete_account(db_session, actor=Actor(user=member), user=member, password=DEFAULT_PASSWORD)
+    users.delete_account(db_session, actor=Actor(user=member), user=member, password=DEFAULT_PASSWORD,
+                         settings=settings)
     db_session.commit()
 
     assert db_session.scalar(select(func.count()).select_from(Membership).where(Membership.user_id == member.id)) == 0
@@ -388,9 +390,10 @@ def test_deleting_an_account_records_leaving_each_organization(db_session, org, 
     assert all(e.actor_user_id is None and e.target_id is None for e in removed)
 
 
-def test_deleting_an_account_with_a_wrong_password_checks_the_password_first(db_session, org, owner):
+def test_deleting_an_account_with_a_wrong_password_checks_the_password_first(db_session, org, owner, settings):
     with pytest.raises(errors.InvalidCredentials):
-        users.delete_account(db_session, actor=Actor(user=owner), user=owner, password="wrong password")
+        users.delete_account(db_session, actor=Actor(user=owner), user=owner, password="wrong password",
+                             settings=settings)
 
 
 # --- concurrency: the organization row lock ---

@@ -117,7 +117,7 @@ def test_change_password_keeps_current_session_and_ends_others(db_session, user,
     stranger = sessions.start_session(db_session, user=UserFactory(), settings=settings)
 
     ended = users.change_password(db_session, actor=actor, user=user, current_password=DEFAULT_PASSWORD,
-                                  new_password=NEW_PASSWORD, bcrypt_rounds=settings.BCRYPT_ROUNDS)
+                                  new_password=NEW_PASSWORD, settings=settings)
 
     assert ended == 1
     db_session.expire_all()
@@ -129,7 +129,7 @@ def test_change_password_keeps_current_session_and_ends_others(db_session, user,
 
 def test_change_password_sets_new_hash_and_records_event(db_session, user, actor, settings):
     users.change_password(db_session, actor=actor, user=user, current_password=DEFAULT_PASSWORD,
-                          new_password=NEW_PASSWORD, bcrypt_rounds=settings.BCRYPT_ROUNDS)
+                          new_password=NEW_PASSWORD, settings=settings)
 
     assert passwords.verify_password(NEW_PASSWORD, user.password_hash)
     assert not passwords.verify_password(DEFAULT_PASSWORD, user.password_hash)
@@ -142,7 +142,7 @@ def test_change_password_with_wrong_current_password_raises(db_session, user, ac
 
     with pytest.raises(errors.InvalidCredentials):
         users.change_password(db_session, actor=actor, user=user, current_password="not the password",
-                              new_password=NEW_PASSWORD, bcrypt_rounds=settings.BCRYPT_ROUNDS)
+                              new_password=NEW_PASSWORD, settings=settings)
 
     assert user.password_hash == old_hash
 
@@ -150,25 +150,25 @@ def test_change_password_with_wrong_current_password_raises(db_session, user, ac
 def test_change_password_with_weak_new_password_reports_new_password_field(db_session, user, actor, settings):
     with pytest.raises(errors.ValidationFailed) as raised:
         users.change_password(db_session, actor=actor, user=user, current_password=DEFAULT_PASSWORD,
-                              new_password="password123", bcrypt_rounds=settings.BCRYPT_ROUNDS)
+                              new_password="password123", settings=settings)
 
     assert list(raised.value.details) == ["new_password"]
 
 
-def test_delete_account_removes_user_and_sessions(db_session, user, actor):
+def test_delete_account_removes_user_and_sessions(db_session, user, actor, settings):
     user_id = user.id
 
-    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD)
+    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD, settings=settings)
     db_session.commit()
 
     assert db_session.get(User, user_id) is None
     assert db_session.scalars(select(UserSession).where(UserSession.user_id == user_id)).all() == []
 
 
-def test_delete_account_keeps_audit_events_anonymised(db_session, user, actor):
+def test_delete_account_keeps_audit_events_anonymised(db_session, user, actor, settings):
     users.update_profile(db_session, actor=actor, user=user, name="Before Deletion")
 
-    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD)
+    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD, settings=settings)
     db_session.commit()
 
     rows = db_session.scalars(select(AuditEvent)).all()
@@ -176,9 +176,9 @@ def test_delete_account_keeps_audit_events_anonymised(db_session, user, actor):
     assert all(e.actor_user_id is None and e.target_id is None for e in rows)
 
 
-def test_delete_account_with_wrong_password_raises(db_session, user, actor):
+def test_delete_account_with_wrong_password_raises(db_session, user, actor, settings):
     with pytest.raises(errors.InvalidCredentials):
-        users.delete_account(db_session, actor=actor, user=user, password="not the password")
+        users.delete_account(db_session, actor=actor, user=user, password="not the password", settings=settings)
 
     db_session.commit()
     assert db_session.get(User, user.id) is not None
