@@ -56,20 +56,29 @@ def _path_parameters(rule: str) -> list[dict[str, Any]]:
     return params
 
 
-def _success(meta: dict[str, Any]) -> dict[str, Any]:
+def _success(meta: dict[str, Any], envelope: dict[str, Any]) -> dict[str, Any]:
+    """The success envelope (api/envelope.py:ok) with this operation's data, as one closed object.
+
+    Closed in one piece, not as allOf[EnvelopeBase, {data}]: additionalProperties applies to the
+    subschema it is in, so a closed EnvelopeBase inside allOf would refuse every `data`.
+    """
     if meta["raw_content"]:
-        return {"description": meta["summary"], "content": {meta["raw_content"]: {"schema": {"type": "string"}}}}
-    data: Any = {"type": "object"}
+        raw_type = "object" if meta["raw_content"] == "application/json" else "string"
+        return {"description": meta["summary"], "content": {meta["raw_content"]: {"schema": {"type": raw_type}}}}
+    data: Any = {"type": "object", "description": "Empty: the message says what was done."}
     if meta["response"] is not None:
         data = {"type": "array", "items": meta["response"]} if meta["many"] else meta["response"]
-    properties = {"data": data}
-    if meta["paginated"]:
-        properties["meta"] = PageMeta
-    return {"description": meta["summary"], "content": {"application/json": {"schema": {
-        "allOf": [EnvelopeBase, {"type": "object", "properties": properties}]}}}}
+    page_meta = PageMeta if meta["paginated"] else {
+        "type": "object", "additionalProperties": False, "description": "Empty: the list is not paginated."}
+    properties = {**envelope["properties"], "success": {"type": "boolean", "enum": [True]},
+                  "code": {"type": "integer", "enum": [meta["status"]], "description": "The HTTP status code."},
+                  "data": data, "meta": page_meta}
+    schema = {"type": "object", "additionalProperties": False, "required": [*envelope["required"], "data", "meta"],
+              "properties": properties}
+    return {"description": meta["summary"], "content": {"application/json": {"schema": schema}}}
 
 
-def _operation(view: Callable, rule: str) -> dict[str, Any]:
+def _operation(view: Callable, rule: str, envelope: dict[str, Any]) -> dict[str, Any]:
     meta = view.openapi
     statuses = set(meta["errors"]) | {500, 503}  # 503: the database is down (api/envelope.py)
     operation: dict[str, Any] = {"summary": meta["summary"], "tags": [meta["tag"]],
@@ -95,7 +104,7 @@ def _operation(view: Callable, rule: str) -> dict[str, Any]:
         statuses.add(401)
     else:
         operation["security"] = []
-    responses: dict[Any, Any] = {str(meta["status"]): _success(meta)}
+    responses: dict[Any, Any] = {str(meta["status"]): _success(meta, envelope)}
     for status in sorted(statuses):
         responses[str(status)] = {"description": _STATUS_TEXT.get(status, "Error"),
                                   "content": {"application/json": {"schema": ErrorEnvelope}}}
@@ -104,8 +113,9 @@ def _operation(view: Callable, rule: str) -> dict[str, Any]:
 
 
 def build_spec(app: Flask) -> dict[str, Any]:
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(title="Gatehouse management API", version="1.0.0", openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
+                   plugins=[marshmallow],
                    info={"description": "Every response, success or error, uses the envelope below. "
                                         "Errors carry `error.type` from a closed set."})
     spec.components.security_scheme("sessionToken", {
@@ -117,11 +127,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
                        "in the path (authorize with organization=<id or slug>). It acts with the user's current "
                        "membership permissions, in that organization only; platform-admin rights need a session."})
     spec.components.schema("ErrorEnvelope", schema=ErrorEnvelope)
+    envelope = marshmallow.converter.schema2jsonschema(EnvelopeBase)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.rule.startswith("/api"):
             continue
         view = app.view_functions[rule.endpoint]
-        operations = {method.lower(): _operation(view, rule.rule)
+        operations = {method.lower(): _operation(view, rule.rule, envelope)
                       for method in sorted(rule.methods - {"HEAD", "OPTIONS"})}
         spec.path(path=_openapi_path(rule.rule), operations=operations)
     return spec.to_dict()

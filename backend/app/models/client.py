@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, UUIDPrimaryKey, utcnow
 from app.security.tokens import token_matches
+
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# Scopes with a meaning defined by OIDC Core §5.4 / §11, plus our organization claims.
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access", "organization"})
+# Scopes for resource servers, e.g. "invoices:read" or "api.billing".
+API_SCOPE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+MIN_LIFETIME, MAX_LIFETIME = 60, 86400 * 90
 
 
 class TokenEndpointAuthMethod(enum.StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, UTCDateTime, UUIDPrimaryKey, utcnow
 from app.models.user import User
+
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Organization.settings: the keys an organization may set, with their bounds.
+INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX = 168, 720
+ROLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class Organization(UUIDPrimaryKey, Base):
@@ -42,7 +48,7 @@ class Role(UUIDPrimaryKey, Base):
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(500), default="")
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Custom roles only: permissions from services.organizations.PERMISSIONS.
+    # Custom roles only: permissions from security.permissions.PERMISSIONS.
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

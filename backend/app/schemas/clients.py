@@ -12,8 +12,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import TokenEndpointAuthMethod
-from app.schemas.common import PageIn
+from app.models.client import API_SCOPE, GRANT_TYPES, ID_TOKEN_ALGS, MAX_LIFETIME, MIN_LIFETIME
+from app.schemas.common import NOT_BLANK, PageIn, full_match
 from app.security.redirect_uris import MAX_REDIRECT_URI_LENGTH, redirect_uri_problem
 
 MAX_REDIRECT_URIS = 32
@@ -44,7 +46,8 @@ def redirect_uri_list(**kwargs: Any) -> fields.List:
 
 def _scope_list(**kwargs: Any) -> fields.List:
     return fields.List(
-        fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=MAX_SCOPES),
+        fields.String(validate=validate.Length(min=1, max=64), metadata={"pattern": full_match(API_SCOPE)}),
+        validate=validate.Length(max=MAX_SCOPES),
         metadata={"description": "OIDC scopes (openid, profile, email, offline_access, organization) and API "
                                  "scopes matching ^[a-z][a-z0-9_.:-]{0,63}$. Every grant is limited to these.",
                   "example": ["openid", "profile", "email", "offline_access"]},
@@ -53,16 +56,25 @@ def _scope_list(**kwargs: Any) -> fields.List:
 
 def _grant_types(**kwargs: Any) -> fields.List:
     return fields.List(
-        fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(min=1, max=10),
+        fields.String(validate=validate.Length(min=1, max=64), metadata={"enum": list(GRANT_TYPES)}),
+        validate=validate.Length(min=1, max=10),
         metadata={"description": "authorization_code, refresh_token (needs authorization_code) and/or "
                                  "client_credentials (confidential clients only)."},
         **kwargs)
 
 
-def _lifetime(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=True, allow_none=True,
-                          metadata={"description": "Seconds, 60 to 7776000 (90 days); null = server default."},
-                          **kwargs)
+def _lifetime(maximum: int, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, allow_none=True, metadata={
+        "minimum": MIN_LIFETIME, "maximum": maximum,
+        "description": f"Seconds, {MIN_LIFETIME} to {maximum}; null = server default."}, **kwargs)
+
+
+def _access_token_lifetime(**kwargs: Any) -> fields.Integer:
+    return _lifetime(MAX_CLIENT_ACCESS_TOKEN_LIFETIME, **kwargs)
+
+
+def _refresh_token_lifetime(**kwargs: Any) -> fields.Integer:
+    return _lifetime(MAX_LIFETIME, **kwargs)
 
 
 def _jwks(**kwargs: Any) -> fields.Dict:
@@ -72,7 +84,7 @@ def _jwks(**kwargs: Any) -> fields.Dict:
 
 
 def _id_token_alg(**kwargs: Any) -> fields.String:
-    return fields.String(metadata={"enum": ["RS256", "ES256"]}, **kwargs)
+    return fields.String(metadata={"enum": list(ID_TOKEN_ALGS)}, **kwargs)
 
 
 def _organization_required(**kwargs: Any) -> fields.Boolean:
@@ -84,7 +96,7 @@ def _organization_required(**kwargs: Any) -> fields.Boolean:
 class ClientIn(Schema):
     """Register a client. Confidential clients get a secret in the response, once."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata=NOT_BLANK)
     client_type = fields.String(required=True, validate=validate.OneOf(["public", "confidential"]))
     token_endpoint_auth_method = fields.String(
         validate=validate.OneOf([m.value for m in TokenEndpointAuthMethod]),
@@ -97,15 +109,15 @@ class ClientIn(Schema):
                                  metadata={"description": "First-party clients skip the consent page."})
     jwks = _jwks()
     id_token_signed_response_alg = _id_token_alg()
-    access_token_lifetime = _lifetime()
-    refresh_token_lifetime = _lifetime()
+    access_token_lifetime = _access_token_lifetime()
+    refresh_token_lifetime = _refresh_token_lifetime()
     organization_required = _organization_required(load_default=False)
 
 
 class ClientUpdateIn(Schema):
     """Change some of a client's settings; omitted fields keep their values."""
 
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=validate.Length(min=1, max=200), metadata=NOT_BLANK)
     redirect_uris = redirect_uri_list()
     post_logout_redirect_uris = redirect_uri_list()
     grant_types = _grant_types()
@@ -113,8 +125,8 @@ class ClientUpdateIn(Schema):
     first_party = fields.Boolean()
     jwks = _jwks()
     id_token_signed_response_alg = _id_token_alg()
-    access_token_lifetime = _lifetime()
-    refresh_token_lifetime = _lifetime()
+    access_token_lifetime = _access_token_lifetime()
+    refresh_token_lifetime = _refresh_token_lifetime()
     organization_required = _organization_required()
 
 

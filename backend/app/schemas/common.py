@@ -1,8 +1,19 @@
 """Schemas shared across resources: the envelope, as documented in OpenAPI, and pagination."""
 
+import re
+
 from marshmallow import Schema, fields, validate
 
 from app.errors import ERROR_TYPES
+
+
+# A name the services refuse when it is only whitespace ("Must not be blank.").
+NOT_BLANK = {"pattern": r"\S"}
+
+
+def full_match(pattern: re.Pattern[str]) -> str:
+    """A pattern the services apply with fullmatch, anchored for JSON Schema (which searches)."""
+    return f"^(?:{pattern.pattern})$"
 
 
 class ErrorDetail(Schema):
@@ -20,12 +31,14 @@ class EnvelopeBase(Schema):
 
 class ErrorEnvelope(EnvelopeBase):
     error = fields.Nested(ErrorDetail, required=True)
+    data = fields.Raw(metadata={"description": "Only where the operation says so (GET /api/health: the status "
+                                               "per component)."})
 
 
 class PageMeta(Schema):
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
 
 
 # The deepest page a list serves: its OFFSET (at most 10^8 rows) stays far inside the BIGINT

@@ -13,6 +13,7 @@ from marshmallow import Schema, fields, validate
 from app.models import InvitationStatus
 from app.schemas.common import PageIn
 from app.schemas.organizations import OrganizationRefOut, RoleNameOut
+from app.schemas.users import new_password_field
 
 STATUSES = [str(status) for status in InvitationStatus]
 
@@ -55,8 +56,7 @@ class AcceptInvitationIn(Schema):
     token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=128))
     name = fields.String(validate=validate.Length(max=200),
                          metadata={"description": "Without a session only: the new account's name."})
-    password = fields.String(load_only=True, validate=validate.Length(min=1, max=1024),
-                             metadata={"description": "Without a session only: the new account's password."})
+    password = new_password_field(required=False, description="Without a session only: the new account's password.")
 
 
 class AcceptedInvitationOut(Schema):

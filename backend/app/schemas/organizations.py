@@ -10,28 +10,40 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import PageIn
+from app.models.organization import INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX, ROLE_NAME, SLUG
+from app.schemas.common import NOT_BLANK, PageIn, full_match
+from app.security.permissions import PERMISSIONS
 
-_SETTINGS = {"description": "Organization preferences. Known keys: invitation_ttl_hours (1-720, default 168).",
-             "example": {"invitation_ttl_hours": 72}}
+# The keys services.organizations.settings_problems accepts, with their bounds.
+_SETTINGS = {
+    "description": "Organization preferences; `settings` on an update changes only the keys given.",
+    "type": "object", "additionalProperties": False,
+    "properties": {"invitation_ttl_hours": {
+        "type": "integer", "minimum": 1, "maximum": INVITATION_TTL_HOURS_MAX,
+        "description": f"How long an invitation link stays valid; default {INVITATION_TTL_HOURS_DEFAULT}."}},
+    "example": {"invitation_ttl_hours": 72},
+}
+_SLUG = {"description": "Lower-case letters, digits and hyphens, starting and ending with a letter or digit; "
+                        "unique; not shaped like an id.", "pattern": full_match(SLUG), "example": "acme"}
+_ROLE_NAME = {"description": "Lower-case letters, digits, hyphens and underscores, starting with a letter or digit; "
+                             "unique in the organization; not owner, admin or member (409).",
+              "pattern": full_match(ROLE_NAME), "example": "support"}
 _ROLE_REF = {"description": "A role of this organization, by name (e.g. admin) or by id."}
 
 
 class OrganizationIn(Schema):
     """Create an organization; the caller becomes its owner."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    slug = fields.String(required=True, validate=validate.Length(min=1, max=63), metadata={
-        "description": "Lower-case letters, digits and hyphens; unique; not shaped like an id.",
-        "example": "acme"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata=NOT_BLANK)
+    slug = fields.String(required=True, validate=validate.Length(min=1, max=63), metadata=_SLUG)
     settings = fields.Dict(keys=fields.String(), load_default=dict, metadata=_SETTINGS)
 
 
 class OrganizationUpdateIn(Schema):
     """Change some of an organization's fields; `settings` changes only the keys given."""
 
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    slug = fields.String(validate=validate.Length(min=1, max=63))
+    name = fields.String(validate=validate.Length(min=1, max=200), metadata=NOT_BLANK)
+    slug = fields.String(validate=validate.Length(min=1, max=63), metadata=_SLUG)
     settings = fields.Dict(keys=fields.String(), metadata=_SETTINGS)
 
 
@@ -96,7 +108,8 @@ class MemberOut(Schema):
 
 
 def _permission_list(**kwargs: Any) -> fields.List:
-    return fields.List(fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=100),
+    return fields.List(fields.String(validate=validate.Length(min=1, max=64), metadata={"enum": sorted(PERMISSIONS)}),
+                       validate=validate.Length(max=100),
                        metadata={"description": "Permissions from the catalogue (see the operation's description).",
                                  "example": ["org:read", "members:read", "clients:read"]},
                        **kwargs)
@@ -105,10 +118,7 @@ def _permission_list(**kwargs: Any) -> fields.List:
 class RoleIn(Schema):
     """Define a custom role."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
-        "description": "Lower-case letters, digits, hyphens and underscores, starting with a letter or digit; "
-                       "unique in the organization; not owner, admin or member.",
-        "example": "support"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata=_ROLE_NAME)
     description = fields.String(load_default="", validate=validate.Length(max=500))
     permissions = _permission_list(required=True)
 
@@ -116,7 +126,7 @@ class RoleIn(Schema):
 class RoleUpdateIn(Schema):
     """Change some of a custom role's fields."""
 
-    name = fields.String(validate=validate.Length(min=1, max=64))
+    name = fields.String(validate=validate.Length(min=1, max=64), metadata=_ROLE_NAME)
     description = fields.String(validate=validate.Length(max=500))
     permissions = _permission_list()
 

@@ -2,15 +2,31 @@
 
 from marshmallow import Schema, fields, validate
 
+from app.security.passwords import MAX_BYTES, MIN_LENGTH
 
-def password_field() -> fields.String:
+# What services.users.require_password_policy enforces, as the OpenAPI document states it.
+NEW_PASSWORD_RULES = {
+    "minLength": MIN_LENGTH, "maxLength": MAX_BYTES,
+    "description": f"At least {MIN_LENGTH} characters and at most {MAX_BYTES} bytes in UTF-8 (bcrypt's limit); "
+                   "not a commonly used password (422 otherwise).",
+}
+
+
+def password_field(*, required: bool = True, metadata: dict | None = None) -> fields.String:
     """A password input. Shape only: services.users applies the password policy."""
-    return fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    return fields.String(required=required, load_only=True, validate=validate.Length(min=1, max=1024),
+                         metadata=metadata or {})
+
+
+def new_password_field(*, required: bool = True, description: str = "") -> fields.String:
+    """A password being set: documented with the policy services.users applies to it."""
+    return password_field(required=required, metadata={
+        **NEW_PASSWORD_RULES, "description": " ".join(filter(None, (description, NEW_PASSWORD_RULES["description"])))})
 
 
 class RegisterIn(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = password_field()
+    password = new_password_field()
     name = fields.String(load_default="", validate=validate.Length(max=200))
 
 
@@ -31,7 +47,7 @@ class UserUpdateIn(Schema):
 
 class PasswordChangeIn(Schema):
     current_password = password_field()
-    new_password = password_field()
+    new_password = new_password_field()
 
 
 class AccountDeleteIn(Schema):

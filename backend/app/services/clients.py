@@ -24,7 +24,6 @@ import base64
 import binascii
 import copy
 import logging
-import re
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app import errors
 from app.models import OAuthClient, TokenEndpointAuthMethod
+from app.models.client import API_SCOPE, GRANT_TYPES, ID_TOKEN_ALGS, MAX_LIFETIME, MIN_LIFETIME, OIDC_SCOPES
 from app.models.base import utcnow
 from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.security.redirect_uris import redirect_uri_problem
@@ -56,15 +56,8 @@ from app.services.redis_feed import RedisFeed
 log = logging.getLogger(__name__)
 
 CLIENT_TYPES = ("public", "confidential")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-# Scopes with a meaning defined by OIDC Core §5.4 / §11, plus our organization claims.
-OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access", "organization"})
 # Scopes a user grants: a token obtained without a user (client credentials) cannot carry them.
 USER_ONLY_SCOPES = frozenset({"openid", "offline_access"})
-# Scopes for resource servers, e.g. "invoices:read" or "api.billing".
-API_SCOPE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
-ID_TOKEN_ALGS = ("RS256", "ES256")
-MIN_LIFETIME, MAX_LIFETIME = 60, 86400 * 90
 SECRET_METHODS = frozenset({TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, TokenEndpointAuthMethod.CLIENT_SECRET_POST})
 CONFIDENTIAL_METHODS = (*sorted(SECRET_METHODS), TokenEndpointAuthMethod.PRIVATE_KEY_JWT)
 MAX_JWKS_KEYS = 10

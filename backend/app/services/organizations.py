@@ -12,7 +12,6 @@ services.memberships and services.roles.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,27 +26,13 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 from app import errors
 from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
+from app.models.organization import INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX, SLUG
 from app.models.base import as_uuid
 from app.services import audit, clients, revocations
 from app.services.actor import Actor
+from app.security.permissions import ALL_PERMISSIONS, PERMISSIONS
 from app.services.denylist import TokenDenylist
 
-# The fixed permission catalogue. Custom roles hold a subset; built-in roles are below.
-PERMISSIONS: dict[str, str] = {
-    "org:read": "See the organization and its settings.",
-    "org:update": "Rename the organization and change its settings.",
-    "org:delete": "Delete the organization with everything it owns.",
-    "members:read": "List members and their roles.",
-    "members:invite": "Invite people, add existing users, list and revoke invitations.",
-    "members:remove": "Remove members.",
-    "members:update_role": "Change a member's role.",
-    "roles:read": "List the organization's roles.",
-    "roles:write": "Create, change and delete custom roles.",
-    "clients:read": "See the organization's OAuth clients.",
-    "clients:write": "Register, change, delete OAuth clients and rotate their secrets.",
-    "audit:read": "Read the organization's audit trail.",
-}
-ALL_PERMISSIONS = frozenset(PERMISSIONS)
 
 OWNER, ADMIN, MEMBER = "owner", "admin", "member"
 BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
@@ -57,9 +42,6 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
     MEMBER: ("Sees the organization and its members.", frozenset({"org:read", "members:read", "roles:read"})),
 }
 
-SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-# Organization.settings: the keys an organization may set, with their bounds.
-INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX = 168, 720
 
 # The scope that lets an access token act on the management API for its organization.
 ORG_ADMIN_SCOPE = "org:admin"

@@ -10,7 +10,6 @@ someone is being given it, and the caller acts on their current role.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import errors
 from app.models import Membership, Role
+from app.models.organization import ROLE_NAME
 from app.models.base import as_uuid
 from app.services import audit
 from app.services.actor import Actor
@@ -35,7 +35,6 @@ from app.services.organizations import (
     role_permissions,
 )
 
-ROLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)

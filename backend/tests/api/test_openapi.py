@@ -8,10 +8,16 @@ import pytest
 from openapi_spec_validator import validate
 
 from app.api.openapi import undocumented_api_rules
+from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
+from app.models.client import API_SCOPE, GRANT_TYPES, ID_TOKEN_ALGS, MAX_LIFETIME
+from app.models.organization import INVITATION_TTL_HOURS_MAX, ROLE_NAME
+from app.security import passwords
+from app.security.permissions import PERMISSIONS
 from tests.api.routes import api_operations
 
 ERROR_ENVELOPE_REF = "#/components/schemas/ErrorEnvelope"
 BODY_ERRORS = {"400", "413", "415", "422"}
+RAW_OPERATIONS = {("/api/openapi.json", "GET"), ("/api/docs", "GET")}  # the document itself, and as HTML
 
 
 @pytest.fixture
@@ -142,3 +148,60 @@ def test_get_docs_csp_allows_its_nonced_style(client):
     directives = dict(d.strip().split(" ", 1) for d in response.headers["Content-Security-Policy"].split(";"))
     assert f"'nonce-{nonces[0]}'" in directives["style-src"].split()
     assert "'unsafe-inline'" not in directives["style-src"]
+
+
+def test_every_success_response_is_one_closed_envelope(spec):
+    """Not allOf[closed EnvelopeBase, {data}]: additionalProperties inside allOf refused every data."""
+    wrong = []
+    for key, op in _operations(spec).items():
+        for status, response in op["responses"].items():
+            schema = response["content"].get("application/json", {}).get("schema", {})
+            if int(status) >= 400 or key in RAW_OPERATIONS:
+                continue
+            if ("allOf" in schema or schema.get("additionalProperties") is not False
+                    or set(schema["required"]) != {"version", "success", "code", "message", "request_id", "data",
+                                                   "meta"}
+                    or schema["properties"]["code"]["enum"] != [int(status)]):
+                wrong.append((key, status))
+
+    assert wrong == []
+
+
+def _body_schema(spec: dict, path: str, method: str) -> dict:
+    ref = spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize(("path", "method", "field"), [
+    ("/api/v1/auth/register", "post", "password"),
+    ("/api/v1/users/me/password", "post", "new_password"),
+    ("/api/v1/invitations/accept", "post", "password"),
+])
+def test_new_password_documents_the_enforced_policy(spec, path, method, field):
+    documented = _body_schema(spec, path, method)["properties"][field]
+
+    assert (documented["minLength"], documented["maxLength"]) == (passwords.MIN_LENGTH, passwords.MAX_BYTES)
+
+
+def test_client_input_documents_the_enforced_vocabulary(spec):
+    properties = _body_schema(spec, "/api/v1/clients", "post")["properties"]
+
+    assert properties["grant_types"]["items"]["enum"] == list(GRANT_TYPES)
+    assert properties["id_token_signed_response_alg"]["enum"] == list(ID_TOKEN_ALGS)
+    assert properties["scopes"]["items"]["pattern"] == f"^(?:{API_SCOPE.pattern})$"
+    assert properties["access_token_lifetime"]["maximum"] == MAX_CLIENT_ACCESS_TOKEN_LIFETIME
+    assert properties["refresh_token_lifetime"]["maximum"] == MAX_LIFETIME
+
+
+def test_role_input_documents_the_permission_catalogue(spec):
+    properties = _body_schema(spec, "/api/v1/organizations/{org_id}/roles", "post")["properties"]
+
+    assert properties["permissions"]["items"]["enum"] == sorted(PERMISSIONS)
+    assert properties["name"]["pattern"] == f"^(?:{ROLE_NAME.pattern})$"
+
+
+def test_organization_settings_document_only_known_keys(spec):
+    settings = _body_schema(spec, "/api/v1/organizations", "post")["properties"]["settings"]
+
+    assert settings["additionalProperties"] is False
+    assert settings["properties"]["invitation_ttl_hours"]["maximum"] == INVITATION_TTL_HOURS_MAX
