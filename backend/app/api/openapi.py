@@ -18,7 +18,8 @@ from marshmallow import Schema
 from app.schemas.common import EnvelopeBase, ErrorEnvelope, PageMeta
 
 _STATUS_TEXT = {
-    400: "Malformed request (e.g. invalid JSON)", 401: "Missing, invalid or expired session token",
+    400: "Malformed request: invalid JSON, JSON nested deeper than 32 levels, or a value holding NUL or a "
+         "lone surrogate (security/request_input.py)", 401: "Missing, invalid or expired session token",
     403: "Not allowed", 404: "Not found", 409: "Conflict with existing data", 413: "Body too large",
     415: "Body is not application/json", 422: "Invalid fields; details per field",
     423: "Sign-in locked for this address after repeated failures; see Retry-After",
@@ -80,7 +81,9 @@ def _success(meta: dict[str, Any], envelope: dict[str, Any]) -> dict[str, Any]:
 
 def _operation(view: Callable, rule: str, envelope: dict[str, Any]) -> dict[str, Any]:
     meta = view.openapi
-    statuses = set(meta["errors"]) | {500, 503}  # 503: the database is down (api/envelope.py)
+    # 400: any parameter may hold a refused character (security/request_input.py);
+    # 503: the database is down (api/envelope.py).
+    statuses = set(meta["errors"]) | {400, 500, 503}
     operation: dict[str, Any] = {"summary": meta["summary"], "tags": [meta["tag"]],
                                  "parameters": _path_parameters(rule)}
     if meta["description"]:
@@ -90,7 +93,7 @@ def _operation(view: Callable, rule: str, envelope: dict[str, Any]) -> dict[str,
         statuses.add(422)
     if meta["body"] is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
-        statuses |= {400, 413, 415, 422}
+        statuses |= {413, 415, 422}
     if getattr(view, "requires_session", False):
         operation["security"] = [{"sessionToken": []}]
         if hasattr(view, "org_permission"):
@@ -135,7 +138,23 @@ def build_spec(app: Flask) -> dict[str, Any]:
         operations = {method.lower(): _operation(view, rule.rule, envelope)
                       for method in sorted(rule.methods - {"HEAD", "OPTIONS"})}
         spec.path(path=_openapi_path(rule.rule), operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    _refuse_unstorable_characters(document)
+    return document
+
+
+def _refuse_unstorable_characters(node: Any) -> None:
+    """State on every string schema that security/request_input.py refuses NUL before any view runs.
+    Lone surrogates, refused too, are stated in the 400 response's words only: validators that run
+    patterns on UTF-8 strings (jsonschema-rs, for one) cannot name them."""
+    if isinstance(node, dict):
+        if node.get("type") == "string":
+            node["not"] = {"pattern": "\\u0000"}
+        for value in node.values():
+            _refuse_unstorable_characters(value)
+    elif isinstance(node, list):
+        for value in node:
+            _refuse_unstorable_characters(value)
 
 
 def undocumented_api_rules(app: Flask) -> list[str]:

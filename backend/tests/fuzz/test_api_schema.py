@@ -169,9 +169,19 @@ def _assert_schema_valid_input_accepted(case, response) -> None:
     in words (RULES_IN_WORDS); like schemathesis's positive_data_acceptance, with those exceptions."""
     if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code not in (400, 422):
         return
+    if response.status_code == 400 and _has_nul_member_name(case.body):
+        return  # refused at the edge, as the 400 says; OpenAPI 3.0 has no propertyNames to state it in
     fields = set(response.json()["error"]["details"])
     assert response.status_code == 422 and fields <= RULES_IN_WORDS.get(case.operation.label, set()), (
         f"{case.operation.label} refused schema-valid input: {response.status_code} {response.text}")
+
+
+def _has_nul_member_name(value) -> bool:
+    if isinstance(value, dict):
+        return any("\x00" in name or _has_nul_member_name(member) for name, member in value.items())
+    if isinstance(value, list):
+        return any(_has_nul_member_name(item) for item in value)
+    return False
 
 
 # Each persona over the operations its role reaches: an owner is refused /api/v1/clients (403) before
