@@ -9,7 +9,8 @@ registered set (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, 
 error_description within RFC 6749 §5.2's characters; a redirect goes only to a URI the client registered
 (RFC 6749 §3.1.2, RP-Initiated Logout 1.0 §3) or to this server's own pages.
 
-Bounded and deterministic: derandomized, MAX_EXAMPLES per test, no deadline. `-s` prints the totals.
+Bounded and deterministic: derandomized, MAX_EXAMPLES per test, no deadline. The totals are printed in
+pytest's terminal summary (tests/fuzz/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -159,14 +159,6 @@ def assert_redirect_within(response, registered: set[str]) -> None:
         assert urlunsplit(parts._replace(query="", fragment="")) in registered, response.headers["Location"]
     else:
         assert parts.path in {"/login", "/oauth2/authorize"}, response.headers["Location"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def totals() -> Iterator[None]:
-    yield
-    print(f"\nprotocol fuzz: {sum(REQUESTS.values())} requests to {len(REQUESTS)} endpoints, "
-          f"{sum(n for status, n in STATUSES.items() if status >= 500)} 5xx; per endpoint {dict(REQUESTS)}; "
-          f"statuses {dict(sorted(STATUSES.items()))}")
 
 
 @pytest.fixture
