@@ -43,8 +43,11 @@ from app.extensions import db
 from app.models import Base
 from app.services.redis_feed import RedisFeed
 from tests import factories
+from tests.upstream import UpstreamServer
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+# A Fernet key for apps built in production mode, which refuse to start without ENCRYPTION_KEYS.
+TEST_ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0tLS0tLS0tLS0tLS0="
 
 
 @functools.cache
@@ -330,3 +333,11 @@ def member(db_session: Session, org):
 def owner_token(owner) -> str:
     """An API session token of `owner`."""
     return factories.session_token(owner)
+
+
+@pytest.fixture
+def upstream():
+    """A real HTTP server on a free loopback port, standing in for an upstream identity provider."""
+    server = UpstreamServer()
+    yield server
+    server.close()
