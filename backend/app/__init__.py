@@ -188,7 +188,7 @@ def _drop_queued_mail(session: Session) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api import auth, clients, envelope, health, organization_audit, organization_clients, users
-    from app.api import invitations, organizations
+    from app.api import identity_providers, invitations, organizations
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
     from app.web import invitations as invitation_pages
@@ -197,15 +197,17 @@ def _register_blueprints(app: Flask) -> None:
     envelope.register_error_handlers(app)
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
-                   invitations, endpoints, pages, invitation_pages):
+                   invitations, identity_providers, endpoints, pages, invitation_pages):
         app.register_blueprint(module.bp)
 
 
 def _register_cli(app: Flask) -> None:
-    from app.cli import clients, keys, seed, sessions, users
+    from app.cli import clients, keys, providers, secrets, seed, sessions, users
 
     app.cli.add_command(users.cli)
     app.cli.add_command(sessions.cli)
     app.cli.add_command(clients.cli)
     app.cli.add_command(keys.cli)
     app.cli.add_command(seed.cli)
+    app.cli.add_command(providers.cli)
+    app.cli.add_command(secrets.cli)

@@ -120,6 +120,10 @@ class IdentityProvider(UUIDPrimaryKey, Base):
     def client_secret_set(self) -> bool:
         return self.client_secret_ciphertext is not None
 
+    def callback_url(self, issuer: str) -> str:
+        """The redirect URI to register at the upstream (`issuer` is ours): where it sends people back."""
+        return f"{issuer.rstrip('/')}/federation/{self.id}/callback"
+
 
 class ExternalIdentity(UUIDPrimaryKey, Base):
     """A person at an upstream provider, linked to a local account. Sign-in finds people by
