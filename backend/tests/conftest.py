@@ -46,7 +46,7 @@ from tests import factories
 from tests.upstream import UpstreamServer
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
-# A Fernet key for apps built in production mode, which refuse to start without ENCRYPTION_KEYS.
+# The Fernet key of test apps (production mode refuses to start without ENCRYPTION_KEYS).
 TEST_ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0tLS0tLS0tLS0tLS0="
 
 
@@ -181,7 +181,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=database_url,
         REDIS_URL=os.environ.get("REDIS_URL") or None, BCRYPT_ROUNDS=4,
         RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}", SIGNING_KEYS_DIR=signing_keys_dir(),
-        MAIL_OUTBOX_DIR=mail_outbox_dir(),
+        MAIL_OUTBOX_DIR=mail_outbox_dir(), ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
     )
     values.update(overrides)
     return Settings(**values)

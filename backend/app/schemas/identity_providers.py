@@ -16,9 +16,9 @@ from app.schemas.common import PageIn
 
 MAX_URL_LENGTH = 2048
 MAX_SCOPES = 50
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
-SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"
-DOMAIN = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). validate.Regexp matches a prefix: hence \Z.
+SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+\Z"
+DOMAIN = r"(?i)(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
 KIND_FIELD_NAMES = ("issuer", "discovery_url", "tenant", "allowed_tenants", "allow_any_tenant", "authority",
                     "base_url", "hosted_domain")
 
