@@ -7,18 +7,28 @@ and checks URLs against the SSRF guard. The client secret is write-only: a provi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, missing, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
 from app.models import ProviderKind
 from app.schemas.common import PageIn
 
 MAX_URL_LENGTH = 2048
 MAX_SCOPES = 50
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). validate.Regexp matches a prefix: hence \Z.
-SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+\Z"
-DOMAIN = r"(?i)(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE)
+
+
+def _whole(pattern: re.Pattern[str], message: str) -> Callable[[str], None]:
+    """A validator that `pattern` match the whole value (validate.Regexp accepts a matching prefix)."""
+    def check(value: str) -> None:
+        if not pattern.fullmatch(value):
+            raise ValidationError(message)
+    return check
 KIND_FIELD_NAMES = ("issuer", "discovery_url", "tenant", "allowed_tenants", "allow_any_tenant", "authority",
                     "base_url", "hosted_domain")
 
@@ -54,7 +64,7 @@ class _ProviderFields(Schema):
     enabled = fields.Boolean(metadata={"description": "Default true."})
     client_id = _client_id()
     client_secret = _client_secret()
-    scopes = fields.List(fields.String(validate=validate.Regexp(SCOPE_TOKEN)), validate=validate.Length(max=MAX_SCOPES),
+    scopes = fields.List(fields.String(validate=_whole(SCOPE_TOKEN, "Not a scope token (RFC 6749 §3.3).")), validate=validate.Length(max=MAX_SCOPES),
                          metadata={"description": "Scopes asked of the provider. Default: openid email profile; "
                                                   "github: read:user user:email. OpenID kinds must include openid.",
                                    "example": ["openid", "email", "profile"]})
@@ -76,7 +86,8 @@ class _ProviderFields(Schema):
         "description": "microsoft with tenant common or organizations: let people of any tenant sign in."})
     authority = _url("microsoft: default https://login.microsoftonline.com (national clouds differ).")
     base_url = _url("github: default https://github.com; a GitHub Enterprise Server's URL otherwise.")
-    hosted_domain = fields.String(allow_none=True, validate=validate.Regexp(DOMAIN), metadata={
+    hosted_domain = fields.String(
+        allow_none=True, validate=[validate.Length(max=253), _whole(DOMAIN, "Not a domain name.")], metadata={
         "description": "google, optional: the Google Workspace domain whose accounts alone may sign in (hd claim)."})
 
 
