@@ -223,7 +223,8 @@ def test_create_app_in_development_without_encryption_keys_derives_one_and_logs_
 
 def test_create_app_with_encryption_keys_encrypts_with_the_first_and_logs_nothing_about_it(caplog):
     with caplog.at_level(logging.WARNING, logger="app"):
-        app = create_app(Settings.from_env(_env(ENCRYPTION_KEYS=f"{OTHER_FERNET_KEY},{PRODUCTION_ENV['ENCRYPTION_KEYS']}")))
+        keys = f"{OTHER_FERNET_KEY},{PRODUCTION_ENV['ENCRYPTION_KEYS']}"
+        app = create_app(Settings.from_env(_env(ENCRYPTION_KEYS=keys)))
 
     ciphertext = app.extensions["gatehouse.field_cipher"].encrypt("s")
     assert FieldCipher.from_keys([OTHER_FERNET_KEY]).decrypt(ciphertext) == "s"

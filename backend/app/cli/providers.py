@@ -50,7 +50,8 @@ def _dump(provider_or_list: Any, many: bool = False) -> str:
 @click.option("--base-url", help="github: default https://github.com.")
 @click.option("--hosted-domain", help="google: the Workspace domain whose accounts alone may sign in.")
 def create(kind: str, name: str, client_id: str, scopes: tuple[str, ...], disabled: bool, trust_email: bool,
-           no_signup: bool, allowed_tenants: tuple[str, ...], allow_any_tenant: bool, **kind_options: str | None) -> None:
+           no_signup: bool, allowed_tenants: tuple[str, ...], allow_any_tenant: bool,
+           **kind_options: str | None) -> None:
     """Register a provider and print it as JSON (with the callback URL to register at the provider).
 
     The client secret is asked for (hidden), or read from standard input:

@@ -64,7 +64,8 @@ class _ProviderFields(Schema):
     enabled = fields.Boolean(metadata={"description": "Default true."})
     client_id = _client_id()
     client_secret = _client_secret()
-    scopes = fields.List(fields.String(validate=_whole(SCOPE_TOKEN, "Not a scope token (RFC 6749 §3.3).")), validate=validate.Length(max=MAX_SCOPES),
+    scopes = fields.List(fields.String(validate=_whole(SCOPE_TOKEN, "Not a scope token (RFC 6749 §3.3).")),
+                         validate=validate.Length(max=MAX_SCOPES),
                          metadata={"description": "Scopes asked of the provider. Default: openid email profile; "
                                                   "github: read:user user:email. OpenID kinds must include openid.",
                                    "example": ["openid", "email", "profile"]})

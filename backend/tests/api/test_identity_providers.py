@@ -49,8 +49,8 @@ def test_create_provider_returns_201_with_callback_url_and_no_secret(api, admin_
     data = response.data
     assert set(data) == OUTPUT_FIELDS | {"base_url"}
     assert data["callback_url"] == f"{settings.ISSUER}/federation/{data['id']}/callback"
-    assert (data["client_secret_set"], data["base_url"], data["organization_id"]) == (True, "https://github.example.com",
-                                                                                      None)
+    assert data["client_secret_set"] is True and data["organization_id"] is None
+    assert data["base_url"] == "https://github.example.com"
     assert SECRET not in response.headers.get("Location", "") + str(response.body)
     stored = db_session.get(IdentityProvider, uuid.UUID(data["id"]))
     assert stored.client_secret_ciphertext and SECRET not in stored.client_secret_ciphertext

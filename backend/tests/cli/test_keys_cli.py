@@ -12,7 +12,7 @@ from flask import Flask
 from app import create_app
 from app.config import Settings
 from app.services.keys import KeyState, KeyStore, load_keys
-from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
+from tests.conftest import make_settings
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_keys_commands_report_a_broken_directory(app: Flask, tmp_path: Path) -> 
 def test_production_does_not_generate_keys_and_logs_how_to(database_url: str, tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings(
-        database_url, ENV="production", ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY, SIGNING_KEYS_DIR=str(tmp_path / "keys"),
+        database_url, ENV="production", SIGNING_KEYS_DIR=str(tmp_path / "keys"),
         # Never connected to: creating the app opens no connection.
         DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0",
         ISSUER="https://id.example.test", MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1",

@@ -23,7 +23,7 @@ import pytest
 from app import create_app
 from app.oauth import hot_path
 from app.services.keys import rotate_key
-from tests.conftest import TEST_ENCRYPTION_KEY, make_settings, signing_keys_dir
+from tests.conftest import make_settings, signing_keys_dir
 from tests.oauth.conftest import MACHINE_SCOPES
 from tests.oauth.helpers import verify_jwt
 
@@ -175,7 +175,7 @@ def test_jwks_from_the_hot_path_matches_flask(client):
 def test_https_answers_carry_hsts_on_both_paths(database_url):
     """Over https in production both paths send Strict-Transport-Security (RFC 6797 §7.1), as Talisman does."""
     production = create_app(make_settings(
-        database_url, ENV="production", ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY, ISSUER="https://id.example.test", SIGNING_KEYS_DIR=signing_keys_dir(),
+        database_url, ENV="production", ISSUER="https://id.example.test", SIGNING_KEYS_DIR=signing_keys_dir(),
         # Never connected to: JWKS reads neither.
         DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0",
         MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", MAIL_FROM="Gatehouse <no-reply@id.example.test>",
