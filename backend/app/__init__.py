@@ -18,6 +18,7 @@ from app.config import BACKEND_DIR, DEV_SECRET_KEY, Settings
 from app.database import configure_engine, engine_options
 from app.extensions import csrf, db, limiter, migrate
 from app.federation.http import GuardedFetcher
+from app.federation.metadata import UpstreamMetadata
 from app.logging_setup import configure_logging
 from app.security.crypto import FieldCipher
 from app.security.headers import init_page_caching
@@ -127,9 +128,11 @@ def _init_field_cipher(app: Flask, settings: Settings) -> None:
 
 
 def _init_federation(app: Flask, settings: Settings) -> None:
-    """The fetcher of administrator-supplied upstream URLs, with its SSRF guard (federation/http.py)."""
-    app.extensions["gatehouse.upstream_fetcher"] = GuardedFetcher(
+    """The fetcher of administrator-supplied upstream URLs, with its SSRF guard (federation/http.py), and
+    the cache of upstream discovery documents and key sets (federation/metadata.py)."""
+    fetcher = app.extensions["gatehouse.upstream_fetcher"] = GuardedFetcher(
         allow_private_networks=settings.federation_allow_private_networks, require_https=settings.is_production)
+    app.extensions["gatehouse.upstream_metadata"] = UpstreamMetadata(fetcher)
 
 
 def _init_redis_stores(app: Flask, settings: Settings) -> None:
@@ -191,13 +194,14 @@ def _register_blueprints(app: Flask) -> None:
     from app.api import identity_providers, invitations, organizations
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
+    from app.web import federation as federation_pages
     from app.web import invitations as invitation_pages
     from app.web import pages
 
     envelope.register_error_handlers(app)
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
-                   invitations, identity_providers, endpoints, pages, invitation_pages):
+                   invitations, identity_providers, endpoints, pages, invitation_pages, federation_pages):
         app.register_blueprint(module.bp)
 
 

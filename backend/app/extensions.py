@@ -9,6 +9,7 @@ from redis import Redis
 
 from app.config import Settings
 from app.federation.http import GuardedFetcher
+from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
 from app.security.crypto import FieldCipher
 from app.security.client_ip import client_ip
@@ -73,3 +74,8 @@ def field_cipher() -> FieldCipher:
 def upstream_fetcher() -> GuardedFetcher:
     """The SSRF-guarded fetcher of upstream identity providers' URLs."""
     return current_app.extensions["gatehouse.upstream_fetcher"]
+
+
+def upstream_metadata() -> UpstreamMetadata:
+    """The cache of upstream providers' discovery documents and key sets."""
+    return current_app.extensions["gatehouse.upstream_metadata"]

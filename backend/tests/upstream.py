@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 
 @dataclass
@@ -81,3 +85,48 @@ class UpstreamServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class OpenIDProviderStandIn:
+    """An OpenID provider's documented answers (OIDC Discovery §3, Core §3.1.3.3, §5.3) on an UpstreamServer:
+    its discovery document, key set, token and UserInfo responses, with ID tokens signed by its own RSA key.
+
+    The test decides each answer: `issue(nonce=..., **claims)` sets the next token response.
+    """
+
+    CLIENT_ID = "gatehouse-at-corp"
+    CLIENT_SECRET = "corp-client-secret"
+
+    def __init__(self, **discovery: Any) -> None:
+        self.server = UpstreamServer()
+        self.url = self.issuer = self.server.url
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "corp-1", "alg": "RS256", "use": "sig"})
+        self.discovery = self.server.serve_discovery(**{
+            "userinfo_endpoint": f"{self.url}/userinfo", "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True, **discovery})
+        self.server.serve("/jwks", {"keys": [self.key.as_dict(private=False)]})
+
+    def id_token(self, claims: dict[str, Any], *, header: dict[str, Any] | None = None, key: Any = None) -> str:
+        return jwt.encode({"alg": "RS256", "kid": "corp-1", **(header or {})}, claims, key or self.key)
+
+    def claims(self, *, nonce: str, subject: str = "corp-user-1", email: str | None = "pat@corp.example",
+               email_verified: bool = True, **more: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.CLIENT_ID, "iat": now, "exp": now + 300,
+                  "nonce": nonce, "email": email, "email_verified": email_verified, "name": "Pat Corp"} | more
+        return {name: value for name, value in claims.items() if value is not None}
+
+    def issue(self, *, nonce: str, userinfo_subject: str | None = None, token: str | None = None,
+              **claims: Any) -> None:
+        """The next token response: an ID token with `claims` (or `token` as it is), and its UserInfo."""
+        body = self.claims(nonce=nonce, **claims)
+        self.server.serve("/token", {"access_token": "corp-access-token", "token_type": "Bearer", "expires_in": 300,
+                                     "id_token": token or self.id_token(body)})
+        self.server.serve("/userinfo", {"sub": userinfo_subject or body["sub"], "email": body.get("email"),
+                                        "email_verified": body.get("email_verified")})
+
+    def requests_to(self, path: str) -> list[Received]:
+        return [received for received in self.server.received if urlsplit(received.path).path == path]
+
+    def close(self) -> None:
+        self.server.close()

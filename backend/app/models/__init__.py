@@ -4,13 +4,13 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient, TokenEndpointAuthMethod
 from app.models.consent import Consent
-from app.models.federation import ExternalIdentity, IdentityProvider, ProviderKind
+from app.models.federation import ExternalIdentity, FederationState, IdentityProvider, ProviderKind
 from app.models.organization import Invitation, InvitationStatus, Membership, Organization, Role
 from app.models.session import SessionEndReason, SessionKind, UserSession
 from app.models.tokens import AuthorizationCode, RefreshToken
 from app.models.user import User, UserStatus
 
-__all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "IdentityProvider",
-           "Invitation", "InvitationStatus", "Membership", "OAuthClient", "Organization", "ProviderKind",
+__all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
+           "IdentityProvider", "Invitation", "InvitationStatus", "Membership", "OAuthClient", "Organization", "ProviderKind",
            "RefreshToken", "Role", "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User",
            "UserSession", "UserStatus"]

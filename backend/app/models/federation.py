@@ -147,3 +147,17 @@ class ExternalIdentity(UUIDPrimaryKey, Base):
 
     user: Mapped[User] = relationship()
     provider: Mapped[IdentityProvider] = relationship()
+
+
+class FederationState(UUIDPrimaryKey, Base):
+    """A sign-in sent to an upstream provider and not yet back: its `state` parameter, hashed (SHA-256),
+    so that each comes back at most once and within its lifetime. The browser keeps the clear value,
+    the nonce and the PKCE verifier in its signed session: a state is good only in the browser it was
+    made for."""
+
+    __tablename__ = "federation_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_providers.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

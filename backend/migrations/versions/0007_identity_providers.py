@@ -59,8 +59,39 @@ def upgrade():
     with op.batch_alter_table('external_identities', schema=None) as batch_op:
         batch_op.create_index('ix_external_identities_user_id', ['user_id'], unique=False)
 
+    op.create_table('federation_states',
+    sa.Column('state_hash', sa.String(length=64), nullable=False),
+    sa.Column('provider_id', sa.Uuid(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['provider_id'], ['identity_providers.id'],
+                            name=op.f('fk_federation_states_provider_id_identity_providers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_federation_states')),
+    sa.UniqueConstraint('state_hash', name=op.f('uq_federation_states_state_hash'))
+    )
+    # How a session signed in (amr) and through which provider: the ID token's amr and idp claims.
+    with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('amr', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('identity_provider_id', sa.Uuid(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_sessions_identity_provider_id_identity_providers'),
+                                    'identity_providers', ['identity_provider_id'], ['id'], ondelete='SET NULL')
+    with op.batch_alter_table('authorization_codes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('identity_provider_id', sa.Uuid(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_authorization_codes_identity_provider_id_identity_providers'),
+                                    'identity_providers', ['identity_provider_id'], ['id'], ondelete='SET NULL')
+
 
 def downgrade():
+    with op.batch_alter_table('authorization_codes', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_authorization_codes_identity_provider_id_identity_providers'),
+                                 type_='foreignkey')
+        batch_op.drop_column('identity_provider_id')
+    with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_sessions_identity_provider_id_identity_providers'), type_='foreignkey')
+        batch_op.drop_column('identity_provider_id')
+        batch_op.drop_column('amr')
+    op.drop_table('federation_states')
     with op.batch_alter_table('external_identities', schema=None) as batch_op:
         batch_op.drop_index('ix_external_identities_user_id')
     op.drop_table('external_identities')

@@ -1,0 +1,283 @@
+"""Signing in through an upstream OpenID provider (/federation/<id>/start and /callback) and what it does to
+accounts, against a real HTTP server answering as an OpenID provider does (tests/upstream.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from joserfc.jwk import RSAKey
+from sqlalchemy import func, select
+
+from app.extensions import field_cipher
+from app.models import ExternalIdentity, FederationState, IdentityProvider, User, UserSession
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.oauth.helpers import (
+    Browser,
+    audit_events,
+    authorization_params,
+    is_consent_page,
+    parse_page,
+    query_of,
+    verify_jwt,
+    without_query,
+)
+from tests.upstream import OpenIDProviderStandIn
+
+
+@pytest.fixture
+def upstream() -> Iterator[OpenIDProviderStandIn]:
+    corp = OpenIDProviderStandIn()
+    yield corp
+    corp.close()
+
+
+@pytest.fixture
+def make_provider(app, db_session, upstream) -> Callable[..., IdentityProvider]:
+    def create(**options: Any) -> IdentityProvider:
+        with app.app_context():
+            secret = field_cipher().encrypt(OpenIDProviderStandIn.CLIENT_SECRET)
+        values = dict(kind="oidc", name="Corp", client_id=OpenIDProviderStandIn.CLIENT_ID,
+                      client_secret_ciphertext=secret, scopes=["email", "profile"], trust_email=False,
+                      allow_signup=True, settings={"issuer": upstream.issuer}) | options
+        provider = IdentityProvider(**values)
+        db_session.add(provider)
+        db_session.commit()
+        return provider
+    return create
+
+
+@pytest.fixture
+def provider(make_provider) -> IdentityProvider:
+    return make_provider()
+
+
+class Upstream:
+    """A browser's round trip through the upstream: start, the upstream's answer, the callback."""
+
+    def __init__(self, browser: Browser, provider: IdentityProvider, corp: OpenIDProviderStandIn) -> None:
+        self.browser, self.provider, self.corp = browser, provider, corp
+
+    def start(self, **query: str) -> dict[str, str]:
+        response = self.browser.http.get(f"/federation/{self.provider.id}/start", query_string=query)
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        assert without_query(response.location) == f"{self.corp.url}/authorize"
+        return query_of(response.location)
+
+    def come_back(self, sent: dict[str, str], **params: str | None):
+        values = {"code": "corp-code", "state": sent["state"], "iss": self.corp.issuer} | params
+        return self.browser.http.get(f"/federation/{self.provider.id}/callback",
+                                     query_string={k: v for k, v in values.items() if v is not None})
+
+    def sign_in(self, *, start: dict[str, str] | None = None, callback: dict[str, str | None] | None = None,
+                **claims: Any):
+        sent = self.start(**(start or {}))
+        self.corp.issue(nonce=sent["nonce"], **claims)
+        return self.come_back(sent, **(callback or {}))
+
+
+@pytest.fixture
+def via(browser, provider, upstream) -> Upstream:
+    return Upstream(browser, provider, upstream)
+
+
+def count(db_session, model) -> int:
+    db_session.expire_all()
+    return db_session.scalar(select(func.count()).select_from(model))
+
+
+def assert_refused(response, db_session, *, users_before: int, message: str) -> None:
+    """Back on the sign-in page with a plain message; no account, identity or session was made."""
+    assert response.status_code == 400
+    assert message in parse_page(response).text
+    assert count(db_session, User) == users_before
+    assert count(db_session, ExternalIdentity) == 0
+    assert count(db_session, UserSession) == 0
+
+
+# --- the request to the upstream ---------------------------------------------------------------------
+
+def test_start_sends_state_nonce_pkce_and_exact_redirect_uri(via, provider, settings, db_session):
+    sent = via.start()
+    assert sent["client_id"] == OpenIDProviderStandIn.CLIENT_ID
+    assert sent["redirect_uri"] == f"{settings.ISSUER}/federation/{provider.id}/callback"
+    assert sent["response_type"] == "code"
+    assert set(sent["scope"].split()) == {"openid", "email", "profile"}
+    assert sent["code_challenge_method"] == "S256" and len(sent["code_challenge"]) == 43
+    assert len(sent["state"]) >= 32 and len(sent["nonce"]) >= 32
+    assert count(db_session, FederationState) == 1
+
+
+def test_start_without_pkce_support_sends_no_challenge(browser, make_provider, db_session):
+    corp = OpenIDProviderStandIn(code_challenge_methods_supported=["plain"])
+    try:
+        sent = Upstream(browser, make_provider(settings={"issuer": corp.issuer}), corp).start()
+    finally:
+        corp.close()
+    assert "code_challenge" not in sent
+
+
+def test_start_of_a_disabled_provider_shows_the_sign_in_page(browser, make_provider):
+    provider = make_provider(enabled=False)
+    response = browser.http.get(f"/federation/{provider.id}/start")
+    assert response.status_code == 404
+    assert "not available" in parse_page(response).text
+
+
+# --- a first sign-in: just in time -------------------------------------------------------------------
+
+def test_callback_creates_an_account_just_in_time(via, provider, upstream, db_session):
+    response = via.sign_in(email="New.Person@corp.example")
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    user = db_session.scalar(select(User).where(User.email == "new.person@corp.example"))
+    assert user.password_hash is None and user.email_verified is True and user.name == "Pat Corp"
+    linked = db_session.scalar(select(ExternalIdentity))
+    assert (linked.user_id, linked.provider_id, linked.subject) == (user.id, provider.id, "corp-user-1")
+    session = db_session.scalar(select(UserSession))
+    assert session.amr == ["fed"] and session.identity_provider_id == provider.id
+    assert [e.action for e in audit_events(db_session, "federation.signup")] == ["federation.signup"]
+    assert len(audit_events(db_session, "federation.login")) == 1
+    token_request = [r for r in upstream.requests_to("/token")][0]
+    assert b"code_verifier=" in token_request.body and b"code=corp-code" in token_request.body
+    assert token_request.headers["Authorization"].startswith("Basic ")
+
+
+def test_callback_keeps_an_unproved_email_unverified(via, db_session):
+    via.sign_in(email_verified=False)
+    assert db_session.scalar(select(User)).email_verified is False
+
+
+def test_callback_without_signup_refuses_and_creates_nothing(via, make_provider, browser, upstream, db_session):
+    via.provider = make_provider(allow_signup=False)
+    response = via.sign_in()
+    assert_refused(response, db_session, users_before=0, message="may not create one")
+    assert audit_events(db_session, "federation.failed")[0].details == {"reason": "signup_not_allowed"}
+
+
+def test_second_sign_in_finds_the_person_by_subject_not_email(via, db_session):
+    via.sign_in(email="first@corp.example")
+    response = via.sign_in(email="renamed@corp.example")
+    assert response.status_code == 200
+    assert count(db_session, User) == 1
+    assert db_session.scalar(select(User)).email == "first@corp.example"
+
+
+# --- refused answers ---------------------------------------------------------------------------------
+
+def test_callback_refuses_a_tampered_signature(via, upstream, db_session):
+    sent = via.start()
+    token = upstream.id_token(upstream.claims(nonce=sent["nonce"]))
+    header, payload, signature = token.split(".")
+    upstream.issue(nonce=sent["nonce"], token=f"{header}.{payload}.{signature[:-4]}AAAA")
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="invalid signature")
+
+
+def test_callback_refuses_a_token_signed_by_another_key(via, upstream, db_session):
+    sent = via.start()
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "corp-1"})
+    upstream.issue(nonce=sent["nonce"], token=upstream.id_token(upstream.claims(nonce=sent["nonce"]), key=stranger))
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="invalid signature")
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256"])
+def test_callback_refuses_a_disallowed_algorithm(via, upstream, db_session, alg):
+    sent = via.start()
+    token = upstream.id_token(upstream.claims(nonce=sent["nonce"]))
+    header = "eyJhbGciOiJub25lIn0" if alg == "none" else "eyJhbGciOiJIUzI1NiIsImtpZCI6ImNvcnAtMSJ9"
+    upstream.issue(nonce=sent["nonce"], token=".".join([header, token.split(".")[1], token.split(".")[2]]))
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="algorithm we do not accept")
+
+
+@pytest.mark.parametrize(("claims", "message"), [
+    ({"aud": "someone-else"}, "issued to another application"),
+    ({"aud": [OpenIDProviderStandIn.CLIENT_ID, "other"]}, "issued to another application"),  # no azp
+    ({"aud": [OpenIDProviderStandIn.CLIENT_ID, "other"], "azp": "other"}, "issued to another application"),
+    ({"iss": "https://evil.example"}, "issued by another identity provider"),
+    ({"exp": int(time.time()) - 121, "iat": int(time.time()) - 600}, "has expired"),
+    ({"iat": int(time.time()) + 300}, "issued in the future"),
+])
+def test_callback_refuses_an_id_token_with_wrong_claims(via, db_session, claims, message):
+    response = via.sign_in(**claims)
+    assert_refused(response, db_session, users_before=0, message=message)
+
+
+def test_callback_accepts_several_audiences_with_our_azp(via, db_session):
+    response = via.sign_in(aud=[OpenIDProviderStandIn.CLIENT_ID, "other"], azp=OpenIDProviderStandIn.CLIENT_ID)
+    assert response.status_code == 200
+
+
+def test_callback_accepts_expiry_within_the_skew(via, db_session):
+    response = via.sign_in(exp=int(time.time()) - 60)
+    assert response.status_code == 200
+
+
+def test_callback_refuses_a_wrong_nonce(via, upstream, db_session):
+    sent = via.start()
+    upstream.issue(nonce="another-sign-in's-nonce")
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="does not belong to this sign-in")
+
+
+def test_callback_refuses_a_userinfo_subject_mismatch(via, upstream, db_session):
+    sent = via.start()
+    upstream.issue(nonce=sent["nonce"], userinfo_subject="corp-user-2")
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="someone else")
+
+
+def test_callback_refuses_a_replayed_state(via, upstream, db_session):
+    sent = via.start()
+    upstream.issue(nonce=sent["nonce"])
+    assert via.come_back(sent).status_code == 200
+    users_before = count(db_session, User)
+    sessions_before = count(db_session, UserSession)
+    replay = via.come_back(sent)
+    assert replay.status_code == 400 and "try again" in parse_page(replay).text
+    assert (count(db_session, User), count(db_session, UserSession)) == (users_before, sessions_before)
+
+
+def test_callback_refuses_a_state_from_another_browser(via, new_browser, provider, upstream, db_session):
+    sent = via.start()
+    upstream.issue(nonce=sent["nonce"])
+    response = Upstream(new_browser(), provider, upstream).come_back(sent)
+    assert_refused(response, db_session, users_before=0, message="not started in this browser")
+
+
+def test_callback_refuses_an_expired_state(via, upstream, db_session):
+    sent = via.start()
+    db_session.execute(FederationState.__table__.update().values(expires_at=FederationState.created_at))
+    upstream.issue(nonce=sent["nonce"])
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="took too long")
+
+
+def test_callback_refuses_a_mismatched_iss_parameter(via, db_session):
+    """RFC 9207 §2.4: the iss parameter must be the provider's issuer."""
+    response = via.sign_in(callback={"iss": "https://mix-up.example"})
+    assert_refused(response, db_session, users_before=0, message="did not come from the identity provider")
+
+
+def test_callback_refuses_a_missing_iss_parameter_when_advertised(via, db_session):
+    response = via.sign_in(callback={"iss": None})
+    assert_refused(response, db_session, users_before=0, message="did not come from the identity provider")
+
+
+def test_callback_with_access_denied_returns_to_the_sign_in_page(via, db_session):
+    sent = via.start()
+    response = via.come_back(sent, code=None, error="access_denied")
+    assert_refused(response, db_session, users_before=0, message="cancelled or refused")
+    assert audit_events(db_session, "federation.failed")[0].details == {"reason": "access_denied"}
+
+
+def test_callback_refuses_a_token_endpoint_error(via, upstream, db_session):
+    sent = via.start()
+    upstream.server.serve("/token", {"error": "invalid_grant"}, status=400)
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="refused to complete")
+
+
+def test_failed_sign_in_audit_carries_no_token_or_code(via, upstream, db_session):
+    sent = via.start()
+    upstream.issue(nonce="wrong")
+    via.come_back(sent)
+    event = audit_events(db_session, "federation.failed")[0]
+    assert event.details == {"reason": "id_token_nonce"}
+    assert str(event.target_id) == str(via.provider.id)
