@@ -111,7 +111,7 @@ def _pending_link() -> tuple[identities.PendingLink, str | None] | None:
 
 
 def _link_page(link: identities.PendingLink, *, error: str | None = None, status: int = 200) -> Response:
-    provider = db.get(IdentityProvider, link.provider_id)
+    provider = db.session.get(IdentityProvider, link.provider_id)
     return Response(render_template("federation_link.html", email=link.identity.email,
                                     provider_name=provider.name if provider else "", error=error), status=status)
 
@@ -140,7 +140,7 @@ def link():
     except errors.FederationFailed as error:
         session.pop(PENDING_LINK_KEY, None)
         db.session.rollback()
-        return _failed(db.get(IdentityProvider, pending.provider_id), error, next_url)
+        return _failed(db.session.get(IdentityProvider, pending.provider_id), error, next_url)
     except errors.AppError as error:
         db.session.commit()  # the failure count, lockout and audit event are kept
         return _link_page(pending, error=error.message, status=error.status)

@@ -16,9 +16,11 @@ from app.models import ExternalIdentity, FederationState, IdentityProvider, User
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.oauth.helpers import (
     Browser,
+    Redirect,
     audit_events,
     authorization_params,
     is_consent_page,
+    make_pkce,
     parse_page,
     query_of,
     verify_jwt,
@@ -281,3 +283,152 @@ def test_failed_sign_in_audit_carries_no_token_or_code(via, upstream, db_session
     event = audit_events(db_session, "federation.failed")[0]
     assert event.details == {"reason": "id_token_nonce"}
     assert str(event.target_id) == str(via.provider.id)
+
+
+# --- an email that a local account has: link automatically, or after the password ---------------------
+
+LOCAL_EMAIL = "pat@corp.example"
+
+
+@pytest.mark.parametrize(("provider_options", "claims", "account"), [
+    ({"trust_email": True}, {"email_verified": False}, {}),  # the upstream did not prove the email
+    ({"trust_email": False}, {}, {}),  # the provider is not trusted for email
+    ({"trust_email": True}, {}, {"email_verified": False}),  # the local email is not verified
+    ({"trust_email": True}, {}, {"is_platform_admin": True}),  # never a platform administrator
+], ids=["upstream-unverified", "provider-untrusted", "local-unverified", "platform-admin"])
+def test_callback_asks_for_the_password_unless_every_link_condition_holds(via, make_provider, db_session,
+                                                                         provider_options, claims, account):
+    UserFactory(email=LOCAL_EMAIL, **account)
+    via.provider = make_provider(**provider_options)
+    response = via.sign_in(**claims)
+    assert response.status_code == 303 and response.location.endswith("/federation/link")
+    page = via.browser.http.get(response.location)
+    assert "enter its password" in parse_page(page).text
+    assert count(db_session, ExternalIdentity) == 0
+    assert count(db_session, UserSession) == 0
+
+
+def test_callback_links_automatically_when_every_condition_holds(via, make_provider, db_session):
+    user = UserFactory(email=LOCAL_EMAIL)
+    via.provider = make_provider(trust_email=True)
+    response = via.sign_in()
+    assert response.status_code == 200
+    linked = db_session.scalar(select(ExternalIdentity))
+    assert linked.user_id == user.id and linked.email == LOCAL_EMAIL
+    assert audit_events(db_session, "federation.linked")[0].details["how"] == "verified_email"
+    assert count(db_session, User) == 1
+
+
+def link_page_after_sign_in(via) -> Any:
+    UserFactory(email=LOCAL_EMAIL)
+    response = via.sign_in()
+    assert response.status_code == 303
+    return via.browser.http.get(response.location)
+
+
+def test_link_with_the_right_password_links_and_signs_in(via, provider, db_session):
+    page = link_page_after_sign_in(via)
+    form = parse_page(page).form
+    response = via.browser.http.post(form.action, data={**form.fields, "password": DEFAULT_PASSWORD})
+    assert response.status_code == 200, response.get_data(as_text=True)[:400]
+    linked = db_session.scalar(select(ExternalIdentity))
+    assert linked.user.email == LOCAL_EMAIL and linked.provider_id == provider.id
+    assert audit_events(db_session, "federation.linked")[0].details["how"] == "reauthentication"
+    live = db_session.scalars(select(UserSession).where(UserSession.ended_at.is_(None))).all()
+    assert [(s.amr, s.identity_provider_id) for s in live] == [(["fed"], provider.id)]
+    # The next sign-in through the provider needs no password.
+    assert via.sign_in().status_code == 200
+
+
+def test_link_with_a_wrong_password_links_nothing(via, db_session):
+    page = link_page_after_sign_in(via)
+    form = parse_page(page).form
+    response = via.browser.http.post(form.action, data={**form.fields, "password": "not the password"})
+    assert response.status_code == 401
+    assert "Invalid email or password" in parse_page(response).text
+    assert count(db_session, ExternalIdentity) == 0
+    assert count(db_session, UserSession) == 0
+
+
+def test_link_without_a_pending_identity_shows_the_sign_in_page(browser):
+    response = browser.http.get("/federation/link")
+    assert response.status_code == 400
+    assert "nothing to link" in parse_page(response).text
+
+
+def test_password_sign_in_refuses_an_account_without_password(via, browser, db_session):
+    via.sign_in(email="jit@corp.example")
+    other = Browser(browser.http.application.test_client())
+    response = other.submit_login(other.login_page(), "jit@corp.example", "any password at all")
+    assert response.status_code == 401
+    assert "Invalid email or password" in parse_page(response).text
+
+
+# --- the relying party's request, resumed ------------------------------------------------------------
+
+def test_sign_in_page_offers_enabled_platform_providers(browser, make_provider):
+    shown = make_provider(name="Corp SSO")
+    hidden = make_provider(name="Old SSO", enabled=False)
+    html = browser.login_page().get_data(as_text=True)
+    assert f"/federation/{shown.id}/start" in html and "Sign in with Corp SSO" in html
+    assert f"/federation/{hidden.id}/start" not in html
+
+
+def test_authorization_through_idp_hint_issues_an_id_token_with_idp_and_amr(via, provider, upstream, web_client,
+                                                                           exchange, client, db_session):
+    pkce = make_pkce()
+    params = authorization_params(web_client, pkce=pkce, idp_hint=str(provider.id))
+    response = via.browser.authorize(params)
+    assert response.status_code == 302 and response.location.startswith(f"/federation/{provider.id}/start?")
+    start = via.browser.http.get(response.location)
+    sent = query_of(start.location)
+    upstream.issue(nonce=sent["nonce"], amr=["pwd", "mfa"])
+    back = via.come_back(sent)
+    assert back.status_code == 302 and back.location.startswith("/oauth2/authorize?")
+    consent = via.browser.http.get(back.location)
+    assert is_consent_page(consent)
+    answer = via.browser.decide(consent, "allow")
+    redirect = Redirect(response=answer, location=answer.location, params=query_of(answer.location),
+                        client=web_client, redirect_uri=params["redirect_uri"], pkce=pkce, nonce=params["nonce"])
+    tokens = exchange(redirect).get_json()
+    claims = verify_jwt(client, tokens["id_token"]).claims
+    assert claims["idp"] == str(provider.id)
+    assert claims["amr"] == ["fed", "pwd", "mfa"]
+    assert claims["email"] == "pat@corp.example" and claims["email_verified"] is True
+    assert claims["nonce"] == params["nonce"]
+
+
+def test_password_sign_in_id_token_has_no_idp(obtain_tokens, web_client, client):
+    claims = verify_jwt(client, obtain_tokens(web_client)["id_token"]).claims
+    assert "idp" not in claims and claims["amr"] == ["pwd"]
+
+
+@pytest.mark.parametrize("hint", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "disabled"])
+def test_authorize_with_an_unusable_idp_hint_shows_the_sign_in_page(browser, web_client, make_provider, hint):
+    if hint == "disabled":
+        hint = str(make_provider(enabled=False).id)
+    response = browser.authorize(authorization_params(web_client, pkce=make_pkce(), idp_hint=hint))
+    assert response.status_code == 302 and response.location.startswith("/login?")
+
+
+def test_authorize_prompt_none_with_idp_hint_answers_login_required(browser, web_client, provider):
+    response = browser.authorize(authorization_params(web_client, pkce=make_pkce(), idp_hint=str(provider.id),
+                                                      prompt="none"))
+    assert response.status_code == 302
+    assert query_of(response.location)["error"] == "login_required"
+    assert without_query(response.location) == web_client.redirect_uri
+
+
+def test_failed_callback_keeps_the_relying_party_request_pending(via, provider, upstream, web_client):
+    params = authorization_params(web_client, pkce=make_pkce(), idp_hint=str(provider.id))
+    start = via.browser.http.get(via.browser.authorize(params).location)
+    sent = query_of(start.location)
+    response = via.come_back(sent, code=None, error="access_denied")
+    form = next(f for f in parse_page(response).forms if f.fields.get("next"))
+    assert form.fields["next"].startswith("/oauth2/authorize?")
+    assert query_of(form.fields["next"])["client_id"] == web_client.client_id
+
+
+def test_discovery_documents_the_idp_and_amr_claims(client):
+    claims = client.get("/.well-known/openid-configuration").get_json()["claims_supported"]
+    assert "idp" in claims and "amr" in claims
