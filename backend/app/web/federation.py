@@ -11,8 +11,7 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 
 from app import errors
 from app.extensions import csrf, current_settings, db, field_cipher, limiter, upstream_fetcher, upstream_metadata
-from app.federation.adapters import adapter_for
-from app.federation.oidc import OIDCAdapter
+from app.federation.adapters import Adapter, adapter_for
 from app.models import IdentityProvider
 from app.models.base import utcnow
 from app.request_context import request_actor
@@ -28,7 +27,7 @@ PENDING_SIGN_IN_KEY = "federation_sign_in"
 PENDING_LINK_KEY = "federation_link"
 
 
-def _adapter(provider: IdentityProvider) -> OIDCAdapter:
+def _adapter(provider: IdentityProvider) -> Adapter:
     return adapter_for(provider, our_issuer=current_settings().ISSUER, metadata=upstream_metadata(),
                        fetcher=upstream_fetcher(), cipher=field_cipher())
 
