@@ -1,4 +1,4 @@
-"""The adapter of each provider kind: generic OpenID Connect and GitHub so far."""
+"""The adapter of each provider kind."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Protocol
 
 from app.errors import FederationFailed
 from app.federation.github import GitHubAdapter
+from app.federation.google import GoogleAdapter
 from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
+from app.federation.microsoft import MicrosoftAdapter
 from app.federation.oidc import OIDCAdapter
 from app.models import IdentityProvider, ProviderKind
-from app.models.federation import GitHubSettings, OIDCSettings
+from app.models.federation import GitHubSettings, GoogleSettings, MicrosoftSettings, OIDCSettings
 from app.security.crypto import FieldCipher
 from app.services.identities import VerifiedIdentity
 from app.services.identity_providers import decrypt_client_secret
@@ -33,17 +35,20 @@ def adapter_for(provider: IdentityProvider, *, our_issuer: str, metadata: Upstre
     """The adapter that signs people in at `provider`.
 
     Raises:
-        FederationFailed: no adapter for its kind yet (google, microsoft).
+        FederationFailed: the provider has no client_id.
     """
     settings = provider.kind_settings
-    if provider.client_id is not None:
-        secret = decrypt_client_secret(cipher, provider)
-        if isinstance(settings, OIDCSettings):
-            return OIDCAdapter(issuer=settings.issuer, discovery_url=settings.discovery_url,
-                               client_id=provider.client_id, client_secret=secret, scopes=list(provider.scopes),
-                               redirect_uri=provider.callback_url(our_issuer), metadata=metadata, fetcher=fetcher)
-        if isinstance(settings, GitHubSettings):
-            return GitHubAdapter(base_url=settings.base_url, api_url=settings.api_url, client_id=provider.client_id,
-                                 client_secret=secret, scopes=list(provider.scopes),
-                                 redirect_uri=provider.callback_url(our_issuer), fetcher=fetcher)
-    raise FederationFailed("unsupported_kind", f"Signing in with {provider.name} is not available yet.")
+    if provider.client_id is None:
+        raise FederationFailed("not_configured", f"Signing in with {provider.name} is not available.")
+    common = dict(client_id=provider.client_id, client_secret=decrypt_client_secret(cipher, provider),
+                  scopes=list(provider.scopes), redirect_uri=provider.callback_url(our_issuer), fetcher=fetcher)
+    if isinstance(settings, GitHubSettings):
+        return GitHubAdapter(base_url=settings.base_url, api_url=settings.api_url, **common)
+    if isinstance(settings, MicrosoftSettings):
+        return MicrosoftAdapter(authority=settings.authority, tenant=settings.tenant,
+                                allowed_tenants=settings.allowed_tenants, allow_any_tenant=settings.allow_any_tenant,
+                                metadata=metadata, **common)
+    if isinstance(settings, GoogleSettings):
+        return GoogleAdapter(hosted_domain=settings.hosted_domain, metadata=metadata, **common)
+    assert isinstance(settings, OIDCSettings)
+    return OIDCAdapter(issuer=settings.issuer, discovery_url=settings.discovery_url, metadata=metadata, **common)

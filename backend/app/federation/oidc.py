@@ -42,7 +42,8 @@ def check_signature(id_token: str, jwks_for_kid: Any) -> dict[str, Any]:
     try:
         header = extract_compact(id_token.encode()).headers()
     except (JoseError, ValueError):
-        raise FederationFailed("malformed_id_token", "The identity provider sent an ID token that is not a JWS.") from None
+        raise FederationFailed("malformed_id_token",
+                               "The identity provider sent an ID token that is not a JWS.") from None
     if header.get("alg") not in ALLOWED_ID_TOKEN_ALGS:
         raise FederationFailed("id_token_alg", "The identity provider signed its ID token with an algorithm "
                                             "we do not accept.")
@@ -50,7 +51,8 @@ def check_signature(id_token: str, jwks_for_kid: Any) -> dict[str, Any]:
         keys = KeySet.import_key_set(jwks_for_kid(header.get("kid")))
         token = jwt.decode(id_token, keys, algorithms=[header["alg"]])
     except FetchError:
-        raise FederationFailed("jwks_unavailable", "The identity provider's signing keys could not be fetched.") from None
+        raise FederationFailed("jwks_unavailable",
+                               "The identity provider's signing keys could not be fetched.") from None
     except (JoseError, ValueError, TypeError, KeyError):
         raise FederationFailed("bad_signature", "The identity provider's ID token has an invalid signature.") from None
     return dict(token.claims)
@@ -106,16 +108,17 @@ def check_userinfo_subject(userinfo: Mapping[str, Any], subject: str) -> None:
         raise FederationFailed("userinfo_sub", "The identity provider described someone else than who signed in.")
 
 
-def check_authorization_response(params: Mapping[str, str], *, issuer: str, iss_advertised: bool) -> str:
+def check_authorization_response(params: Mapping[str, str], *, issuer: str | None, iss_advertised: bool) -> str:
     """The code of the authorization response, once it is not an error (RFC 6749 §4.1.2.1) and its `iss`
-    is the provider's (RFC 9207 §2.4: required when the provider advertises it, compared whenever present)."""
+    is the provider's (RFC 9207 §2.4: required when the provider advertises it, compared whenever present;
+    `issuer` None: not compared)."""
     error = params.get("error")
     if error is not None:
         if error == "access_denied":
             raise FederationFailed("access_denied", "The sign-in at the identity provider was cancelled or refused.")
         raise FederationFailed("upstream_error", "The identity provider could not sign you in.")
     iss = params.get("iss")
-    if (iss_advertised and iss is None) or (iss is not None and iss != issuer):
+    if issuer is not None and ((iss_advertised and iss is None) or (iss is not None and iss != issuer)):
         raise FederationFailed("iss_mismatch", "The sign-in response did not come from the identity provider.")
     code = params.get("code")
     if not code:
@@ -169,27 +172,41 @@ class OIDCAdapter:
         """
         discovery = self._discovery()
         code = check_authorization_response(
-            params, issuer=self.issuer,
+            params, issuer=self.issuer if self.compares_iss_parameter else None,
             iss_advertised=discovery.get("authorization_response_iss_parameter_supported") is True)
         tokens = self._exchange(discovery, code, code_verifier)
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
             raise FederationFailed("no_id_token", "The identity provider did not send an ID token.")
         claims = check_signature(id_token, lambda kid: self._metadata.jwks(discovery["jwks_uri"], kid=kid))
+        self.check_claims(claims, now=now, nonce=nonce)
+        subject = check_subject(claims)
+        if self.calls_userinfo and isinstance(discovery.get("userinfo_endpoint"), str) \
+                and isinstance(tokens.get("access_token"), str):
+            userinfo = self._userinfo(discovery["userinfo_endpoint"], tokens["access_token"])
+            check_userinfo_subject(userinfo, subject)
+            claims = userinfo | claims  # the ID token's signed claims win
+        return self.identity(claims, subject)
+
+    # --- what each kind may refine -----------------------------------------------------------------
+
+    calls_userinfo = True
+    # RFC 9207; Microsoft's issuer is per tenant and its responses carry no iss (see microsoft.py).
+    compares_iss_parameter = True
+
+    def check_claims(self, claims: Mapping[str, Any], *, now: float, nonce: str) -> None:
+        """OIDC Core §3.1.3.7 on the verified claims."""
         check_issuer(claims, self.issuer)
         check_audience(claims, self.client_id)
         check_times(claims, now)
         check_nonce(claims, nonce)
-        subject = check_subject(claims)
-        if isinstance(discovery.get("userinfo_endpoint"), str) and isinstance(tokens.get("access_token"), str):
-            userinfo = self._userinfo(discovery["userinfo_endpoint"], tokens["access_token"])
-            check_userinfo_subject(userinfo, subject)
-            claims = userinfo | claims  # the ID token's signed claims win
+
+    def identity(self, claims: Mapping[str, Any], subject: str) -> VerifiedIdentity:
+        """Subject = `sub`; the email counts as proved only with `email_verified: true` (a JSON boolean)."""
         amr = claims.get("amr")
         email = claims.get("email")
         return VerifiedIdentity(
             subject=subject, email=email if isinstance(email, str) and email else None,
-            # Generic OIDC: an email is proved only by email_verified: true (a JSON boolean).
             email_verified=isinstance(email, str) and claims.get("email_verified") is True,
             name=claims["name"] if isinstance(claims.get("name"), str) else "",
             amr=[value for value in amr if isinstance(value, str)] if isinstance(amr, list) else [])

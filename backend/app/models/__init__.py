@@ -11,6 +11,7 @@ from app.models.tokens import AuthorizationCode, RefreshToken
 from app.models.user import User, UserStatus
 
 __all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
-           "IdentityProvider", "Invitation", "InvitationStatus", "Membership", "OAuthClient", "Organization", "ProviderKind",
+           "IdentityProvider", "Invitation", "InvitationStatus", "Membership", "OAuthClient", "Organization",
+           "ProviderKind",
            "RefreshToken", "Role", "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User",
            "UserSession", "UserStatus"]

@@ -77,9 +77,10 @@ def corporate(tmp_path: Path, app: Flask, live_server: str) -> Iterator[Corporat
             user = users.create_user(session, email=CORP_EMAIL, password=CORP_PASSWORD, name="Pat Corp",
                                      bcrypt_rounds=4)
             user.email_verified = True
-            issued = clients.create_client(session, actor=Actor(user=None), name="Gatehouse", client_type="confidential",
-                                           redirect_uris=[callback_url], grant_types=["authorization_code"],
-                                           scopes=["openid", "email", "profile"], first_party=True)
+            issued = clients.create_client(session, actor=Actor(user=None), name="Gatehouse",
+                                           client_type="confidential", redirect_uris=[callback_url],
+                                           grant_types=["authorization_code"], scopes=["openid", "email", "profile"],
+                                           first_party=True)
             return LiveClient(client_id=issued.client.client_id, client_secret=issued.client_secret,
                               redirect_uri=callback_url, scopes=tuple(issued.client.scopes))
         corp_client = _commit(corp_app, add_user_and_client)

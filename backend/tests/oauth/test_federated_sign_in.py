@@ -435,3 +435,63 @@ def test_failed_callback_keeps_the_relying_party_request_pending(via, provider, 
 def test_discovery_documents_the_idp_and_amr_claims(client):
     claims = client.get("/.well-known/openid-configuration").get_json()["claims_supported"]
     assert "idp" in claims and "amr" in claims
+
+
+# --- Microsoft Entra ID (v2.0): the {tenantid} issuer template, allowed tenants, tid + oid, xms_edov -------
+
+TENANT = "3f6c7a1e-8d2b-4c55-9a0e-1b2c3d4e5f60"
+FOREIGN_TENANT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+@pytest.fixture
+def entra(upstream, make_provider, via) -> Upstream:
+    """The stand-in serving Entra ID's `organizations` discovery document (issuer template) under its
+    authority, and a microsoft provider admitting TENANT."""
+    upstream.server.serve_discovery(issuer=f"{upstream.url}/{{tenantid}}/v2.0",
+                                    path="/organizations/v2.0/.well-known/openid-configuration",
+                                    code_challenge_methods_supported=["S256"])
+    via.provider = make_provider(kind="microsoft", name="Microsoft", settings={
+        "tenant": "organizations", "authority": upstream.url, "allowed_tenants": [TENANT], "allow_any_tenant": False})
+    return via
+
+
+def entra_claims(upstream, tid: str = TENANT, **more: Any) -> dict[str, Any]:
+    return {"iss": f"{upstream.url}/{tid}/v2.0", "tid": tid, "oid": "9b1c-oid", "sub": "pairwise-sub",
+            "xms_edov": True, "preferred_username": "pat@corp.example"} | more
+
+
+def test_microsoft_sign_in_uses_tid_and_oid_as_the_subject(entra, upstream, db_session):
+    response = entra.sign_in(callback={"iss": None}, **entra_claims(upstream))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert db_session.scalar(select(ExternalIdentity)).subject == f"{TENANT}:9b1c-oid"
+    assert db_session.scalar(select(User)).email_verified is True
+
+
+def test_microsoft_foreign_tenant_is_refused(entra, upstream, db_session):
+    response = entra.sign_in(callback={"iss": None}, **entra_claims(upstream, tid=FOREIGN_TENANT))
+    assert_refused(response, db_session, users_before=0, message="may not sign in here")
+    assert audit_events(db_session, "federation.failed")[0].details == {"reason": "tenant_not_allowed"}
+
+
+def test_microsoft_issuer_must_be_the_template_with_the_tokens_tid(entra, upstream, db_session):
+    response = entra.sign_in(callback={"iss": None},
+                             **entra_claims(upstream, iss=f"{upstream.url}/{FOREIGN_TENANT}/v2.0"))
+    assert_refused(response, db_session, users_before=0, message="issued by another identity provider")
+
+
+def test_microsoft_email_without_xms_edov_is_not_linked(entra, upstream, make_provider, db_session):
+    UserFactory(email=LOCAL_EMAIL)
+    entra.provider.trust_email = True
+    db_session.add(entra.provider)
+    db_session.commit()
+    response = entra.sign_in(callback={"iss": None}, **entra_claims(upstream, xms_edov=None))
+    assert response.status_code == 303 and response.location.endswith("/federation/link")
+    assert count(db_session, ExternalIdentity) == 0
+
+
+def test_microsoft_sign_in_finds_the_person_by_oid_not_email(entra, upstream, db_session):
+    entra.sign_in(callback={"iss": None}, **entra_claims(upstream))
+    response = entra.sign_in(callback={"iss": None}, **entra_claims(upstream, email="someone.else@corp.example",
+                                                                     preferred_username="someone.else@corp.example"))
+    assert response.status_code == 200
+    assert count(db_session, User) == 1 and db_session.scalar(select(User)).email == LOCAL_EMAIL
