@@ -76,7 +76,8 @@ def update_provider(provider_id: uuid.UUID):
 
 @bp.delete("/<uuid:provider_id>")
 @documented(summary="Delete an identity provider and unlink every identity linked through it",
-            tag="identity-providers", errors=(403, 404))
+            tag="identity-providers", errors=(403, 404, 409),
+            description="Refused with 409 while an account can sign in only through this provider.")
 @require_platform_admin
 def delete_provider(provider_id: uuid.UUID):
     identity_providers.delete_provider(db.session, actor=current_actor(),

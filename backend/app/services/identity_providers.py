@@ -21,11 +21,11 @@ import uuid
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from app import errors
-from app.models import IdentityProvider, ProviderKind
+from app.models import ExternalIdentity, IdentityProvider, ProviderKind, User
 from app.models.federation import KIND_SETTINGS
 from app.security.crypto import FieldCipher
 from app.services import audit
@@ -284,7 +284,18 @@ def update_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
 
 def delete_provider(db: Session, *, actor: Actor, provider: IdentityProvider) -> None:
     """Delete the provider; the identities linked through it go with it (ON DELETE CASCADE), so nobody
-    signs in through it again. Accounts themselves stay."""
+    signs in through it again. Accounts themselves stay.
+
+    Raises:
+        Conflict: some account would be left with no way to sign in (no password, no other identity).
+    """
+    other = aliased(ExternalIdentity)
+    stranded = db.scalar(select(func.count()).select_from(ExternalIdentity).join(User).where(
+        ExternalIdentity.provider_id == provider.id, User.password_hash.is_(None),
+        ~select(other.id).where(other.user_id == User.id, other.provider_id != provider.id).exists()))
+    if stranded:
+        raise errors.Conflict(f"{stranded} account(s) can sign in only through this provider; disable it instead, "
+                              "or have them set a password first.", details={"stranded_accounts": stranded})
     audit.record_event(db, actor=actor, organization_id=provider.organization_id, action="identity_provider.deleted",
                        target_type="identity_provider", target_id=provider.id,
                        details={"kind": str(provider.kind), "name": provider.name})

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, IdentityProvider
+from app.models import AuditEvent, ExternalIdentity, IdentityProvider
 from tests import factories
 from app import create_app
 from tests.conftest import Api, make_settings
@@ -134,6 +134,27 @@ def test_delete_provider_removes_it_and_audits(api, admin_token, provider_id, db
     assert db_session.get(IdentityProvider, uuid.UUID(provider_id)) is None
     assert db_session.scalar(select(AuditEvent.action).where(AuditEvent.target_id == provider_id)
                              .order_by(AuditEvent.occurred_at.desc()).limit(1)) == "identity_provider.deleted"
+
+
+def test_delete_provider_stranding_a_passwordless_account_returns_409(api, admin_token, provider_id, db_session):
+    user = factories.UserFactory(password_hash=None)
+    db_session.add(ExternalIdentity(user_id=user.id, provider_id=uuid.UUID(provider_id), subject="only-way-in"))
+
+    response = api.delete(f"{BASE}/{provider_id}", token=admin_token)
+
+    assert (response.status, response.error_type) == (409, "CONFLICT")
+    assert response.body["error"]["details"] == {"stranded_accounts": 1}
+    db_session.expire_all()
+    assert db_session.get(IdentityProvider, uuid.UUID(provider_id)) is not None
+
+
+def test_delete_provider_unlinks_accounts_with_a_password(api, admin_token, provider_id, db_session):
+    user = factories.UserFactory()
+    db_session.add(ExternalIdentity(user_id=user.id, provider_id=uuid.UUID(provider_id), subject="has-password"))
+
+    assert api.delete(f"{BASE}/{provider_id}", token=admin_token).status == 200
+    db_session.expire_all()
+    assert db_session.scalar(select(ExternalIdentity)) is None
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
