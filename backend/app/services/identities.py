@@ -103,6 +103,9 @@ def start_sign_in(db: Session, *, provider: IdentityProvider, pkce: bool, now: d
     """A new `state` (random, stored hashed, STATE_LIFETIME), `nonce` and PKCE verifier for a sign-in at
     `provider`."""
     now = now or utcnow()
+    # The states nobody came back with: at most ten minutes' worth of sign-ins, so the table stays small.
+    db.execute(delete(FederationState).where(FederationState.expires_at <= now)
+               .execution_options(synchronize_session=False))
     state = new_token()
     db.add(FederationState(state_hash=hash_token(state), provider_id=provider.id, created_at=now,
                            expires_at=now + STATE_LIFETIME))

@@ -255,6 +255,13 @@ def test_callback_refuses_an_expired_state(via, upstream, db_session):
     assert_refused(via.come_back(sent), db_session, users_before=0, message="took too long")
 
 
+def test_start_removes_states_that_expired(via, db_session):
+    via.start()
+    db_session.execute(FederationState.__table__.update().values(expires_at=FederationState.created_at))
+    via.start()
+    assert count(db_session, FederationState) == 1
+
+
 def test_callback_refuses_a_mismatched_iss_parameter(via, db_session):
     """RFC 9207 §2.4: the iss parameter must be the provider's issuer."""
     response = via.sign_in(callback={"iss": "https://mix-up.example"})
@@ -495,3 +502,17 @@ def test_microsoft_sign_in_finds_the_person_by_oid_not_email(entra, upstream, db
                                                                      preferred_username="someone.else@corp.example"))
     assert response.status_code == 200
     assert count(db_session, User) == 1 and db_session.scalar(select(User)).email == LOCAL_EMAIL
+
+
+def test_prompt_login_with_idp_hint_signs_in_again_upstream_and_resumes(via, provider, upstream, web_client):
+    """OIDC Core §3.1.2.1 prompt=login: a signed-in browser authenticates again (here, upstream), and the
+    request then goes on as after a password sign-in."""
+    via.sign_in()
+    params = authorization_params(web_client, pkce=make_pkce(), idp_hint=str(provider.id), prompt="login")
+    response = via.browser.authorize(params)
+    assert response.location.startswith(f"/federation/{provider.id}/start?")
+    sent = query_of(via.browser.http.get(response.location).location)
+    upstream.issue(nonce=sent["nonce"])
+    back = via.come_back(sent)
+    assert back.status_code == 302 and back.location.startswith("/oauth2/authorize?")
+    assert is_consent_page(via.browser.http.get(back.location))
