@@ -17,7 +17,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.config import BACKEND_DIR, DEV_SECRET_KEY, Settings
 from app.database import configure_engine, engine_options
 from app.extensions import csrf, db, limiter, migrate
+from app.federation.http import GuardedFetcher
+from app.federation.metadata import UpstreamMetadata
 from app.logging_setup import configure_logging
+from app.security.crypto import FieldCipher
 from app.security.headers import init_page_caching
 from app.security.request_id import init_request_id
 from app.security.request_input import init_request_input
@@ -59,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["gatehouse.settings"] = settings
     _init_keys(app, settings)
+    _init_field_cipher(app, settings)
+    _init_federation(app, settings)
     if settings.DATABASE_URL.startswith("sqlite:///"):
         Path(settings.DATABASE_URL.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
@@ -114,6 +119,25 @@ def _init_keys(app: Flask, settings: Settings) -> None:
     except KeyringError as err:
         # Start anyway, so that `flask keys ...` can repair it; token endpoints fail until then.
         log.error("signing keys: %s", err)
+
+
+def _init_field_cipher(app: Flask, settings: Settings) -> None:
+    """The cipher of stored secrets that must be read back (upstream client secrets): ENCRYPTION_KEYS,
+    required in production (Settings.check); elsewhere a key derived from SECRET_KEY when unset."""
+    if settings.encryption_keys:
+        app.extensions["gatehouse.field_cipher"] = FieldCipher.from_keys(settings.encryption_keys)
+        return
+    log.warning("ENCRYPTION_KEYS is not set: stored upstream secrets are encrypted with a key derived from "
+                "SECRET_KEY (development only; production requires ENCRYPTION_KEYS)")
+    app.extensions["gatehouse.field_cipher"] = FieldCipher.derived_from(settings.SECRET_KEY)
+
+
+def _init_federation(app: Flask, settings: Settings) -> None:
+    """The fetcher of administrator-supplied upstream URLs, with its SSRF guard (federation/http.py), and
+    the cache of upstream discovery documents and key sets (federation/metadata.py)."""
+    fetcher = app.extensions["gatehouse.upstream_fetcher"] = GuardedFetcher(
+        allow_private_networks=settings.federation_allow_private_networks, require_https=settings.is_production)
+    app.extensions["gatehouse.upstream_metadata"] = UpstreamMetadata(fetcher)
 
 
 def _init_redis_stores(app: Flask, settings: Settings) -> None:
@@ -180,24 +204,27 @@ def _drop_queued_mail(session: Session) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api import auth, clients, envelope, health, organization_audit, organization_clients, users
-    from app.api import invitations, organizations
+    from app.api import identity_providers, invitations, organizations
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
+    from app.web import federation as federation_pages
     from app.web import invitations as invitation_pages
     from app.web import pages
 
     envelope.register_error_handlers(app)
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
-                   invitations, endpoints, pages, invitation_pages):
+                   invitations, identity_providers, endpoints, pages, invitation_pages, federation_pages):
         app.register_blueprint(module.bp)
 
 
 def _register_cli(app: Flask) -> None:
-    from app.cli import clients, keys, seed, sessions, users
+    from app.cli import clients, keys, providers, secrets, seed, sessions, users
 
     app.cli.add_command(users.cli)
     app.cli.add_command(sessions.cli)
     app.cli.add_command(clients.cli)
     app.cli.add_command(keys.cli)
     app.cli.add_command(seed.cli)
+    app.cli.add_command(providers.cli)
+    app.cli.add_command(secrets.cli)

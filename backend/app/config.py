@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.security.crypto import is_fernet_key
+
 BACKEND_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BACKEND_DIR.parent
 
@@ -148,6 +150,16 @@ class Settings:
     SMTP_SSL: bool = False
     # Seconds to wait for the SMTP server on connect and on each command.
     SMTP_TIMEOUT: int = 10
+    # --- Secrets we must read back, and upstream identity providers (federation) ---
+    # Fernet keys (comma-separated) that encrypt secrets stored in the database to be used again, such as
+    # upstream client secrets. The first encrypts; every one decrypts. To rotate: put a new key first, run
+    # `flask secrets rotate`, then drop the old one. Generate one with
+    #   python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'
+    # Required in production; unset elsewhere, a key is derived from SECRET_KEY (and the log says so).
+    ENCRYPTION_KEYS: str = ""
+    # Whether URLs of upstream providers (issuer, discovery, base URLs) may point at private, loopback or
+    # link-local addresses. Unset: true in development and testing, false in production.
+    FEDERATION_ALLOW_PRIVATE_NETWORKS: bool | None = None
 
     @property
     def is_production(self) -> bool:
@@ -186,6 +198,16 @@ class Settings:
         if self.SMTP_PORT is not None:
             return self.SMTP_PORT
         return 465 if self.SMTP_SSL else 587
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        return [key.strip() for key in self.ENCRYPTION_KEYS.split(",") if key.strip()]
+
+    @property
+    def federation_allow_private_networks(self) -> bool:
+        if self.FEDERATION_ALLOW_PRIVATE_NETWORKS is not None:
+            return self.FEDERATION_ALLOW_PRIVATE_NETWORKS
+        return not self.is_production
 
     @property
     def log_format(self) -> str:
@@ -233,6 +255,10 @@ class Settings:
             raise ConfigError("SMTP_HOST must be set for the smtp mail backend")
         if self.SMTP_STARTTLS and self.SMTP_SSL:
             raise ConfigError("SMTP_STARTTLS and SMTP_SSL exclude each other: set one (or neither, for a local relay)")
+        for position, key in enumerate(self.encryption_keys, start=1):
+            if not is_fernet_key(key):
+                # The position, never the value: this message reaches logs.
+                raise ConfigError(f"ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe base64 bytes)")
         if not self.is_production:
             return
         problems = []
@@ -255,5 +281,10 @@ class Settings:
             problems.append("MAIL_FROM: set the sender address, e.g. Gatehouse <no-reply@example.com>")
         if self.SMTP_USERNAME and not (self.SMTP_STARTTLS or self.SMTP_SSL):
             problems.append("SMTP_STARTTLS: turn on STARTTLS (or SMTP_SSL) so SMTP_PASSWORD is not sent in clear")
+        if not self.encryption_keys:
+            problems.append(
+                "ENCRYPTION_KEYS: set a Fernet key that encrypts stored upstream secrets, e.g. "
+                "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
         if problems:
             raise ConfigError("Refusing to start in production:\n  - " + "\n  - ".join(problems))

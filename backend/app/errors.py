@@ -90,3 +90,14 @@ ERROR_TYPES: dict[str, int] = {
     "INTERNAL_ERROR": 500,
     "SERVICE_UNAVAILABLE": 503,
 }
+
+
+class FederationFailed(AppError):
+    """A sign-in through an upstream identity provider failed. `reason` is a short code for the audit
+    trail; the message is plain and shown to the person."""
+
+    type, status, message = "FEDERATION_FAILED", 400, "The sign-in through the identity provider failed."
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -8,7 +8,10 @@ from flask_wtf import CSRFProtect
 from redis import Redis
 
 from app.config import Settings
+from app.federation.http import GuardedFetcher
+from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
+from app.security.crypto import FieldCipher
 from app.security.client_ip import client_ip
 from app.services.clients import ClientCache
 from app.services.denylist import TokenDenylist
@@ -61,3 +64,18 @@ def client_cache() -> ClientCache:
 def token_denylist() -> TokenDenylist:
     """Revoked token ids of the app handling this request (Redis when configured)."""
     return current_app.extensions["gatehouse.denylist"]
+
+
+def field_cipher() -> FieldCipher:
+    """The cipher of stored secrets that must be read back (ENCRYPTION_KEYS)."""
+    return current_app.extensions["gatehouse.field_cipher"]
+
+
+def upstream_fetcher() -> GuardedFetcher:
+    """The SSRF-guarded fetcher of upstream identity providers' URLs."""
+    return current_app.extensions["gatehouse.upstream_fetcher"]
+
+
+def upstream_metadata() -> UpstreamMetadata:
+    """The cache of upstream providers' discovery documents and key sets."""
+    return current_app.extensions["gatehouse.upstream_metadata"]

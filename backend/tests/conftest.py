@@ -43,8 +43,11 @@ from app.extensions import db
 from app.models import Base
 from app.services.redis_feed import RedisFeed
 from tests import factories
+from tests.upstream import UpstreamServer
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+# The Fernet key of test apps (production mode refuses to start without ENCRYPTION_KEYS).
+TEST_ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0tLS0tLS0tLS0tLS0="
 
 
 @functools.cache
@@ -178,7 +181,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         ENV="testing", SECRET_KEY=TEST_SECRET_KEY, DATABASE_URL=database_url,
         REDIS_URL=os.environ.get("REDIS_URL") or None, BCRYPT_ROUNDS=4,
         RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}", SIGNING_KEYS_DIR=signing_keys_dir(),
-        MAIL_OUTBOX_DIR=mail_outbox_dir(),
+        MAIL_OUTBOX_DIR=mail_outbox_dir(), ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
     )
     values.update(overrides)
     return Settings(**values)
@@ -330,3 +333,11 @@ def member(db_session: Session, org):
 def owner_token(owner) -> str:
     """An API session token of `owner`."""
     return factories.session_token(owner)
+
+
+@pytest.fixture
+def upstream():
+    """A real HTTP server on a free loopback port, standing in for an upstream identity provider."""
+    server = UpstreamServer()
+    yield server
+    server.close()

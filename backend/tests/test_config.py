@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from flask import Flask
 
 from app import create_app
 from app.config import DEV_SECRET_KEY, ConfigError, Settings
+from app.security.crypto import FieldCipher
 
 # What an operator sets for production (.env.example, docker-compose.yml). create_app
 # connects to neither store, so the hosts need not be reachable.
@@ -19,8 +22,10 @@ PRODUCTION_ENV = {
     "MAIL_BACKEND": "smtp",
     "SMTP_HOST": "smtp.example.com",
     "MAIL_FROM": "Gatehouse <no-reply@example.com>",
+    "ENCRYPTION_KEYS": "Qkj4VhvX7bF5w2tq9KZrX0m3d1uP6yEoJcN8sLaHgTI=",
 }
-PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ISSUER", "MAIL_BACKEND", "SMTP_HOST", "MAIL_FROM")
+PRODUCTION_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ISSUER", "MAIL_BACKEND", "SMTP_HOST", "MAIL_FROM",
+                        "ENCRYPTION_KEYS")
 
 
 def _env(**changes: str | None) -> dict[str, str]:
@@ -120,10 +125,13 @@ def test_login_thresholds_out_of_order_raise_config_error(changes):
     ({"SMTP_HOST": ""}, "SMTP_HOST"),
     ({"MAIL_FROM": None}, "MAIL_FROM"),
     ({"SMTP_USERNAME": "gatehouse", "SMTP_STARTTLS": "false"}, "SMTP_STARTTLS"),
+    ({"ENCRYPTION_KEYS": None}, "ENCRYPTION_KEYS"),
+    ({"ENCRYPTION_KEYS": " , "}, "ENCRYPTION_KEYS"),
 ], ids=["secret-missing", "secret-default", "secret-empty", "secret-short", "database-missing",
         "database-sqlite-file", "database-sqlite-memory", "redis-missing", "redis-empty",
         "issuer-default-http", "issuer-http", "mail-backend-default-file", "mail-backend-file", "smtp-host-missing",
-        "smtp-host-empty", "mail-from-default", "smtp-credentials-in-clear"])
+        "smtp-host-empty", "mail-from-default", "smtp-credentials-in-clear", "encryption-keys-missing",
+        "encryption-keys-empty"])
 def test_create_app_in_production_with_unsafe_setting_raises_config_error_naming_it(changes, variable):
     with pytest.raises(ConfigError) as raised:
         create_app(Settings.from_env(_env(**changes)))
@@ -190,3 +198,54 @@ def test_create_app_with_idle_timeout_equal_to_absolute_timeout_starts():
     app = create_app(Settings.from_env(_env(SESSION_IDLE_TIMEOUT="3600", SESSION_ABSOLUTE_TIMEOUT="3600")))
 
     assert app.extensions["gatehouse.settings"].SESSION_IDLE_TIMEOUT == 3600
+
+
+# --- ENCRYPTION_KEYS ------------------------------------------------------------------------------
+
+OTHER_FERNET_KEY = "n3Jk0JzLxWq2c9s5bV8tY1uR4eA7dG6hF0iK3mP2oQw="
+
+
+@pytest.mark.parametrize("env_name", ["development", "testing", "production"])
+def test_create_app_with_malformed_encryption_key_names_its_position_not_its_value(env_name):
+    env = _env(GATEHOUSE_ENV=env_name, ENCRYPTION_KEYS=f"{OTHER_FERNET_KEY},not-a-fernet-key")
+
+    with pytest.raises(ConfigError) as raised:
+        create_app(Settings.from_env(env))
+
+    assert "ENCRYPTION_KEYS: key 2 " in str(raised.value)
+    assert "not-a-fernet-key" not in str(raised.value)
+
+
+def test_encryption_keys_are_read_first_key_first_without_blanks():
+    settings = Settings.from_env({"ENCRYPTION_KEYS": f" {OTHER_FERNET_KEY} ,, {PRODUCTION_ENV['ENCRYPTION_KEYS']}"})
+
+    assert settings.encryption_keys == [OTHER_FERNET_KEY, PRODUCTION_ENV["ENCRYPTION_KEYS"]]
+
+
+def test_create_app_in_development_without_encryption_keys_derives_one_and_logs_it(caplog):
+    with caplog.at_level(logging.WARNING, logger="app"):
+        app = create_app(Settings.from_env(_env(GATEHOUSE_ENV="development", ENCRYPTION_KEYS=None)))
+
+    cipher = app.extensions["gatehouse.field_cipher"]
+    assert cipher.decrypt(FieldCipher.derived_from(PRODUCTION_ENV["SECRET_KEY"]).encrypt("s")) == "s"
+    assert "ENCRYPTION_KEYS is not set" in caplog.text
+
+
+def test_create_app_with_encryption_keys_encrypts_with_the_first_and_logs_nothing_about_it(caplog):
+    with caplog.at_level(logging.WARNING, logger="app"):
+        keys = f"{OTHER_FERNET_KEY},{PRODUCTION_ENV['ENCRYPTION_KEYS']}"
+        app = create_app(Settings.from_env(_env(ENCRYPTION_KEYS=keys)))
+
+    ciphertext = app.extensions["gatehouse.field_cipher"].encrypt("s")
+    assert FieldCipher.from_keys([OTHER_FERNET_KEY]).decrypt(ciphertext) == "s"
+    assert "ENCRYPTION_KEYS" not in caplog.text
+
+
+@pytest.mark.parametrize(("env_name", "raw", "allowed"), [
+    ("development", None, True), ("testing", None, True), ("production", None, False),
+    ("production", "true", True), ("development", "false", False),
+])
+def test_federation_allows_private_networks_outside_production_unless_set(env_name, raw, allowed):
+    env = {"GATEHOUSE_ENV": env_name} | ({"FEDERATION_ALLOW_PRIVATE_NETWORKS": raw} if raw else {})
+
+    assert Settings.from_env(env).federation_allow_private_networks is allowed

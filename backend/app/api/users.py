@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint
 
 from app.api.context import current_actor, current_user, load_body, require_session
@@ -10,8 +12,8 @@ from app.api.openapi import documented
 from app.errors import AccountLocked, InvalidCredentials
 from app.extensions import current_settings, db
 from app.schemas.sessions import SessionsEndedOut
-from app.schemas.users import AccountDeleteIn, PasswordChangeIn, UserOut, UserUpdateIn
-from app.services import users
+from app.schemas.users import AccountDeleteIn, ExternalIdentityOut, PasswordChangeIn, UserOut, UserUpdateIn
+from app.services import identities, users
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
 
@@ -64,3 +66,22 @@ def change_password():
         raise
     db.session.commit()
     return ok({"sessions_ended": ended}, message="Password changed.")
+
+
+@bp.get("/me/identities")
+@documented(summary="The identities at upstream providers linked to the current user's account", tag="users",
+            response=ExternalIdentityOut, many=True)
+@require_session
+def list_identities():
+    return ok(ExternalIdentityOut(many=True).dump(identities.list_identities(db.session, user=current_user())))
+
+
+@bp.delete("/me/identities/<uuid:identity_id>")
+@documented(summary="Unlink an identity from the current user's account", tag="users", errors=(404, 409),
+            description="Refused with 409 when it is the account's last way to sign in (no password and no "
+                        "other linked identity).")
+@require_session
+def unlink_identity(identity_id: uuid.UUID):
+    identities.unlink_identity(db.session, actor=current_actor(), user=current_user(), identity_id=identity_id)
+    db.session.commit()
+    return ok(message="Identity unlinked.")

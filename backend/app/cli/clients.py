@@ -15,17 +15,15 @@ import click
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
+from app.cli import cli_actor, failure
 from app.errors import AppError
 from app.extensions import db
 from app.models import Organization, TokenEndpointAuthMethod
 from app.schemas.clients import ClientIn, ClientOut, IssuedClientOut
 from app.services import clients, organizations
-from app.services.actor import Actor
 
 cli = AppGroup("clients", help="Manage OAuth clients.")
 
-# Recorded as the user agent of the audit events, which have no user behind them.
-CLI_USER_AGENT = "gatehouse-cli"
 _PAGE_SIZE = 100
 
 
@@ -37,20 +35,6 @@ def _split(values: tuple[str, ...], separators: str) -> list[str]:
             value = value.replace(sep, separators[0])
         items.extend(item for item in value.split(separators[0]) if item)
     return items
-
-
-def _messages(details: Any, prefix: str = "") -> list[str]:
-    """Flatten marshmallow or ValidationFailed details into 'field: message' lines."""
-    if isinstance(details, dict):
-        return [line for key, value in details.items()
-                for line in _messages(value, f"{prefix}.{key}" if prefix else str(key))]
-    if isinstance(details, list):
-        return [line for value in details for line in _messages(value, prefix)]
-    return [f"{prefix}: {details}" if prefix else str(details)]
-
-
-def _fail(message: str, details: Any) -> click.ClickException:
-    return click.ClickException("\n  ".join([message, *_messages(details)]))
 
 
 def _organization(id_or_slug: str) -> Organization:
@@ -108,12 +92,12 @@ def create(name: str, public: bool, confidential: bool, redirect_uris: tuple[str
             raise click.ClickException(f"--jwks: not valid JSON ({err}).") from None
     try:
         data = ClientIn().load(payload)
-        issued = clients.create_client(db.session, actor=Actor(user=None, user_agent=CLI_USER_AGENT),
+        issued = clients.create_client(db.session, actor=cli_actor(),
                                        organization_id=organization_id, **data)
     except ValidationError as err:
-        raise _fail("Invalid client:", err.messages) from None
+        raise failure("Invalid client:", err.messages) from None
     except AppError as err:
-        raise _fail(err.message, err.details) from None
+        raise failure(err.message, err.details) from None
     db.session.commit()
     click.echo(json.dumps(IssuedClientOut().dump(issued), indent=2))
 

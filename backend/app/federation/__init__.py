@@ -1,0 +1,1 @@
+"""Upstream identity providers: fetching their documents safely, and (to come) one adapter per kind."""

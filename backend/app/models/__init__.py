@@ -4,13 +4,14 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient, TokenEndpointAuthMethod
 from app.models.consent import Consent
+from app.models.federation import ExternalIdentity, FederationState, IdentityProvider, ProviderKind
 from app.models.login_throttle import LoginThrottle
 from app.models.organization import Invitation, InvitationStatus, Membership, Organization, Role
 from app.models.session import SessionEndReason, SessionKind, UserSession
 from app.models.tokens import AuthorizationCode, RefreshToken, RevokedToken
 from app.models.user import User, UserStatus
 
-__all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "Invitation", "InvitationStatus", "LoginThrottle",
-           "Membership", "OAuthClient", "Organization", "RefreshToken", "RevokedToken", "Role", "SessionEndReason",
-           "SessionKind",
+__all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
+           "IdentityProvider", "Invitation", "InvitationStatus", "LoginThrottle", "Membership", "OAuthClient",
+           "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SessionEndReason", "SessionKind",
            "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]

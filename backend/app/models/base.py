@@ -18,6 +18,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Column.info of a column that holds a secret encrypted with security.crypto.FieldCipher: every
+# such column is re-encrypted by services.stored_secrets.rotate_stored_secrets.
+ENCRYPTED = {"encrypted": True}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -57,3 +62,13 @@ def as_uuid(value: object) -> uuid.UUID | None:
 
 class UUIDPrimaryKey:
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def encrypted_columns() -> list[tuple[type[Base], str]]:
+    """Every (model, attribute) whose column is marked ENCRYPTED, ordered by table and attribute."""
+    found = []
+    for mapper in Base.registry.mappers:
+        for attribute in mapper.column_attrs:
+            if any(column.info.get("encrypted") for column in attribute.columns):
+                found.append((mapper.class_, attribute.key))
+    return sorted(found, key=lambda item: (item[0].__tablename__, item[1]))

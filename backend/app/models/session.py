@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Uuid
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, UTCDateTime, UUIDPrimaryKey, utcnow
@@ -48,6 +48,11 @@ class UserSession(UUIDPrimaryKey, Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[SessionEndReason | None] = mapped_column(_str_enum(SessionEndReason, "session_end_reason"))
+    # How the person signed in (OIDC amr): None for a password; ["fed", *the upstream's amr] through an
+    # identity provider, which identity_provider_id names (the ID token's idp claim).
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
+    identity_provider_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("identity_providers.id", ondelete="SET NULL"))
 
     user: Mapped[User] = relationship()
 

@@ -41,6 +41,9 @@ class AuthorizationCode(UUIDPrimaryKey, AuthorizationCodeMixin, Base):
     # When the user authenticated (OIDC auth_time), and how (amr).
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The identity provider the user signed in through, if any (the ID token's idp claim).
+    identity_provider_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("identity_providers.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set on first redemption; a second redemption revokes what the first issued (RFC 6749 §4.1.2).

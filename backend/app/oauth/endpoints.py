@@ -20,7 +20,7 @@ from app.oauth.cors import with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
 from app.oauth.server import FormBodyRequest, IssuerInResponse, database_unavailable, oauth_server
 from app.request_context import request_actor
-from app.services import authorization_context, consents, sessions
+from app.services import authorization_context, consents, identities, sessions
 from app.services.access_tokens import is_access_token_header
 from app.security.request_input import RefusedInput
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
@@ -169,6 +169,10 @@ def authorize():
     if _needs_login(browser, prompts):
         if "none" in prompts:
             return _authorization_error(LoginRequiredError(redirect_uri=grant.redirect_uri, state=state))
+        # idp_hint=<provider id>: straight to that provider; an unknown or disabled one shows the page.
+        hinted = identities.enabled_platform_provider(db.session, request.values.get("idp_hint"))
+        if hinted is not None:
+            return redirect(url_for("federation.start", provider_id=hinted.id, next=_authorize_url()))
         return redirect(url_for("web.login", next=_authorize_url(), login_hint=request.values.get("login_hint")))
 
     client, scopes = grant.client, (grant.request.scope or "").split()
@@ -210,7 +214,8 @@ def authorize():
         return render_template("consent.html", client=client, scopes=scopes, user=user,
                                organization=choice.organization, action=_authorize_url())
 
-    grant.auth_context = (browser.created_at, AMR_PASSWORD)
+    grant.auth_context = (browser.created_at, browser.amr or AMR_PASSWORD)
+    grant.identity_provider_id = browser.identity_provider_id
     grant.organization_id = organization_id
     session.pop(FRESH_LOGIN_KEY, None)
     response = server.create_authorization_response(grant_user=user, grant=grant)

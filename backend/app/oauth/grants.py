@@ -92,6 +92,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     # Set by the authorization endpoint before it issues a code, as auth_context is: the
     # organization the user authorized in (services.authorization_context.choose_organization).
     organization_id: uuid.UUID | None = None
+    # Likewise: the identity provider the user signed in through, if any (the ID token's idp claim).
+    identity_provider_id: uuid.UUID | None = None
 
     def generate_authorization_code(self) -> str:
         return grant_store.new_authorization_code()
@@ -146,7 +148,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=request.scope or "",
             nonce=request.payload.data.get("nonce"), code_challenge=request.payload.data.get("code_challenge"),
             code_challenge_method=request.payload.data.get("code_challenge_method"), auth_time=auth_time, amr=amr,
-            organization_id=self.organization_id, lifetime=current_settings().AUTHORIZATION_CODE_LIFETIME)
+            organization_id=self.organization_id, identity_provider_id=self.identity_provider_id,
+            lifetime=current_settings().AUTHORIZATION_CODE_LIFETIME)
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
         return grant_store.find_authorization_code(db.session, actor=request_actor(), code=code, client=client,
@@ -345,7 +348,10 @@ class GatehouseOpenIDCode(OpenIDCode):
 
     def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
         # The same organization claims as the access token issued with it (set by AuthorizationCodeGrant).
-        return super().get_authorization_code_claims(authorization_code) | current_organization_claims()
+        claims = super().get_authorization_code_claims(authorization_code) | current_organization_claims()
+        if authorization_code.identity_provider_id is not None:
+            claims["idp"] = str(authorization_code.identity_provider_id)  # a federated sign-in: through which provider
+        return claims
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
         return user_claims(user, scope)

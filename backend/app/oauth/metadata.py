@@ -15,7 +15,9 @@ from app.services.authorization_context import ORGANIZATION_CLAIMS, ORGANIZATION
 from app.services.clients import ASSERTION_ALGS, ID_TOKEN_ALGS
 
 SCOPES = ["openid", "profile", "email", "offline_access", ORGANIZATION_SCOPE]
-CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr",
+# amr: "pwd" for a password; "fed" (then the upstream's own values) through an identity provider, whose
+# id is idp.
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "idp",
           "name", "updated_at", "email", "email_verified", *ORGANIZATION_CLAIMS]
 
 

@@ -52,3 +52,15 @@ class PasswordChangeIn(Schema):
 
 class AccountDeleteIn(Schema):
     password = password_field()
+
+
+class ExternalIdentityOut(Schema):
+    """An identity at an upstream provider linked to the account (its email as it was at link time)."""
+
+    id = fields.UUID()
+    provider_id = fields.UUID()
+    provider_name = fields.Function(lambda identity: identity.provider.name)
+    provider_kind = fields.Function(lambda identity: str(identity.provider.kind))
+    email = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    last_used_at = fields.AwareDateTime()

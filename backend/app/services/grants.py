@@ -30,7 +30,8 @@ def new_authorization_code() -> str:
 def store_authorization_code(db: Session, *, code: str, client: OAuthClient, user: User, redirect_uri: str | None,
                              scope: str, nonce: str | None, code_challenge: str | None,
                              code_challenge_method: str | None, auth_time: datetime, amr: list[str], lifetime: int,
-                             organization_id: uuid.UUID | None = None, now: datetime | None = None) -> None:
+                             organization_id: uuid.UUID | None = None, identity_provider_id: uuid.UUID | None = None,
+                             now: datetime | None = None) -> None:
     """Store a new authorization code, hashed; the clear value goes only to the client.
 
     `organization_id` is the organization the authorization happened in (if any); the
@@ -40,8 +41,8 @@ def store_authorization_code(db: Session, *, code: str, client: OAuthClient, use
     db.add(AuthorizationCode(
         code_hash=hash_token(code), client_pk=client.id, user_id=user.id, redirect_uri=redirect_uri,
         scope=scope, nonce=nonce, code_challenge=code_challenge, code_challenge_method=code_challenge_method,
-        auth_time=auth_time, amr=amr, organization_id=organization_id, created_at=now,
-        expires_at=now + timedelta(seconds=lifetime),
+        auth_time=auth_time, amr=amr, organization_id=organization_id, identity_provider_id=identity_provider_id,
+        created_at=now, expires_at=now + timedelta(seconds=lifetime),
     ))
 
 

@@ -10,7 +10,8 @@ from app.errors import AppError
 from app.extensions import csrf, current_settings, db, limiter
 from app.models import SessionKind
 from app.request_context import request_actor
-from app.services import authentication
+from app.services import authentication, identities
+from app.services.sessions import IssuedSession
 from app.services.invitations import ACCEPT_PATH as INVITATION_PATH
 from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_session, set_session_cookie
 
@@ -23,7 +24,7 @@ def _is_local(target: str, path: str) -> bool:
     return not parts.scheme and not parts.netloc and parts.path == path
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only our own authorization endpoint and invitation page are valid places to return to (no open redirect)."""
     if target and (_is_local(target, url_for("oauth.authorize")) or _is_local(target, INVITATION_PATH)):
         return target
@@ -32,15 +33,14 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.get("/login")
 def login_form():
-    return render_template("login.html", next=_safe_next(request.args.get("next")),
-                           email=request.args.get("login_hint", ""))
+    return login_page(safe_next(request.args.get("next")), email=request.args.get("login_hint", ""))
 
 
 @bp.post("/login")
 @limiter.shared_limit(lambda: current_settings().RATELIMIT_LOGIN, scope="login")
 def login():
     csrf.protect()
-    next_url = _safe_next(request.form.get("next"))
+    next_url = safe_next(request.form.get("next"))
     email = request.form.get("email", "")
     previous = current_browser_session()
     try:
@@ -51,9 +51,13 @@ def login():
         db.session.commit()  # the failure counts and audit event are kept
         # A lock's or throttle's Retry-After, as the API sends it (not the API's Bearer challenge: this is a page).
         retry_after = {"Retry-After": err.headers["Retry-After"]} if "Retry-After" in err.headers else None
-        return Response(render_template("login.html", next=next_url, email=email, error=err.message),
-                        status=err.status, headers=retry_after)
+        return login_page(next_url, email=email, error=err.message, status=err.status, headers=retry_after)
     db.session.commit()
+    return signed_in_response(issued, next_url)
+
+
+def signed_in_response(issued: IssuedSession, next_url: str | None) -> Response:
+    """Back to where the sign-in was for (the pending authorization request resumes), with the session cookie."""
     # Only authorization requests read it; an invitation link (it carries a token) stays out of the cookie.
     if next_url and _is_local(next_url, url_for("oauth.authorize")):
         session[FRESH_LOGIN_KEY] = {"session": str(issued.session.id), "request": next_url}
@@ -63,3 +67,11 @@ def login():
         render_template("signed_in.html", user=issued.session.user))
     set_session_cookie(response, issued.token, issued.session)
     return response
+
+
+def login_page(next_url: str | None, *, email: str = "", error: str | None = None, status: int = 200,
+               headers: dict[str, str] | None = None) -> Response:
+    """The sign-in page, with a button per enabled platform identity provider."""
+    return Response(render_template("login.html", next=next_url, email=email, error=error,
+                                    providers=identities.enabled_platform_providers(db.session)),
+                    status=status, headers=headers)

@@ -1,0 +1,86 @@
+"""/api/v1/identity-providers: platform administrators register upstream identity providers."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint
+
+from app.api.context import current_actor, load_body, load_query, require_platform_admin
+from app.api.envelope import created, ok, page
+from app.api.openapi import documented
+from app.extensions import current_settings, db, field_cipher, upstream_fetcher
+from app.federation.discovery import UpstreamChecks
+from app.schemas.identity_providers import (IdentityProviderIn, IdentityProviderListIn, IdentityProviderOut,
+                                            IdentityProviderUpdateIn)
+from app.services import identity_providers
+
+bp = Blueprint("identity_providers", __name__, url_prefix="/api/v1/identity-providers")
+
+_KINDS = ("Kind-specific fields: oidc issuer (its discovery document must name it exactly; fetched on creation "
+          "and when it changes) and discovery_url; microsoft tenant, allowed_tenants, allow_any_tenant, authority; "
+          "github base_url; google hosted_domain. A field of another kind is 422. The client secret is never "
+          "returned; register callback_url as the redirect URI at the provider.")
+
+
+def _out(**kwargs) -> IdentityProviderOut:
+    return IdentityProviderOut(issuer=current_settings().ISSUER, **kwargs)
+
+
+def _upstream() -> UpstreamChecks:
+    return UpstreamChecks(upstream_fetcher())
+
+
+@bp.get("")
+@documented(summary="List identity providers", tag="identity-providers", query=IdentityProviderListIn,
+            response=IdentityProviderOut, many=True, paginated=True, errors=(403,))
+@require_platform_admin
+def list_providers():
+    query = load_query(IdentityProviderListIn())
+    items, total = identity_providers.list_all_providers(db.session, page=query["page"], per_page=query["per_page"])
+    return page(_out(many=True).dump(items), total=total, page=query["page"], per_page=query["per_page"])
+
+
+@bp.post("")
+@documented(summary="Register an upstream identity provider", tag="identity-providers", body=IdentityProviderIn,
+            response=IdentityProviderOut, status=201, errors=(403,), description=_KINDS)
+@require_platform_admin
+def create_provider():
+    data = load_body(IdentityProviderIn())
+    provider = identity_providers.create_provider(db.session, actor=current_actor(), cipher=field_cipher(),
+                                                  upstream=_upstream(), **data)
+    db.session.commit()
+    return created(_out().dump(provider), message="Identity provider created.")
+
+
+@bp.get("/<uuid:provider_id>")
+@documented(summary="One identity provider (never its client secret)", tag="identity-providers",
+            response=IdentityProviderOut, errors=(403, 404))
+@require_platform_admin
+def get_provider(provider_id: uuid.UUID):
+    return ok(_out().dump(identity_providers.require_provider(db.session, provider_id)))
+
+
+@bp.patch("/<uuid:provider_id>")
+@documented(summary="Change some of an identity provider's settings", tag="identity-providers",
+            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404), description=_KINDS)
+@require_platform_admin
+def update_provider(provider_id: uuid.UUID):
+    data = load_body(IdentityProviderUpdateIn())
+    provider = identity_providers.update_provider(
+        db.session, actor=current_actor(), cipher=field_cipher(), upstream=_upstream(),
+        provider=identity_providers.require_provider(db.session, provider_id), **data)
+    db.session.commit()
+    return ok(_out().dump(provider), message="Identity provider updated.")
+
+
+@bp.delete("/<uuid:provider_id>")
+@documented(summary="Delete an identity provider and unlink every identity linked through it",
+            tag="identity-providers", errors=(403, 404, 409),
+            description="Refused with 409 while an account can sign in only through this provider.")
+@require_platform_admin
+def delete_provider(provider_id: uuid.UUID):
+    identity_providers.delete_provider(db.session, actor=current_actor(),
+                                       provider=identity_providers.require_provider(db.session, provider_id))
+    db.session.commit()
+    return ok(message="Identity provider deleted.")

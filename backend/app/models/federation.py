@@ -1,0 +1,163 @@
+"""Upstream identity providers and the external identities linked to local accounts.
+
+Kind-specific settings live in one validated JSON column, `settings`, read through a frozen
+dataclass per kind (`IdentityProvider.kind_settings`). Each kind has its own handful of settings
+(an OIDC issuer, a Microsoft tenant, a GitHub base URL; SAML adds a dozen in Federation II); they are
+read whole with their provider and never queried, so a column per setting would leave most of a wide
+table empty for every row and need a migration per new setting. services.identity_providers is the
+only writer and validates them per kind. Secrets never go in `settings`: each has an encrypted column
+of its own (marked ENCRYPTED, so `flask secrets rotate` finds it).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import ENCRYPTED, Base, UTCDateTime, UUIDPrimaryKey, utcnow
+from app.models.user import User
+
+
+class ProviderKind(enum.StrEnum):
+    GOOGLE = "google"
+    GITHUB = "github"
+    MICROSOFT = "microsoft"
+    OIDC = "oidc"
+
+
+@dataclass(frozen=True)
+class KindSettings:
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> KindSettings:
+        return cls(**{name: values[name] for name in cls.field_names() if name in values})
+
+
+@dataclass(frozen=True)
+class OIDCSettings(KindSettings):
+    issuer: str
+    # Where the discovery document is, when not at {issuer}/.well-known/openid-configuration.
+    discovery_url: str | None = None
+
+
+@dataclass(frozen=True)
+class MicrosoftSettings(KindSettings):
+    # "common", "organizations", "consumers" or a tenant id (a GUID).
+    tenant: str
+    authority: str
+    # Tenant ids whose people may sign in through a multi-tenant ("common", "organizations") provider.
+    allowed_tenants: list[str]
+    allow_any_tenant: bool = False
+
+
+@dataclass(frozen=True)
+class GitHubSettings(KindSettings):
+    # https://github.com, or a GitHub Enterprise Server's base URL.
+    base_url: str
+
+    @property
+    def api_url(self) -> str:
+        """github.com's API has a host of its own; GitHub Enterprise Server serves it under /api/v3."""
+        return "https://api.github.com" if self.base_url == "https://github.com" else f"{self.base_url}/api/v3"
+
+
+@dataclass(frozen=True)
+class GoogleSettings(KindSettings):
+    # The Google Workspace domain whose accounts alone may sign in (checked against the `hd` claim).
+    hosted_domain: str | None = None
+
+
+KIND_SETTINGS: dict[ProviderKind, type[KindSettings]] = {
+    ProviderKind.OIDC: OIDCSettings,
+    ProviderKind.MICROSOFT: MicrosoftSettings,
+    ProviderKind.GITHUB: GitHubSettings,
+    ProviderKind.GOOGLE: GoogleSettings,
+}
+
+
+class IdentityProvider(UUIDPrimaryKey, Base):
+    """An upstream identity provider people sign in with: platform-wide (organization_id None) or
+    an organization's own connection."""
+
+    __tablename__ = "identity_providers"
+    __table_args__ = (Index("ix_identity_providers_organization_id", "organization_id"),)
+
+    kind: Mapped[ProviderKind] = mapped_column(
+        Enum(ProviderKind, name="identity_provider_kind", native_enum=False, length=16,
+             values_callable=lambda e: [m.value for m in e]))
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"))
+    # Shown on the sign-in button.
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Our client registration at the upstream (OAuth 2.0 and OIDC kinds; None for kinds without one).
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    client_secret_ciphertext: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whether an email this provider proved verified may link to a local account with that email.
+    trust_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether a first sign-in without a local account creates one (just in time).
+    allow_signup: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The kind's settings (KIND_SETTINGS); see the module docstring.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def kind_settings(self) -> KindSettings:
+        return KIND_SETTINGS[ProviderKind(self.kind)].from_json(self.settings)
+
+    @property
+    def client_secret_set(self) -> bool:
+        return self.client_secret_ciphertext is not None
+
+    def callback_url(self, issuer: str) -> str:
+        """The redirect URI to register at the upstream (`issuer` is ours): where it sends people back."""
+        return f"{issuer.rstrip('/')}/federation/{self.id}/callback"
+
+
+class ExternalIdentity(UUIDPrimaryKey, Base):
+    """A person at an upstream provider, linked to a local account. Sign-in finds people by
+    (provider, subject) only, never by email."""
+
+    __tablename__ = "external_identities"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "subject"),
+        Index("ix_external_identities_user_id", "user_id"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    provider_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_providers.id", ondelete="CASCADE"))
+    # The provider's stable id of the person (OIDC `sub`, Microsoft tid+oid, GitHub's numeric id, a SAML
+    # NameID: SAML Core §8.3.7 allows 256 characters).
+    subject: Mapped[str] = mapped_column(String(512))
+    # The email the provider asserted when the identity was linked, for the person's own records.
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    provider: Mapped[IdentityProvider] = relationship()
+
+
+class FederationState(UUIDPrimaryKey, Base):
+    """A sign-in sent to an upstream provider and not yet back: its `state` parameter, hashed (SHA-256),
+    so that each comes back at most once and within its lifetime. The browser keeps the clear value,
+    the nonce and the PKCE verifier in its signed session: a state is good only in the browser it was
+    made for."""
+
+    __tablename__ = "federation_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_providers.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
