@@ -14,13 +14,13 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
 from app.models import ProviderKind
-from app.schemas.common import PageIn
+from app.schemas.common import NOT_BLANK, PageIn, full_match
 
 MAX_URL_LENGTH = 2048
 MAX_SCOPES = 50
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE)
+DOMAIN = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 
 
 def _whole(pattern: re.Pattern[str], message: str) -> Callable[[str], None]:
@@ -40,7 +40,7 @@ def _url(description: str, **kwargs: Any) -> fields.String:
 
 def _name(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=200),
-                         metadata={"description": "Shown on the sign-in button."}, **kwargs)
+                         metadata={**NOT_BLANK, "description": "Shown on the sign-in button."}, **kwargs)
 
 
 def _client_id(**kwargs: Any) -> fields.String:
@@ -64,7 +64,8 @@ class _ProviderFields(Schema):
     enabled = fields.Boolean(metadata={"description": "Default true."})
     client_id = _client_id()
     client_secret = _client_secret()
-    scopes = fields.List(fields.String(validate=_whole(SCOPE_TOKEN, "Not a scope token (RFC 6749 §3.3).")),
+    scopes = fields.List(fields.String(validate=_whole(SCOPE_TOKEN, "Not a scope token (RFC 6749 §3.3)."),
+                                       metadata={"pattern": full_match(SCOPE_TOKEN)}),
                          validate=validate.Length(max=MAX_SCOPES),
                          metadata={"description": "Scopes asked of the provider. Default: openid email profile; "
                                                   "github: read:user user:email. OpenID kinds must include openid.",
@@ -89,7 +90,7 @@ class _ProviderFields(Schema):
     base_url = _url("github: default https://github.com; a GitHub Enterprise Server's URL otherwise.")
     hosted_domain = fields.String(
         allow_none=True, validate=[validate.Length(max=253), _whole(DOMAIN, "Not a domain name.")], metadata={
-        "description": "google, optional: the Google Workspace domain whose accounts alone may sign in (hd claim)."})
+        "pattern": full_match(DOMAIN), "description": "google, optional: the Google Workspace domain whose accounts alone may sign in (hd claim)."})
 
 
 class IdentityProviderIn(_ProviderFields):

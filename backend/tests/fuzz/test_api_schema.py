@@ -48,6 +48,9 @@ CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.status_cod
 # schema allows is accepted only when every field it names is listed here for the operation.
 PASSWORD_RULE = {"password", "new_password"}  # at most 72 bytes in UTF-8, and not a common password
 CLIENT_RULES = {"grant_types", "redirect_uris", "scopes", "jwks", "token_endpoint_auth_method"}  # between fields
+# A provider's settings depend on its kind (the operations' descriptions say which).
+PROVIDER_RULES = {"issuer", "discovery_url", "tenant", "allowed_tenants", "allow_any_tenant", "authority", "base_url",
+                  "hosted_domain", "scopes", "client_id", "client_secret"}
 ROLE_REFERENCE = {"role"}  # must name a role that exists in the organization
 RULES_IN_WORDS = {
     "POST /api/v1/auth/register": PASSWORD_RULE,
@@ -57,6 +60,8 @@ RULES_IN_WORDS = {
     "PATCH /api/v1/clients/{client_id}": CLIENT_RULES,
     "POST /api/v1/organizations/{org_id}/clients": CLIENT_RULES,
     "PATCH /api/v1/organizations/{org_id}/clients/{client_id}": CLIENT_RULES,
+    "POST /api/v1/identity-providers": PROVIDER_RULES,
+    "PATCH /api/v1/identity-providers/{provider_id}": PROVIDER_RULES,
     "POST /api/v1/organizations/{org_id}/members": ROLE_REFERENCE,
     "PATCH /api/v1/organizations/{org_id}/members/{user_id}/role": ROLE_REFERENCE,
     "POST /api/v1/organizations/{org_id}/invitations": ROLE_REFERENCE,
