@@ -210,11 +210,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.web import federation as federation_pages
     from app.web import invitations as invitation_pages
     from app.web import pages
+    from app.web import saml as saml_pages
 
     envelope.register_error_handlers(app)
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
-                   invitations, identity_providers, endpoints, pages, invitation_pages, federation_pages):
+                   invitations, identity_providers, endpoints, pages, invitation_pages, federation_pages,
+                   saml_pages):
         app.register_blueprint(module.bp)
 
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import errors
 from app.config import Settings
-from app.models import ExternalIdentity, FederationState, IdentityProvider, SessionKind, User
+from app.models import ExternalIdentity, FederationState, IdentityProvider, SAMLAssertionUse, SessionKind, User
 from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit, authentication, sessions, users
@@ -130,6 +131,61 @@ def consume_state(db: Session, *, provider: IdentityProvider, returned: str | No
     if deleted.rowcount != 1:
         raise errors.FederationFailed("state_expired", "This sign-in took too long or was already completed. "
                                                        "Please try again.")
+
+
+@dataclass(frozen=True)
+class PendingSAMLRequest:
+    """An AuthnRequest sent to a SAML IdP and not yet answered, as its RelayState finds it."""
+
+    request_id: str
+    next_url: str | None
+
+
+def remember_saml_request(db: Session, *, provider: IdentityProvider, relay_state: str, request_id: str,
+                          next_url: str | None, now: datetime | None = None) -> None:
+    """Keep the AuthnRequest's ID and where to go next under the RelayState (a random key, stored hashed),
+    for STATE_LIFETIME. Server-side: the IdP's answer is a cross-site POST, which carries no Lax cookie."""
+    now = now or utcnow()
+    db.execute(delete(FederationState).where(FederationState.expires_at <= now)
+               .execution_options(synchronize_session=False))
+    db.add(FederationState(state_hash=hash_token(relay_state), provider_id=provider.id, created_at=now,
+                           expires_at=now + STATE_LIFETIME, saml_request_id=request_id, next_url=next_url))
+
+
+def consume_saml_request(db: Session, *, provider: IdentityProvider, relay_state: str,
+                         now: datetime | None = None) -> PendingSAMLRequest:
+    """The pending AuthnRequest of this RelayState, removed: each is answered at most once.
+
+    Raises:
+        FederationFailed: no such request for this provider, or it expired.
+    """
+    now = now or utcnow()
+    pending = db.scalar(select(FederationState).where(
+        FederationState.state_hash == hash_token(relay_state), FederationState.provider_id == provider.id,
+        FederationState.saml_request_id.is_not(None)))
+    if pending is None or pending.expires_at <= now:
+        raise errors.FederationFailed("state_expired", "This sign-in took too long or was already completed. "
+                                                       "Please try again.")
+    db.delete(pending)
+    return PendingSAMLRequest(request_id=pending.saml_request_id or "", next_url=pending.next_url)
+
+
+def accept_assertion_once(db: Session, *, provider: IdentityProvider, assertion_id: str, expires_at: datetime,
+                          now: datetime | None = None) -> None:
+    """Record a SAML assertion's ID until it expires; one already recorded is a replay (SAML Profiles
+    §4.1.4.5). The unique constraint decides between two instances racing with the same assertion.
+
+    Raises:
+        FederationFailed: the assertion was used before.
+    """
+    now = now or utcnow()
+    db.execute(delete(SAMLAssertionUse).where(SAMLAssertionUse.expires_at <= now)
+               .execution_options(synchronize_session=False))
+    try:
+        with db.begin_nested():
+            db.add(SAMLAssertionUse(provider_id=provider.id, assertion_id=assertion_id, expires_at=expires_at))
+    except IntegrityError:
+        raise errors.FederationFailed("saml_replayed", "This sign-in response was already used.") from None
 
 
 def _session_through(db: Session, *, actor: Actor, user: User, provider: IdentityProvider,
