@@ -14,5 +14,5 @@ from app.models.user import User, UserStatus
 
 __all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
            "IdentityProvider", "Invitation", "InvitationStatus", "LoginThrottle", "Membership", "OAuthClient",
-           "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SAMLAssertionUse", "SessionEndReason", "SessionKind",
-           "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]
+           "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SAMLAssertionUse",
+           "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]
