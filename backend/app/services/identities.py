@@ -28,8 +28,9 @@ from app import errors
 from app.config import Settings
 from app.models import ExternalIdentity, FederationState, IdentityProvider, SAMLAssertionUse, SessionKind, User
 from app.models.base import utcnow
+from app.models.federation import SAMLSettings
 from app.security.tokens import hash_token, new_token
-from app.services import audit, authentication, sessions, users
+from app.services import audit, authentication, memberships, sessions, users
 from app.services.actor import Actor
 
 # The state of a sign-in sent upstream is good for this long (and once).
@@ -83,14 +84,21 @@ def enabled_platform_providers(db: Session) -> list[IdentityProvider]:
         .order_by(IdentityProvider.name)))
 
 
-def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) -> IdentityProvider | None:
-    """The enabled platform provider with this id (as it came in a URL, perhaps not a UUID), or None."""
+def enabled_provider(db: Session, provider_id: str | uuid.UUID | None) -> IdentityProvider | None:
+    """The enabled provider with this id (as it came in a URL, perhaps not a UUID), platform-wide or an
+    organization's own connection, or None."""
     try:
         key = provider_id if isinstance(provider_id, uuid.UUID) else uuid.UUID(str(provider_id))
     except ValueError:
         return None
     provider = db.get(IdentityProvider, key)
-    return provider if provider is not None and provider.enabled and provider.organization_id is None else None
+    return provider if provider is not None and provider.enabled else None
+
+
+def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) -> IdentityProvider | None:
+    """The enabled platform provider with this id (as it came in a URL, perhaps not a UUID), or None."""
+    provider = enabled_provider(db, provider_id)
+    return provider if provider is not None and provider.organization_id is None else None
 
 
 def record_failure(db: Session, *, actor: Actor, provider: IdentityProvider | None, reason: str) -> None:
@@ -223,13 +231,28 @@ def may_link_automatically(provider: IdentityProvider, identity: VerifiedIdentit
 
 def complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, identity: VerifiedIdentity,
                      settings: Settings, previous_session_id: uuid.UUID | None = None,
-                     now: datetime | None = None) -> SignInOutcome:
-    """Sign in the person the upstream vouched for (see the module docstring for the rules).
+                     now: datetime | None = None, groups: list[str] | None = None) -> SignInOutcome:
+    """Sign in the person the upstream vouched for (see the module docstring for the rules); through an
+    organization's SAML connection, also give them their membership (memberships.sync_sso_membership,
+    with the IdP's `groups`).
 
     Raises:
         FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email).
     """
-    now = now or utcnow()
+    outcome = _complete_sign_in(db, actor=actor, provider=provider, identity=identity, settings=settings,
+                                previous_session_id=previous_session_id, now=now or utcnow())
+    connection = provider.kind_settings
+    if outcome.issued is not None and provider.organization_id is not None and isinstance(connection, SAMLSettings):
+        memberships.sync_sso_membership(
+            db, actor=actor, provider_id=provider.id, organization_id=provider.organization_id,
+            user=outcome.issued.session.user, default_role=connection.default_role,
+            group_role_map=connection.group_role_map or {}, jit_membership=connection.jit_membership,
+            groups=groups or [])
+    return outcome
+
+
+def _complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, identity: VerifiedIdentity,
+                      settings: Settings, previous_session_id: uuid.UUID | None, now: datetime) -> SignInOutcome:
     linked = db.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == provider.id,
                                                       ExternalIdentity.subject == identity.subject))
     if linked is not None:
@@ -273,7 +296,7 @@ def link_with_password(db: Session, *, actor: Actor, pending: PendingLink, passw
         InvalidCredentials, AccountLocked, AccountSuspended: as authentication.login.
     """
     now = now or utcnow()
-    provider = enabled_platform_provider(db, pending.provider_id)
+    provider = enabled_provider(db, pending.provider_id)
     user = db.get(User, pending.user_id)
     if pending.expires_at <= now or provider is None or user is None:
         raise errors.FederationFailed("link_expired", "This link request expired. Please sign in again.")

@@ -50,7 +50,7 @@ def _failed(provider: IdentityProvider | None, error: errors.FederationFailed, n
 @bp.get("/federation/<provider_id>/start")
 def start(provider_id: str):
     next_url = safe_next(request.args.get("next"))
-    provider = identities.enabled_platform_provider(db.session, provider_id)
+    provider = identities.enabled_provider(db.session, provider_id)
     if provider is None:
         return login_page(next_url, error="This sign-in option is not available.", status=404)
     if provider.kind == ProviderKind.SAML:
@@ -86,7 +86,7 @@ def callback(provider_id: str):
     if not isinstance(pending, dict) or pending.get("provider") != provider_id:
         pending = {}
     next_url = safe_next(pending.get("next"))
-    provider = identities.enabled_platform_provider(db.session, provider_id)
+    provider = identities.enabled_provider(db.session, provider_id)
     if provider is None:
         return login_page(next_url, error="This sign-in option is not available.", status=404)
     browser = current_browser_session()

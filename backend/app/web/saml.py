@@ -20,7 +20,7 @@ bp = Blueprint("saml", __name__)
 
 
 def _enabled_connection(provider_id: str) -> IdentityProvider | None:
-    provider = identities.enabled_platform_provider(db.session, provider_id)
+    provider = identities.enabled_provider(db.session, provider_id)
     return provider if provider is not None and provider.kind == ProviderKind.SAML else None
 
 
@@ -59,7 +59,8 @@ def acs(provider_id: str):
         identities.accept_assertion_once(db.session, provider=provider, assertion_id=assertion.assertion_id,
                                          expires_at=assertion.expires_at, now=now)
         outcome = identities.complete_sign_in(db.session, actor=request_actor(), provider=provider,
-                                              identity=assertion.identity, settings=current_settings(), now=now)
+                                              identity=assertion.identity, settings=current_settings(), now=now,
+                                              groups=assertion.groups)
     except errors.FederationFailed as error:
         return _failed(provider, error, safe_next(pending.next_url) if pending else None)
     db.session.commit()

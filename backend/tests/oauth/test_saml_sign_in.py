@@ -18,8 +18,9 @@ from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from sqlalchemy import func, select
 
 from app.extensions import field_cipher
-from app.models import ExternalIdentity, IdentityProvider, SAMLAssertionUse, User, UserSession
+from app.models import ExternalIdentity, IdentityProvider, Membership, SAMLAssertionUse, User, UserSession
 from app.services.identity_providers import DEFAULT_SAML_SETTINGS, new_sp_key_pair
+from tests import factories
 from tests.oauth.helpers import Redirect, audit_events, authorization_params, is_consent_page, make_pkce, \
     parse_page, query_of, verify_jwt
 from tests.saml_idp import TRANSIENT, TestIdP, key_and_certificate
@@ -34,7 +35,7 @@ def idp() -> TestIdP:
 
 @pytest.fixture
 def make_connection(app, db_session, idp) -> Callable[..., IdentityProvider]:
-    def create(**settings: Any) -> IdentityProvider:
+    def create(organization_id: Any = None, **settings: Any) -> IdentityProvider:
         private_key, certificate = new_sp_key_pair("test SP")
         with app.app_context():
             ciphertext = field_cipher().encrypt(private_key)
@@ -42,7 +43,8 @@ def make_connection(app, db_session, idp) -> Callable[..., IdentityProvider]:
                                           "idp_certificates": [idp.certificate_pem],
                                           "sp_certificate": certificate} | settings
         provider = IdentityProvider(kind="saml", name="Corp SAML", scopes=[], trust_email=False, allow_signup=True,
-                                    settings=values, sp_private_key_ciphertext=ciphertext)
+                                    settings=values, sp_private_key_ciphertext=ciphertext,
+                                    organization_id=organization_id)
         db_session.add(provider)
         db_session.commit()
         return provider
@@ -330,3 +332,79 @@ def test_acs_refuses_an_unsolicited_response_claiming_to_answer_a_request(make_c
     via = SAMLRoundTrip(browser, make_connection(allow_idp_initiated=True), idp, settings.ISSUER)
     response = via.answer({"request_id": "_made_up", "RelayState": ""})
     assert_refused(response, db_session, reason_prefix="saml_")
+
+
+# --- just-in-time membership through an organization's own connection ----------------------------------
+
+@pytest.fixture
+def acme(db_session):
+    owner = factories.UserFactory(email="owner@acme.example")
+    organization = factories.create_organization(db_session, owner=owner, slug="acme")
+    factories.create_role(db_session, organization, "engineer", ["members:read", "clients:read", "audit:read"])
+    return organization
+
+
+def org_trip(make_connection, browser, settings, idp, organization, **connection: Any) -> SAMLRoundTrip:
+    return SAMLRoundTrip(browser, make_connection(organization_id=organization.id, **connection), idp,
+                         settings.ISSUER)
+
+
+def membership_role(db_session, organization, email: str) -> str | None:
+    db_session.expire_all()
+    user = db_session.scalar(select(User).where(User.email == email))
+    membership = db_session.scalar(select(Membership).where(Membership.organization_id == organization.id,
+                                                            Membership.user_id == user.id))
+    return membership.role.name if membership else None
+
+
+def test_first_sign_in_adds_the_membership_with_the_default_role(make_connection, browser, settings, idp, acme,
+                                                                  db_session):
+    via = org_trip(make_connection, browser, settings, idp, acme)
+    assert via.answer(via.start()).status_code == 200
+    assert membership_role(db_session, acme, "pat@corp.example") == "member"
+    event = audit_events(db_session, "membership.added")[-1]
+    assert event.details == {"role": "member", "via": "sso", "provider_id": str(via.provider.id)}
+
+
+def test_the_highest_mapped_group_role_wins(make_connection, browser, settings, idp, acme, db_session):
+    via = org_trip(make_connection, browser, settings, idp, acme,
+                   group_role_map={"Staff": "member", "Engineering": "engineer", "Unknown": "ghost"})
+    response = via.answer(via.start(), attributes={"email": ["pat@corp.example"],
+                                                   "groups": ["Staff", "Engineering", "Unknown"]})
+    assert response.status_code == 200
+    assert membership_role(db_session, acme, "pat@corp.example") == "engineer"
+
+
+def test_every_sign_in_syncs_the_role_from_the_groups_and_audits_it(make_connection, browser, settings, idp, acme,
+                                                                    db_session):
+    via = org_trip(make_connection, browser, settings, idp, acme, group_role_map={"Engineering": "engineer"})
+    assert via.answer(via.start()).status_code == 200
+    assert membership_role(db_session, acme, "pat@corp.example") == "member"
+    again = via.answer(via.start(), attributes={"email": ["pat@corp.example"], "groups": ["Engineering"]})
+    assert again.status_code == 200
+    assert membership_role(db_session, acme, "pat@corp.example") == "engineer"
+    event = audit_events(db_session, "membership.role_synced")[-1]
+    assert event.details == {"old_role": "member", "new_role": "engineer", "provider_id": str(via.provider.id)}
+
+
+def test_a_sign_in_never_changes_an_owners_role(make_connection, browser, settings, idp, acme, db_session):
+    via = org_trip(make_connection, browser, settings, idp, acme, group_role_map={"Engineering": "engineer"})
+    owner = db_session.scalar(select(User).where(User.email == "owner@acme.example"))
+    db_session.add(ExternalIdentity(user_id=owner.id, provider_id=via.provider.id, subject="corp-owner"))
+    db_session.commit()
+    response = via.answer(via.start(), subject="corp-owner",
+                          attributes={"email": ["owner@acme.example"], "groups": ["Engineering"]})
+    assert response.status_code == 200
+    assert membership_role(db_session, acme, "owner@acme.example") == "owner"
+    assert audit_events(db_session, "membership.role_synced") == []
+
+
+def test_without_jit_membership_nobody_is_added(make_connection, browser, settings, idp, acme, db_session):
+    via = org_trip(make_connection, browser, settings, idp, acme, jit_membership=False)
+    assert via.answer(via.start()).status_code == 200
+    assert membership_role(db_session, acme, "pat@corp.example") is None
+
+
+def test_an_organizations_connection_is_not_offered_on_the_platform_sign_in_page(make_connection, browser, acme):
+    connection = make_connection(organization_id=acme.id)
+    assert f"/federation/{connection.id}/start" not in browser.login_page().get_data(as_text=True)
