@@ -12,7 +12,7 @@ export FLASK_APP := app:create_app
 $(VENV)/.installed: backend/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e "backend[dev]"
+	$(BIN)/pip install --quiet --only-binary=xmlsec,lxml -e "backend[dev]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -204,17 +204,19 @@ def _drop_queued_mail(session: Session) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api import auth, clients, envelope, health, organization_audit, organization_clients, users
-    from app.api import identity_providers, invitations, organizations
+    from app.api import identity_providers, invitations, organization_connections, organizations
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
     from app.web import federation as federation_pages
     from app.web import invitations as invitation_pages
     from app.web import pages
+    from app.web import saml as saml_pages
 
     envelope.register_error_handlers(app)
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
-                   invitations, identity_providers, endpoints, pages, invitation_pages, federation_pages):
+                   invitations, identity_providers, organization_connections, endpoints, pages, invitation_pages,
+                   federation_pages, saml_pages):
         app.register_blueprint(module.bp)
 
 

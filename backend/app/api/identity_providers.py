@@ -17,17 +17,21 @@ from app.services import identity_providers
 
 bp = Blueprint("identity_providers", __name__, url_prefix="/api/v1/identity-providers")
 
-_KINDS = ("Kind-specific fields: oidc issuer (its discovery document must name it exactly; fetched on creation "
-          "and when it changes) and discovery_url; microsoft tenant, allowed_tenants, allow_any_tenant, authority; "
-          "github base_url; google hosted_domain. A field of another kind is 422. The client secret is never "
-          "returned; register callback_url as the redirect URI at the provider.")
+KINDS_DESCRIPTION = (
+    "Kind-specific fields: oidc issuer (its discovery document must name it exactly; fetched on creation "
+    "and when it changes) and discovery_url; microsoft tenant, allowed_tenants, allow_any_tenant, authority; "
+    "github base_url; google hosted_domain; saml idp_entity_id, idp_sso_url, idp_certificates, idp_slo_url, "
+    "attribute_mapping, name_id_format, default_role, group_role_map, jit_membership, allow_idp_initiated "
+    "(no client id, secret or scopes; the response adds sp_entity_id, metadata_url, acs_url, "
+    "sp_certificate). A field of another kind is 422. The client secret is never "
+    "returned; register callback_url as the redirect URI at the provider.")
 
 
-def _out(**kwargs) -> IdentityProviderOut:
+def provider_out(**kwargs) -> IdentityProviderOut:
     return IdentityProviderOut(issuer=current_settings().ISSUER, **kwargs)
 
 
-def _upstream() -> UpstreamChecks:
+def upstream_checks() -> UpstreamChecks:
     return UpstreamChecks(upstream_fetcher())
 
 
@@ -38,19 +42,19 @@ def _upstream() -> UpstreamChecks:
 def list_providers():
     query = load_query(IdentityProviderListIn())
     items, total = identity_providers.list_all_providers(db.session, page=query["page"], per_page=query["per_page"])
-    return page(_out(many=True).dump(items), total=total, page=query["page"], per_page=query["per_page"])
+    return page(provider_out(many=True).dump(items), total=total, page=query["page"], per_page=query["per_page"])
 
 
 @bp.post("")
 @documented(summary="Register an upstream identity provider", tag="identity-providers", body=IdentityProviderIn,
-            response=IdentityProviderOut, status=201, errors=(403,), description=_KINDS)
+            response=IdentityProviderOut, status=201, errors=(403,), description=KINDS_DESCRIPTION)
 @require_platform_admin
 def create_provider():
     data = load_body(IdentityProviderIn())
     provider = identity_providers.create_provider(db.session, actor=current_actor(), cipher=field_cipher(),
-                                                  upstream=_upstream(), **data)
+                                                  upstream=upstream_checks(), **data)
     db.session.commit()
-    return created(_out().dump(provider), message="Identity provider created.")
+    return created(provider_out().dump(provider), message="Identity provider created.")
 
 
 @bp.get("/<uuid:provider_id>")
@@ -58,20 +62,21 @@ def create_provider():
             response=IdentityProviderOut, errors=(403, 404))
 @require_platform_admin
 def get_provider(provider_id: uuid.UUID):
-    return ok(_out().dump(identity_providers.require_provider(db.session, provider_id)))
+    return ok(provider_out().dump(identity_providers.require_provider(db.session, provider_id)))
 
 
 @bp.patch("/<uuid:provider_id>")
 @documented(summary="Change some of an identity provider's settings", tag="identity-providers",
-            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404), description=_KINDS)
+            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404),
+            description=KINDS_DESCRIPTION)
 @require_platform_admin
 def update_provider(provider_id: uuid.UUID):
     data = load_body(IdentityProviderUpdateIn())
     provider = identity_providers.update_provider(
-        db.session, actor=current_actor(), cipher=field_cipher(), upstream=_upstream(),
+        db.session, actor=current_actor(), cipher=field_cipher(), upstream=upstream_checks(),
         provider=identity_providers.require_provider(db.session, provider_id), **data)
     db.session.commit()
-    return ok(_out().dump(provider), message="Identity provider updated.")
+    return ok(provider_out().dump(provider), message="Identity provider updated.")
 
 
 @bp.delete("/<uuid:provider_id>")

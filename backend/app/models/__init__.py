@@ -4,7 +4,8 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient, TokenEndpointAuthMethod
 from app.models.consent import Consent
-from app.models.federation import ExternalIdentity, FederationState, IdentityProvider, ProviderKind
+from app.models.federation import (ExternalIdentity, FederationState, IdentityProvider, ProviderKind,
+                                   SAMLAssertionUse)
 from app.models.login_throttle import LoginThrottle
 from app.models.organization import Invitation, InvitationStatus, Membership, Organization, Role
 from app.models.session import SessionEndReason, SessionKind, UserSession
@@ -13,5 +14,5 @@ from app.models.user import User, UserStatus
 
 __all__ = ["AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
            "IdentityProvider", "Invitation", "InvitationStatus", "LoginThrottle", "Membership", "OAuthClient",
-           "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SessionEndReason", "SessionKind",
-           "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]
+           "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SAMLAssertionUse",
+           "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]

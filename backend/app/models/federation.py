@@ -29,6 +29,7 @@ class ProviderKind(enum.StrEnum):
     GITHUB = "github"
     MICROSOFT = "microsoft"
     OIDC = "oidc"
+    SAML = "saml"
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,30 @@ class GoogleSettings(KindSettings):
     hosted_domain: str | None = None
 
 
+@dataclass(frozen=True)
+class SAMLSettings(KindSettings):
+    """A SAML 2.0 IdP (field names are the API's) and our service provider's public certificate for it."""
+
+    idp_entity_id: str
+    idp_sso_url: str
+    idp_certificates: list[str]
+    sp_certificate: str
+    idp_slo_url: str | None = None
+    # SAML attribute name to read for each of email, name, given_name, family_name, groups.
+    attribute_mapping: dict[str, str] | None = None
+    name_id_format: str | None = None
+    default_role: str = "member"
+    group_role_map: dict[str, str] | None = None
+    jit_membership: bool = True
+    allow_idp_initiated: bool = False
+
+
 KIND_SETTINGS: dict[ProviderKind, type[KindSettings]] = {
     ProviderKind.OIDC: OIDCSettings,
     ProviderKind.MICROSOFT: MicrosoftSettings,
     ProviderKind.GITHUB: GitHubSettings,
     ProviderKind.GOOGLE: GoogleSettings,
+    ProviderKind.SAML: SAMLSettings,
 }
 
 
@@ -102,6 +122,8 @@ class IdentityProvider(UUIDPrimaryKey, Base):
     # Our client registration at the upstream (OAuth 2.0 and OIDC kinds; None for kinds without one).
     client_id: Mapped[str | None] = mapped_column(String(255))
     client_secret_ciphertext: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
+    # saml: our service provider's private key for this connection (PEM), which signs AuthnRequests.
+    sp_private_key_ciphertext: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Whether an email this provider proved verified may link to a local account with that email.
     trust_email: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -123,6 +145,11 @@ class IdentityProvider(UUIDPrimaryKey, Base):
     def callback_url(self, issuer: str) -> str:
         """The redirect URI to register at the upstream (`issuer` is ours): where it sends people back."""
         return f"{issuer.rstrip('/')}/federation/{self.id}/callback"
+
+    def saml_url(self, issuer: str, endpoint: str) -> str:
+        """Our SAML endpoint `endpoint` (metadata, acs, sls) for this connection; the metadata URL is also
+        our entity id."""
+        return f"{issuer.rstrip('/')}/saml/{self.id}/{endpoint}"
 
 
 class ExternalIdentity(UUIDPrimaryKey, Base):
@@ -160,4 +187,21 @@ class FederationState(UUIDPrimaryKey, Base):
     state_hash: Mapped[str] = mapped_column(String(64), unique=True)
     provider_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_providers.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # saml: the state is the RelayState and the answer is a cross-site POST, which carries no Lax cookie,
+    # so the AuthnRequest's ID (the InResponseTo it must come back with) and where to go next stay here.
+    saml_request_id: Mapped[str | None] = mapped_column(String(64))
+    next_url: Mapped[str | None] = mapped_column(String(2048))
+
+
+class SAMLAssertionUse(UUIDPrimaryKey, Base):
+    """An assertion ID accepted once, kept until the assertion expires: a replayed one is refused
+    (SAML Profiles §4.1.4.5). The database is the cache every instance shares."""
+
+    __tablename__ = "saml_assertion_uses"
+    __table_args__ = (UniqueConstraint("provider_id", "assertion_id"),)
+
+    provider_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("identity_providers.id", ondelete="CASCADE"))
+    # SAML Core §1.3.4: an xs:ID; python3-saml's own ids are 43 characters.
+    assertion_id: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

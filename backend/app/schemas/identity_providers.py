@@ -30,7 +30,10 @@ def _whole(pattern: re.Pattern[str], message: str) -> Callable[[str], None]:
             raise ValidationError(message)
     return check
 KIND_FIELD_NAMES = ("issuer", "discovery_url", "tenant", "allowed_tenants", "allow_any_tenant", "authority",
-                    "base_url", "hosted_domain")
+                    "base_url", "hosted_domain", "idp_entity_id", "idp_sso_url", "idp_slo_url", "idp_certificates",
+                    "attribute_mapping", "name_id_format", "default_role", "group_role_map", "jit_membership",
+                    "allow_idp_initiated", "sp_certificate")
+MAX_CERTIFICATE_LENGTH = 16384
 
 
 def _url(description: str, **kwargs: Any) -> fields.String:
@@ -92,14 +95,36 @@ class _ProviderFields(Schema):
         allow_none=True, validate=[validate.Length(max=253), _whole(DOMAIN, "Not a domain name.")], metadata={
         "pattern": full_match(DOMAIN), "description": "google, optional: the Google Workspace domain whose accounts alone may sign in (hd claim)."})
 
+    idp_entity_id = fields.String(validate=validate.Length(min=1, max=1024), metadata={
+        "description": "saml: the IdP's entity id (its Issuer)."})
+    idp_sso_url = _url("saml: the IdP's single sign-on URL (HTTP-Redirect binding).")
+    idp_slo_url = _url("saml, optional: the IdP's single logout URL.", allow_none=True)
+    idp_certificates = fields.List(fields.String(validate=validate.Length(min=1, max=MAX_CERTIFICATE_LENGTH)),
+                                   validate=validate.Length(min=1, max=5), metadata={
+        "description": "saml: the IdP's signing certificates, PEM; several during a rollover. Responses are "
+                       "checked against these only."})
+    attribute_mapping = fields.Dict(keys=fields.String(validate=validate.OneOf(
+        ["email", "name", "given_name", "family_name", "groups"])),
+        values=fields.String(validate=validate.Length(min=1, max=1024)), metadata={
+        "description": "saml: the attribute name to read for email, name, given_name, family_name and groups. "
+                       "Unset keys try Okta's, Entra ID's and Google Workspace's usual names."})
+    name_id_format = fields.String(allow_none=True, validate=validate.Length(min=1, max=256), metadata={
+        "description": "saml, optional: the NameID format to ask for (persistent is best; transient is refused)."})
+    default_role = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "saml: the organization role of a member added just in time. Default member; never owner."})
+    group_role_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=256)),
+                                 values=fields.String(validate=validate.Length(min=1, max=64)), metadata={
+        "description": "saml: IdP group name -> organization role (never owner)."})
+    jit_membership = fields.Boolean(metadata={"description": "saml: default true."})
+    allow_idp_initiated = fields.Boolean(metadata={
+        "description": "saml: default false. Whether unsolicited (IdP-initiated) responses are accepted."})
+
 
 class IdentityProviderIn(_ProviderFields):
     """Register an upstream identity provider (platform-wide)."""
 
     kind = fields.String(required=True, validate=validate.OneOf([k.value for k in ProviderKind]))
     name = _name(required=True)
-    client_id = _client_id(required=True)
-    client_secret = _client_secret(required=True)
 
 
 class IdentityProviderUpdateIn(_ProviderFields):
@@ -134,6 +159,21 @@ class IdentityProviderOut(Schema):
     authority = fields.String()
     base_url = fields.String()
     hosted_domain = fields.String(allow_none=True)
+    idp_entity_id = fields.String()
+    idp_sso_url = fields.String()
+    idp_slo_url = fields.String(allow_none=True)
+    idp_certificates = fields.List(fields.String())
+    attribute_mapping = fields.Dict(keys=fields.String(), values=fields.String())
+    name_id_format = fields.String(allow_none=True)
+    default_role = fields.String()
+    group_role_map = fields.Dict(keys=fields.String(), values=fields.String())
+    jit_membership = fields.Boolean()
+    allow_idp_initiated = fields.Boolean()
+    sp_certificate = fields.String(metadata={"description": "saml: our signing certificate for this connection."})
+    sp_entity_id = fields.Method("_sp_entity_id", metadata={
+        "description": "saml: our entity id, {ISSUER}/saml/{id}/metadata (also where our metadata is)."})
+    metadata_url = fields.Method("_sp_entity_id", metadata={"description": "saml: our SP metadata."})
+    acs_url = fields.Method("_acs_url", metadata={"description": "saml: our ACS, {ISSUER}/saml/{id}/acs."})
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 
@@ -146,6 +186,17 @@ class IdentityProviderOut(Schema):
         if self.issuer_url is None:
             raise ValueError("IdentityProviderOut(issuer=...) is needed to dump callback_url")
         return provider.callback_url(self.issuer_url)
+
+    def _sp_entity_id(self, provider: Any) -> Any:
+        return provider.saml_url(self._issuer(), "metadata") if provider.kind == ProviderKind.SAML else missing
+
+    def _acs_url(self, provider: Any) -> Any:
+        return provider.saml_url(self._issuer(), "acs") if provider.kind == ProviderKind.SAML else missing
+
+    def _issuer(self) -> str:
+        if self.issuer_url is None:
+            raise ValueError("IdentityProviderOut(issuer=...) is needed to dump the SAML URLs")
+        return self.issuer_url
 
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
         # A kind's settings come from its JSON column; another kind's are left out of the output.

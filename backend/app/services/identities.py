@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import errors
 from app.config import Settings
-from app.models import ExternalIdentity, FederationState, IdentityProvider, SessionKind, User
+from app.models import ExternalIdentity, FederationState, IdentityProvider, SAMLAssertionUse, SessionKind, User
 from app.models.base import utcnow
+from app.models.federation import SAMLSettings
 from app.security.tokens import hash_token, new_token
-from app.services import audit, authentication, sessions, users
+from app.services import audit, authentication, memberships, sessions, users
 from app.services.actor import Actor
 
 # The state of a sign-in sent upstream is good for this long (and once).
@@ -82,14 +84,21 @@ def enabled_platform_providers(db: Session) -> list[IdentityProvider]:
         .order_by(IdentityProvider.name)))
 
 
-def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) -> IdentityProvider | None:
-    """The enabled platform provider with this id (as it came in a URL, perhaps not a UUID), or None."""
+def enabled_provider(db: Session, provider_id: str | uuid.UUID | None) -> IdentityProvider | None:
+    """The enabled provider with this id (as it came in a URL, perhaps not a UUID), platform-wide or an
+    organization's own connection, or None."""
     try:
         key = provider_id if isinstance(provider_id, uuid.UUID) else uuid.UUID(str(provider_id))
     except ValueError:
         return None
     provider = db.get(IdentityProvider, key)
-    return provider if provider is not None and provider.enabled and provider.organization_id is None else None
+    return provider if provider is not None and provider.enabled else None
+
+
+def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) -> IdentityProvider | None:
+    """The enabled platform provider with this id (as it came in a URL, perhaps not a UUID), or None."""
+    provider = enabled_provider(db, provider_id)
+    return provider if provider is not None and provider.organization_id is None else None
 
 
 def record_failure(db: Session, *, actor: Actor, provider: IdentityProvider | None, reason: str) -> None:
@@ -132,6 +141,61 @@ def consume_state(db: Session, *, provider: IdentityProvider, returned: str | No
                                                        "Please try again.")
 
 
+@dataclass(frozen=True)
+class PendingSAMLRequest:
+    """An AuthnRequest sent to a SAML IdP and not yet answered, as its RelayState finds it."""
+
+    request_id: str
+    next_url: str | None
+
+
+def remember_saml_request(db: Session, *, provider: IdentityProvider, relay_state: str, request_id: str,
+                          next_url: str | None, now: datetime | None = None) -> None:
+    """Keep the AuthnRequest's ID and where to go next under the RelayState (a random key, stored hashed),
+    for STATE_LIFETIME. Server-side: the IdP's answer is a cross-site POST, which carries no Lax cookie."""
+    now = now or utcnow()
+    db.execute(delete(FederationState).where(FederationState.expires_at <= now)
+               .execution_options(synchronize_session=False))
+    db.add(FederationState(state_hash=hash_token(relay_state), provider_id=provider.id, created_at=now,
+                           expires_at=now + STATE_LIFETIME, saml_request_id=request_id, next_url=next_url))
+
+
+def consume_saml_request(db: Session, *, provider: IdentityProvider, relay_state: str,
+                         now: datetime | None = None) -> PendingSAMLRequest:
+    """The pending AuthnRequest of this RelayState, removed: each is answered at most once.
+
+    Raises:
+        FederationFailed: no such request for this provider, or it expired.
+    """
+    now = now or utcnow()
+    pending = db.scalar(select(FederationState).where(
+        FederationState.state_hash == hash_token(relay_state), FederationState.provider_id == provider.id,
+        FederationState.saml_request_id.is_not(None)))
+    if pending is None or pending.expires_at <= now:
+        raise errors.FederationFailed("state_expired", "This sign-in took too long or was already completed. "
+                                                       "Please try again.")
+    db.delete(pending)
+    return PendingSAMLRequest(request_id=pending.saml_request_id or "", next_url=pending.next_url)
+
+
+def accept_assertion_once(db: Session, *, provider: IdentityProvider, assertion_id: str, expires_at: datetime,
+                          now: datetime | None = None) -> None:
+    """Record a SAML assertion's ID until it expires; one already recorded is a replay (SAML Profiles
+    §4.1.4.5). The unique constraint decides between two instances racing with the same assertion.
+
+    Raises:
+        FederationFailed: the assertion was used before.
+    """
+    now = now or utcnow()
+    db.execute(delete(SAMLAssertionUse).where(SAMLAssertionUse.expires_at <= now)
+               .execution_options(synchronize_session=False))
+    try:
+        with db.begin_nested():
+            db.add(SAMLAssertionUse(provider_id=provider.id, assertion_id=assertion_id, expires_at=expires_at))
+    except IntegrityError:
+        raise errors.FederationFailed("saml_replayed", "This sign-in response was already used.") from None
+
+
 def _session_through(db: Session, *, actor: Actor, user: User, provider: IdentityProvider,
                      identity: VerifiedIdentity, settings: Settings, previous_session_id: uuid.UUID | None,
                      now: datetime) -> sessions.IssuedSession:
@@ -167,13 +231,28 @@ def may_link_automatically(provider: IdentityProvider, identity: VerifiedIdentit
 
 def complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, identity: VerifiedIdentity,
                      settings: Settings, previous_session_id: uuid.UUID | None = None,
-                     now: datetime | None = None) -> SignInOutcome:
-    """Sign in the person the upstream vouched for (see the module docstring for the rules).
+                     now: datetime | None = None, groups: list[str] | None = None) -> SignInOutcome:
+    """Sign in the person the upstream vouched for (see the module docstring for the rules); through an
+    organization's SAML connection, also give them their membership (memberships.sync_sso_membership,
+    with the IdP's `groups`).
 
     Raises:
         FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email).
     """
-    now = now or utcnow()
+    outcome = _complete_sign_in(db, actor=actor, provider=provider, identity=identity, settings=settings,
+                                previous_session_id=previous_session_id, now=now or utcnow())
+    connection = provider.kind_settings
+    if outcome.issued is not None and provider.organization_id is not None and isinstance(connection, SAMLSettings):
+        memberships.sync_sso_membership(
+            db, actor=actor, provider_id=provider.id, organization_id=provider.organization_id,
+            user=outcome.issued.session.user, default_role=connection.default_role,
+            group_role_map=connection.group_role_map or {}, jit_membership=connection.jit_membership,
+            groups=groups or [])
+    return outcome
+
+
+def _complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, identity: VerifiedIdentity,
+                      settings: Settings, previous_session_id: uuid.UUID | None, now: datetime) -> SignInOutcome:
     linked = db.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == provider.id,
                                                       ExternalIdentity.subject == identity.subject))
     if linked is not None:
@@ -217,7 +296,7 @@ def link_with_password(db: Session, *, actor: Actor, pending: PendingLink, passw
         InvalidCredentials, AccountLocked, AccountSuspended: as authentication.login.
     """
     now = now or utcnow()
-    provider = enabled_platform_provider(db, pending.provider_id)
+    provider = enabled_provider(db, pending.provider_id)
     user = db.get(User, pending.user_id)
     if pending.expires_at <= now or provider is None or user is None:
         raise errors.FederationFailed("link_expired", "This link request expired. Please sign in again.")

@@ -5,7 +5,11 @@ resulting configuration on creation and on every update, so an update can never 
 that creation would have refused. Per kind (the exact field names of the API body):
 - oidc: `issuer` (its discovery document must name it exactly) and an optional `discovery_url`;
 - microsoft: `tenant`, `allowed_tenants` / `allow_any_tenant` (multi-tenant only), `authority`;
-- github: `base_url`; google: an optional `hosted_domain`.
+- github: `base_url`; google: an optional `hosted_domain`;
+- saml: `idp_entity_id`, `idp_sso_url`, `idp_certificates` (PEM, several for rollover), an optional
+  `idp_slo_url`, `attribute_mapping`, `name_id_format`, `default_role`, `group_role_map`, `jit_membership`,
+  `allow_idp_initiated`; no client id, secret or scopes. Our SP key pair is generated on creation: the
+  certificate in the settings (`sp_certificate`, never set by a caller), the private key encrypted.
 
 URLs go through `UpstreamChecks` (federation.discovery), passed in by the caller: the SSRF guard's
 rules for the URL, and for an oidc issuer a real fetch of its discovery document.
@@ -23,6 +27,13 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from app import errors
 from app.models import ExternalIdentity, IdentityProvider, ProviderKind, User
@@ -46,8 +57,17 @@ MULTI_TENANT = frozenset({"common", "organizations"})
 CONSUMERS_TENANT = "consumers"
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Every kind-specific field, and the kind it belongs to.
+SP_CERTIFICATE_LIFETIME = timedelta(days=3650)
+# The settings only we set (a saml connection's SP certificate).
+GENERATED_FIELDS = frozenset({"sp_certificate"})
 KIND_FIELDS: dict[str, ProviderKind] = {name: kind for kind, settings in KIND_SETTINGS.items()
-                                        for name in settings.field_names()}
+                                        for name in settings.field_names() if name not in GENERATED_FIELDS}
+SAML_ATTRIBUTE_KEYS = frozenset({"email", "name", "given_name", "family_name", "groups"})
+# A group mapping or a default role never makes anyone an owner (owners are made by owners).
+OWNER_ROLE = "owner"
+DEFAULT_SAML_SETTINGS: dict[str, Any] = {"idp_slo_url": None, "attribute_mapping": {}, "name_id_format": None,
+                                         "default_role": "member", "group_role_map": {}, "jit_membership": True,
+                                         "allow_idp_initiated": False}
 # The fields update_provider may change besides the kind's own; kind and organization are fixed.
 UPDATABLE_FIELDS = frozenset({"name", "enabled", "client_id", "client_secret", "scopes", "trust_email",
                               "allow_signup"})
@@ -62,6 +82,38 @@ class UpstreamChecks(Protocol):
     def issuer_problem(self, *, issuer: str, discovery_url: str | None) -> str | None:
         """Why the OpenID provider at `issuer` cannot be used (its discovery document cannot be fetched
         or names another issuer), or None."""
+
+
+def decrypt_sp_private_key(cipher: FieldCipher, provider: IdentityProvider) -> str:
+    """A saml connection's SP private key (PEM), to sign with; never display it.
+
+    Raises:
+        UndecryptableSecret: no key in ENCRYPTION_KEYS decrypts it.
+    """
+    assert provider.sp_private_key_ciphertext is not None
+    return cipher.decrypt(provider.sp_private_key_ciphertext)
+
+
+def new_sp_key_pair(common_name: str) -> tuple[str, str]:
+    """A saml connection's SP key pair: a fresh RSA-2048 private key and a self-signed certificate, PEM.
+    The certificate only carries the public key our metadata publishes, so it is long-lived."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + SP_CERTIFICATE_LIFETIME).sign(key, hashes.SHA256()))
+    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode(),
+            certificate.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def _is_pem_certificate(value: str) -> bool:
+    try:
+        x509.load_pem_x509_certificate(value.encode())
+    except ValueError:
+        return False
+    return True
 
 
 def decrypt_client_secret(cipher: FieldCipher, provider: IdentityProvider) -> str | None:
@@ -132,6 +184,24 @@ def _settings_problems(kind: ProviderKind, values: dict[str, Any], upstream: Ups
         check_url("authority")
     elif kind == ProviderKind.GITHUB:
         check_url("base_url")
+    elif kind == ProviderKind.SAML:
+        for field in ("idp_entity_id", "idp_sso_url"):
+            if not values.get(field):
+                add(field, "Required for saml connections.")
+        check_url("idp_sso_url")
+        check_url("idp_slo_url")
+        certificates = values.get("idp_certificates") or []
+        if not certificates:
+            add("idp_certificates", "Required for saml connections: the IdP's signing certificate(s), PEM.")
+        if not all(_is_pem_certificate(c) for c in certificates):
+            add("idp_certificates", "Each must be one PEM certificate.")
+        unknown = set(values.get("attribute_mapping") or {}) - SAML_ATTRIBUTE_KEYS
+        if unknown:
+            add("attribute_mapping", f"Unknown keys: {', '.join(sorted(unknown))}.")
+        if values.get("default_role") == OWNER_ROLE:
+            add("default_role", "A connection cannot make people owners.")
+        if OWNER_ROLE in (values.get("group_role_map") or {}).values():
+            add("group_role_map", "A group mapping cannot grant owner.")
     return problems
 
 
@@ -145,6 +215,8 @@ def _normalised_settings(kind: ProviderKind, values: dict[str, Any]) -> dict[str
         return values
     if kind == ProviderKind.GITHUB:
         return {"base_url": _base_url(values.get("base_url") or DEFAULT_GITHUB_BASE_URL)}
+    if kind == ProviderKind.SAML:
+        return DEFAULT_SAML_SETTINGS | values
     if kind == ProviderKind.GOOGLE:
         hosted_domain = values.get("hosted_domain")
         return {"hosted_domain": hosted_domain.lower() if hosted_domain else None}
@@ -160,6 +232,12 @@ def _common_problems(kind: ProviderKind, *, name: str, scopes: list[str], client
     problems: dict[str, list[str]] = {}
     if not name.strip():
         problems["name"] = ["Must not be blank."]
+    if kind == ProviderKind.SAML:
+        # SAML has no client registration: the connection is its metadata and certificates.
+        for field, given in (("client_id", client_id), ("scopes", scopes)):
+            if given:
+                problems[field] = ["Not a setting of saml connections."]
+        return problems
     if not client_id:
         problems["client_id"] = ["Required: the client id registered at the provider."]
     if not has_secret:
@@ -179,7 +257,8 @@ def _raise_if(problems: dict[str, list[str]]) -> None:
 
 
 def create_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream: UpstreamChecks, kind: str,
-                    name: str, client_id: str, client_secret: str, scopes: list[str] | None = None,
+                    name: str, client_id: str | None = None, client_secret: str | None = None,
+                    scopes: list[str] | None = None,
                     enabled: bool = True, trust_email: bool = False, allow_signup: bool = True,
                     organization_id: uuid.UUID | None = None, **kind_settings: Any) -> IdentityProvider:
     """Register an upstream identity provider; `kind_settings` are the kind's fields (module docstring).
@@ -191,15 +270,21 @@ def create_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
         ValidationFailed: a setting breaks a rule, or belongs to another kind; details per field.
     """
     kind = ProviderKind(kind)
-    scopes = list(dict.fromkeys(scopes)) if scopes is not None else list(DEFAULT_SCOPES[kind])
+    scopes = list(dict.fromkeys(scopes)) if scopes is not None else list(DEFAULT_SCOPES.get(kind, []))
     _raise_if(_foreign_fields(kind, kind_settings))
     settings = _normalised_settings(kind, kind_settings)
     problems = _common_problems(kind, name=name, scopes=scopes, client_id=client_id, has_secret=bool(client_secret))
+    if kind == ProviderKind.SAML and client_secret is not None:
+        problems["client_secret"] = ["Not a setting of saml connections."]
     problems |= _settings_problems(kind, settings, upstream, check_issuer=not problems)
     _raise_if(problems)
     provider = IdentityProvider(kind=kind, organization_id=organization_id, name=name.strip(), enabled=enabled,
-                                client_id=client_id, client_secret_ciphertext=cipher.encrypt(client_secret),
+                                client_id=client_id,
+                                client_secret_ciphertext=cipher.encrypt(client_secret) if client_secret else None,
                                 scopes=scopes, trust_email=trust_email, allow_signup=allow_signup, settings=settings)
+    if kind == ProviderKind.SAML:
+        private_key, provider.settings["sp_certificate"] = new_sp_key_pair(f"Gatehouse SP {provider.name}")
+        provider.sp_private_key_ciphertext = cipher.encrypt(private_key)
     db.add(provider)
     db.flush()  # assign the id: the audit event and the callback URL name it
     audit.record_event(db, actor=actor, organization_id=organization_id, action="identity_provider.created",
@@ -257,6 +342,8 @@ def update_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
         changes["scopes"] = list(dict.fromkeys(changes["scopes"]))
     merged = {field: changes.get(field, getattr(provider, field)) for field in ("name", "scopes", "client_id")}
     problems = _common_problems(kind, **merged, has_secret=bool(changes.get("client_secret", True)))
+    if kind == ProviderKind.SAML and "client_secret" in changes:
+        problems["client_secret"] = ["Not a setting of saml connections."]
     refetch = any(settings.get(field) != provider.settings.get(field) for field in ("issuer", "discovery_url"))
     problems |= _settings_problems(kind, settings, upstream, check_issuer=refetch and not problems)
     _raise_if(problems)

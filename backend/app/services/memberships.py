@@ -22,12 +22,17 @@ from app.services import audit, grants, users
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
 from app.services.organizations import (
+    MEMBER,
     Access,
+    builtin_role,
+    get_membership,
     is_last_owner,
+    is_owner_role,
     lock_access,
     require_not_member,
     require_permission,
     require_role_within_reach,
+    role_permissions,
 )
 from app.services.pagination import paginate
 
@@ -167,3 +172,42 @@ def remove_member(db: Session, *, actor: Actor, access: Access, user_id: object,
     audit.record_event(db, actor=actor, action="membership.removed", organization_id=organization.id,
                        target_type="user", target_id=member_id, details=details)
 
+
+
+def sync_sso_membership(db: Session, *, actor: Actor, provider_id: uuid.UUID, organization_id: uuid.UUID, user: User,
+                        default_role: str, group_role_map: dict[str, str], jit_membership: bool,
+                        groups: list[str]) -> Membership | None:
+    """The membership a sign-in through an organization's own connection gives (just in time).
+
+    The role is the highest (most permissions) of those the person's IdP groups map to, else
+    `default_role`; never owner, and an owner's role is never changed by a sign-in. A member is added
+    only when `jit_membership` is on (so someone an admin removed stays out unless it is); an existing
+    member's role follows the mapped groups on every sign-in, audited as membership.role_synced.
+    """
+    names = {group_role_map[group] for group in groups if group in group_role_map}
+    mapped = [role for role in db.scalars(select(Role).where(Role.organization_id == organization_id,
+                                                             Role.name.in_(names)))
+              if not is_owner_role(role)]
+    best = max(mapped, key=lambda role: (len(role_permissions(role)), role.name), default=None)
+    membership = get_membership(db, organization_id=organization_id, user_id=user.id)
+    if membership is None:
+        if not jit_membership:
+            return None
+        role = best or db.scalar(select(Role).where(Role.organization_id == organization_id,
+                                                    Role.name == default_role))
+        if role is None or is_owner_role(role):  # the default role was deleted since: least privilege
+            role = builtin_role(db, organization_id, MEMBER)
+        membership = Membership(organization_id=organization_id, user_id=user.id, role=role)
+        db.add(membership)
+        db.flush()
+        audit.record_event(db, actor=actor.as_user(user), action="membership.added", organization_id=organization_id,
+                           target_type="user", target_id=user.id,
+                           details={"role": role.name, "via": "sso", "provider_id": str(provider_id)})
+        return membership
+    if best is not None and best.id != membership.role_id and not is_owner_role(membership.role):
+        old_role = membership.role
+        membership.role = best
+        audit.record_event(db, actor=actor.as_user(user), action="membership.role_synced",
+                           organization_id=organization_id, target_type="user", target_id=user.id,
+                           details={"old_role": old_role.name, "new_role": best.name, "provider_id": str(provider_id)})
+    return membership

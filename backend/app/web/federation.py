@@ -12,11 +12,14 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 from app import errors
 from app.extensions import csrf, current_settings, db, field_cipher, limiter, upstream_fetcher, upstream_metadata
 from app.federation.adapters import Adapter, adapter_for
-from app.models import IdentityProvider
+from app.federation.saml import SAMLConnection
+from app.models import IdentityProvider, ProviderKind
 from app.models.base import utcnow
 from app.request_context import request_actor
 from app.security.browser_session import current_browser_session
+from app.security.tokens import new_token
 from app.services import identities
+from app.services.identity_providers import decrypt_sp_private_key
 from app.web.pages import login_page, safe_next, signed_in_response
 
 bp = Blueprint("federation", __name__)
@@ -32,6 +35,11 @@ def _adapter(provider: IdentityProvider) -> Adapter:
                        fetcher=upstream_fetcher(), cipher=field_cipher())
 
 
+def saml_connection(provider: IdentityProvider) -> SAMLConnection:
+    return SAMLConnection(provider, our_issuer=current_settings().ISSUER,
+                          sp_private_key=decrypt_sp_private_key(field_cipher(), provider))
+
+
 def _failed(provider: IdentityProvider | None, error: errors.FederationFailed, next_url: str | None) -> Response:
     """Back to the sign-in page with a plain message; the relying party's request stays pending (`next`)."""
     identities.record_failure(db.session, actor=request_actor(), provider=provider, reason=error.reason)
@@ -42,9 +50,11 @@ def _failed(provider: IdentityProvider | None, error: errors.FederationFailed, n
 @bp.get("/federation/<provider_id>/start")
 def start(provider_id: str):
     next_url = safe_next(request.args.get("next"))
-    provider = identities.enabled_platform_provider(db.session, provider_id)
+    provider = identities.enabled_provider(db.session, provider_id)
     if provider is None:
         return login_page(next_url, error="This sign-in option is not available.", status=404)
+    if provider.kind == ProviderKind.SAML:
+        return _start_saml(provider, next_url)
     try:
         adapter = _adapter(provider)
         pending = identities.start_sign_in(db.session, provider=provider, pkce=adapter.uses_pkce())
@@ -59,6 +69,16 @@ def start(provider_id: str):
     return redirect(target)
 
 
+def _start_saml(provider: IdentityProvider, next_url: str | None) -> Response:
+    """A signed AuthnRequest; the RelayState is a random key to the request kept server-side, never a URL."""
+    relay_state = new_token()
+    target, request_id = saml_connection(provider).authn_request(relay_state=relay_state)
+    identities.remember_saml_request(db.session, provider=provider, relay_state=relay_state, request_id=request_id,
+                                     next_url=next_url)
+    db.session.commit()
+    return redirect(target)
+
+
 @bp.get("/federation/<provider_id>/callback")
 def callback(provider_id: str):
     # Popped whatever happens: a state is good for one answer.
@@ -66,7 +86,7 @@ def callback(provider_id: str):
     if not isinstance(pending, dict) or pending.get("provider") != provider_id:
         pending = {}
     next_url = safe_next(pending.get("next"))
-    provider = identities.enabled_platform_provider(db.session, provider_id)
+    provider = identities.enabled_provider(db.session, provider_id)
     if provider is None:
         return login_page(next_url, error="This sign-in option is not available.", status=404)
     browser = current_browser_session()
@@ -87,14 +107,18 @@ def callback(provider_id: str):
         return _failed(provider, error, next_url)
     db.session.commit()
     if outcome.pending_link is not None:
-        link = outcome.pending_link
-        session[PENDING_LINK_KEY] = {
-            "provider": str(link.provider_id), "user": str(link.user_id), "subject": link.identity.subject,
-            "email": link.identity.email, "email_verified": link.identity.email_verified, "name": link.identity.name,
-            "amr": link.identity.amr, "expires_at": link.expires_at.isoformat(), "next": next_url}
-        return redirect("/federation/link", code=303)
+        return remember_pending_link(outcome.pending_link, next_url)
     assert outcome.issued is not None
     return signed_in_response(outcome.issued, next_url)
+
+
+def remember_pending_link(link: identities.PendingLink, next_url: str | None) -> Response:
+    """On to the page asking for the password of the account the identity would link to."""
+    session[PENDING_LINK_KEY] = {
+        "provider": str(link.provider_id), "user": str(link.user_id), "subject": link.identity.subject,
+        "email": link.identity.email, "email_verified": link.identity.email_verified, "name": link.identity.name,
+        "amr": link.identity.amr, "expires_at": link.expires_at.isoformat(), "next": next_url}
+    return redirect("/federation/link", code=303)
 
 
 def _pending_link() -> tuple[identities.PendingLink, str | None] | None:

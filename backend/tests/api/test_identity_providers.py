@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.extensions import field_cipher
 from app.models import AuditEvent, ExternalIdentity, IdentityProvider
 from tests import factories
 from app import create_app
 from tests.conftest import Api, make_settings
+from tests.saml_idp import TestIdP, key_and_certificate
 
 BASE = "/api/v1/identity-providers"
 SECRET = "upstream-client-secret-7c1e"
@@ -210,3 +212,60 @@ def test_create_oidc_provider_with_loopback_issuer_is_refused_when_private_netwo
     assert (response.status, response.error_type) == (422, "VALIDATION_ERROR")
     assert "private, loopback or link-local" in response.body["error"]["details"]["issuer"][0]
     assert upstream.received == []
+
+
+# --- saml connections ---------------------------------------------------------------------------------
+
+SAML_IDP = TestIdP()
+
+
+def saml(**overrides: Any) -> dict[str, Any]:
+    return {"kind": "saml", "name": "Corp SAML", "idp_entity_id": TestIdP.entity_id, "idp_sso_url": TestIdP.sso_url,
+            "idp_certificates": [SAML_IDP.certificate_pem]} | overrides
+
+
+def test_create_saml_connection_generates_an_encrypted_sp_key_and_returns_its_urls(api, admin_token, settings,
+                                                                                   db_session, app):
+    response = api.post(BASE, token=admin_token, json=saml(group_role_map={"Engineering": "admin"}))
+    assert response.status == 201, response.body
+    data = response.data
+    base = f"{settings.ISSUER}/saml/{data['id']}"
+    assert data["sp_entity_id"] == data["metadata_url"] == f"{base}/metadata"
+    assert data["acs_url"] == f"{base}/acs"
+    assert data["sp_certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    assert data["jit_membership"] is True and data["allow_idp_initiated"] is False
+    assert data["default_role"] == "member" and data["group_role_map"] == {"Engineering": "admin"}
+    assert data["client_id"] is None and data["client_secret_set"] is False and data["scopes"] == []
+    assert "PRIVATE KEY" not in str(response.body)
+    stored = db_session.get(IdentityProvider, uuid.UUID(data["id"]))
+    assert "PRIVATE KEY" not in stored.sp_private_key_ciphertext
+    with app.app_context():
+        assert field_cipher().decrypt(stored.sp_private_key_ciphertext).startswith("-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (saml(idp_certificates=["not a certificate"]), "idp_certificates"),
+    (saml(idp_sso_url="ftp://idp.corp.test/sso"), "idp_sso_url"),
+    ({k: v for k, v in saml().items() if k != "idp_entity_id"}, "idp_entity_id"),
+    (saml(default_role="owner"), "default_role"),
+    (saml(group_role_map={"Admins": "owner"}), "group_role_map"),
+    (saml(client_id="abc"), "client_id"),
+    (saml(sp_certificate="-----BEGIN CERTIFICATE-----"), "sp_certificate"),
+])
+def test_create_saml_connection_with_a_bad_setting_is_422_on_that_field(api, admin_token, db_session, body, field):
+    response = api.post(BASE, token=admin_token, json=body)
+    assert response.status == 422, response.body
+    assert field in response.body["error"]["details"]
+    assert db_session.scalar(select(IdentityProvider)) is None
+
+
+def test_patch_saml_connection_adds_a_rollover_certificate(api, admin_token, db_session):
+    created = api.post(BASE, token=admin_token, json=saml()).data
+    _, next_certificate = key_and_certificate("idp-next.corp.test")
+    response = api.patch(f"{BASE}/{created['id']}", token=admin_token,
+                         json={"idp_certificates": [SAML_IDP.certificate_pem, next_certificate],
+                               "allow_idp_initiated": True})
+    assert response.status == 200, response.body
+    assert response.data["idp_certificates"] == [SAML_IDP.certificate_pem, next_certificate]
+    assert response.data["allow_idp_initiated"] is True
+    assert response.data["sp_certificate"] == created["sp_certificate"]

@@ -28,14 +28,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
+from app.models import IdentityProvider, Invitation, Membership, OAuthClient, Organization, Role, User
 from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import organizations
 from tests import factories
 from tests.api.routes import Operation, api_operations, collection_app, fill_rule, plain_rule, rule_variables
+from tests.saml_idp import TestIdP
 
 ORG_PREFIX = "/api/v1/organizations/<org_id>"
+SAML_IDP = TestIdP()
 
 
 def _org_operations() -> list[Operation]:
@@ -69,6 +71,11 @@ REQUIRED_PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", f"{ORG_PREFIX}/roles"): "roles:write",
     ("PATCH", f"{ORG_PREFIX}/roles/<role_id>"): "roles:write",
     ("DELETE", f"{ORG_PREFIX}/roles/<role_id>"): "roles:write",
+    ("GET", f"{ORG_PREFIX}/identity-providers"): "connections:read",
+    ("POST", f"{ORG_PREFIX}/identity-providers"): "connections:write",
+    ("GET", f"{ORG_PREFIX}/identity-providers/<provider_id>"): "connections:read",
+    ("PATCH", f"{ORG_PREFIX}/identity-providers/<provider_id>"): "connections:write",
+    ("DELETE", f"{ORG_PREFIX}/identity-providers/<provider_id>"): "connections:write",
 }
 # Operations whose guard lets every member through because the service decides (self-service).
 SELF_SERVICE_GUARDS = {("DELETE", f"{ORG_PREFIX}/members/<user_id>"): "org:read"}
@@ -89,6 +96,10 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
                                         "grant_types": ["authorization_code"], "scopes": ["openid"]},
     ("PATCH", f"{ORG_PREFIX}/clients/<client_id>"): {"name": "Renamed app"},
     ("POST", f"{ORG_PREFIX}/clients/<client_id>/secret"): None,
+    ("POST", f"{ORG_PREFIX}/identity-providers"): {"kind": "saml", "name": "Corp SAML",
+                                                   "idp_entity_id": SAML_IDP.entity_id, "idp_sso_url": SAML_IDP.sso_url,
+                                                   "idp_certificates": [SAML_IDP.certificate_pem]},
+    ("PATCH", f"{ORG_PREFIX}/identity-providers/<provider_id>"): {"name": "Renamed SSO"},
 }
 
 
@@ -105,6 +116,7 @@ class Tenant:
     custom_role: Role
     invitation: Invitation
     client: OAuthClient
+    connection: IdentityProvider
 
 
 def _tenant(db_session: Session, slug: str) -> Tenant:
@@ -124,7 +136,12 @@ def _tenant(db_session: Session, slug: str) -> Tenant:
     db_session.add(invitation)
     db_session.commit()
     client = factories.OAuthClientFactory(organization_id=organization.id, name=f"{slug} app")
-    return Tenant(organization, owner, admin, member, target, support, custom_role, invitation, client)
+    connection = IdentityProvider(kind="oidc", organization_id=organization.id, name=f"{slug} SSO",
+                                  client_id=f"{slug}-client", scopes=["openid"],
+                                  settings={"issuer": f"https://sso.{slug}.example", "discovery_url": None})
+    db_session.add(connection)
+    db_session.commit()
+    return Tenant(organization, owner, admin, member, target, support, custom_role, invitation, client, connection)
 
 
 @pytest.fixture
@@ -143,6 +160,7 @@ def _path(operation: Operation, tenant: Tenant, resources: Tenant | None = None)
         "role_id": str(resources.custom_role.id),
         "invitation_id": str(resources.invitation.id),
         "client_id": resources.client.client_id,
+        "provider_id": str(resources.connection.id),
     }
     unknown = set(rule_variables(operation.rule)) - values.keys()
     assert not unknown, f"no sample value for {unknown} in {operation.rule}: add one here"
@@ -153,7 +171,7 @@ def _snapshot(db_session: Session) -> dict[str, list[tuple]]:
     """Every row an organization endpoint could change (the audit trail may record refusals)."""
     db_session.expire_all()
     snapshot = {}
-    for model in (Organization, Role, Membership, Invitation, OAuthClient, User):
+    for model in (Organization, Role, Membership, Invitation, OAuthClient, User, IdentityProvider):
         rows = db_session.scalars(select(model).order_by(model.id)).all()
         columns = [c.key for c in model.__table__.columns]
         snapshot[model.__tablename__] = [tuple(getattr(row, c) for c in columns) for row in rows]
@@ -201,7 +219,7 @@ def test_outsiders_get_404_and_learn_nothing(api, tenants, db_session, operation
     loner = factories.UserFactory(email="loner@example.com")
     before = _snapshot(db_session)
     secrets = {str(alpha.organization.id), alpha.organization.slug, alpha.organization.name, alpha.member.email,
-               alpha.client.client_id, alpha.client.name}
+               alpha.client.client_id, alpha.client.name, str(alpha.connection.id), alpha.connection.name}
     for outsider in (loner, bravo.owner, bravo.admin, bravo.member):
         response = _call(api, operation, _path(operation, alpha), factories.session_token(outsider))
         assert response.status == 404, (outsider.email, response.body)

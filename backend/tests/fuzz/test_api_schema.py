@@ -52,6 +52,12 @@ CLIENT_RULES = {"grant_types", "redirect_uris", "scopes", "jwks", "token_endpoin
 PROVIDER_RULES = {"issuer", "discovery_url", "tenant", "allowed_tenants", "allow_any_tenant", "authority", "base_url",
                   "hosted_domain", "scopes", "client_id", "client_secret"}
 ROLE_REFERENCE = {"role"}  # must name a role that exists in the organization
+# Which fields each provider kind takes and requires (the operations' descriptions say so), and a
+# hosted_domain must be a domain name.
+PROVIDER_RULES = {"kind", "name", "client_id", "client_secret", "scopes", "issuer", "discovery_url", "tenant",
+                  "allowed_tenants", "allow_any_tenant", "authority", "base_url", "hosted_domain", "idp_entity_id",
+                  "idp_sso_url", "idp_slo_url", "idp_certificates", "attribute_mapping", "name_id_format",
+                  "default_role", "group_role_map", "jit_membership", "allow_idp_initiated"}
 RULES_IN_WORDS = {
     "POST /api/v1/auth/register": PASSWORD_RULE,
     "POST /api/v1/users/me/password": PASSWORD_RULE,
@@ -66,6 +72,10 @@ RULES_IN_WORDS = {
     "PATCH /api/v1/organizations/{org_id}/members/{user_id}/role": ROLE_REFERENCE,
     "POST /api/v1/organizations/{org_id}/invitations": ROLE_REFERENCE,
     "GET /api/v1/organizations/{org_id}/audit-events": {"until"},  # not before since
+    "POST /api/v1/identity-providers": PROVIDER_RULES,
+    "PATCH /api/v1/identity-providers/{provider_id}": PROVIDER_RULES,
+    "POST /api/v1/organizations/{org_id}/identity-providers": PROVIDER_RULES,
+    "PATCH /api/v1/organizations/{org_id}/identity-providers/{provider_id}": PROVIDER_RULES,
 }
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", collection_app(), config=schemathesis.Config.from_dict({

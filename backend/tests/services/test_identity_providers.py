@@ -18,6 +18,7 @@ from app.security.crypto import FieldCipher, UndecryptableSecret
 from app.services import identity_providers, stored_secrets
 from app.services.actor import Actor
 from tests import factories
+from tests.saml_idp import TestIdP
 
 SECRET = "upstream-client-secret-4f9a"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -324,6 +325,23 @@ def test_rotate_stored_secrets_with_a_value_no_key_decrypts_raises_conflict_nami
         stored_secrets.rotate_stored_secrets(db_session, actor=ACTOR, cipher=CIPHER)
 
 
-def test_encrypted_columns_lists_the_client_secret():
+def test_encrypted_columns_lists_the_client_secret_and_the_sp_key():
     """Rotation finds secrets by the ENCRYPTED mark: a new secret column marked so is rotated too."""
-    assert encrypted_columns() == [(IdentityProvider, "client_secret_ciphertext")]
+    assert encrypted_columns() == [(IdentityProvider, "client_secret_ciphertext"),
+                                   (IdentityProvider, "sp_private_key_ciphertext")]
+
+
+def test_rotate_stored_secrets_reencrypts_a_saml_connections_sp_key(db_session):
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    idp = TestIdP()
+    provider = identity_providers.create_provider(
+        db_session, actor=ACTOR, cipher=FieldCipher.from_keys([old_key]), upstream=DEVELOPMENT, kind="saml",
+        name="Corp SAML", idp_entity_id=idp.entity_id, idp_sso_url=idp.sso_url,
+        idp_certificates=[idp.certificate_pem])
+    private_key = identity_providers.decrypt_sp_private_key(FieldCipher.from_keys([old_key]), provider)
+
+    rotated = stored_secrets.rotate_stored_secrets(db_session, actor=ACTOR,
+                                                   cipher=FieldCipher.from_keys([new_key, old_key]))
+
+    assert rotated == {"identity_providers": 1}
+    assert identity_providers.decrypt_sp_private_key(FieldCipher.from_keys([new_key]), provider) == private_key
