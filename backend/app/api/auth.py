@@ -11,10 +11,10 @@ from app.api.context import (current_actor, current_session, current_token, curr
 from app.api.envelope import created, no_store, ok
 from app.api.openapi import documented
 from app.errors import AppError
-from app.extensions import current_settings, db, limiter
+from app.extensions import account_mail_limits, current_settings, db, limiter, token_denylist
 from app.schemas.sessions import IssuedSessionOut, LoginIn, MeOut, SessionOut, SessionsEndedOut
-from app.schemas.users import RegisterIn, UserOut
-from app.services import authentication, sessions, users
+from app.schemas.users import PasswordForgotIn, PasswordResetIn, RegisterIn, UserOut
+from app.services import account_tokens, authentication, sessions, users
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -29,6 +29,36 @@ def register():
                                bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
     db.session.commit()
     return created(UserOut().dump(user), message="Account created.")
+
+
+@bp.post("/password/forgot")
+@documented(summary="Email a password-reset link", tag="auth", body=PasswordForgotIn, status=202, errors=(429,),
+            description="Answers 202 whether or not an account has the address. The link works once, for "
+                        "PASSWORD_RESET_TTL_SECONDS (30 minutes), and a newer one or a password change kills it. "
+                        "Rate-limited per client IP and per address (RATELIMIT_ACCOUNT_MAIL, "
+                        "RATELIMIT_ACCOUNT_MAIL_PER_ADDRESS), shared with the /password/forgot page.")
+@account_mail_limits
+def forgot_password():
+    data = load_body(PasswordForgotIn())
+    account_tokens.request_password_reset(db.session, actor=current_actor(), email=data["email"],
+                                          settings=current_settings())
+    db.session.commit()
+    return ok(status=202, message="If an account has this address, a reset link was emailed to it.")
+
+
+@bp.post("/password/reset")
+@documented(summary="Set a new password with the token of a reset link", tag="auth", body=PasswordResetIn,
+            errors=(400, 403),
+            description="Ends every session of the user and revokes every refresh-token family (with their "
+                        "live access tokens); signs nothing in. 400 for a token that is unknown, expired, used "
+                        "or superseded.")
+def reset_password():
+    data = load_body(PasswordResetIn())
+    account_tokens.reset_password(db.session, actor=current_actor(), token=data["token"],
+                                  new_password=data["password"], settings=current_settings(),
+                                  denylist=token_denylist())
+    db.session.commit()
+    return ok(message="Password changed; sign in with it.")
 
 
 @bp.post("/login")

@@ -64,3 +64,13 @@ class ExternalIdentityOut(Schema):
     email = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
     last_used_at = fields.AwareDateTime()
+
+
+class PasswordForgotIn(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+
+
+class PasswordResetIn(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "The token of the emailed link (its `token` query parameter)."})
+    password = new_password_field()
