@@ -135,8 +135,16 @@ class Settings:
     # revocations they make reach no mirror (every lookup then asks Redis).
     DENYLIST_MIRROR: bool = True
     # --- Accounts ---
+    # Whether people may create their own accounts (/signup and POST /api/v1/auth/register);
+    # false for invitation-only deployments: the sign-up page is hidden and both are refused.
+    REGISTRATION_OPEN: bool = True
+    # Whether a signed-in person whose email is unverified is stopped at /oauth2/authorize with the
+    # "verify your email" page (prompt=none: interaction_required) instead of being sent on.
+    REQUIRE_VERIFIED_EMAIL: bool = False
     # Seconds an emailed password-reset link works (once).
     PASSWORD_RESET_TTL_SECONDS: int = 1800
+    # Seconds an emailed verification link works (once).
+    EMAIL_VERIFICATION_TTL_SECONDS: int = 48 * 3600
     # --- Mail (invitations, password resets) ---
     # "file": each message is written as an .eml file into MAIL_OUTBOX_DIR (development and
     # testing; production refuses it). "smtp": sent through SMTP_HOST.

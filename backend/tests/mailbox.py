@@ -1,4 +1,4 @@
-"""Mail in tests: the messages the file backend wrote, the invitation or reset link in a body, a port for SMTP."""
+"""Mail in tests: the messages the file backend wrote, the invitation, reset or verification link in a body, a port for SMTP."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 _LINK = re.compile(r"https?://\S+/invitations/accept\?\S+")
 _RESET_LINK = re.compile(r"https?://\S+/password/reset\?\S+")
+_VERIFY_LINK = re.compile(r"https?://\S+/email/verify\?\S+")
 
 
 def read_outbox(directory: str | Path) -> list[EmailMessage]:
@@ -46,6 +47,15 @@ def reset_link(body: str) -> str:
 
 def reset_token(body: str) -> str:
     return _token_of(reset_link(body))
+
+
+def verification_link(body: str) -> str:
+    """The one email-verification link in a message body."""
+    return _one_link(_VERIFY_LINK, body)
+
+
+def verification_token(body: str) -> str:
+    return _token_of(verification_link(body))
 
 
 def free_port() -> int:

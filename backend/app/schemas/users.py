@@ -66,11 +66,20 @@ class ExternalIdentityOut(Schema):
     last_used_at = fields.AwareDateTime()
 
 
-class PasswordForgotIn(Schema):
+class AccountEmailIn(Schema):
+    """The address a password-reset or verification link is to be sent to."""
     email = fields.Email(required=True, validate=validate.Length(max=320))
 
 
+def link_token_field() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"description": "The token of the emailed link (its `token` query parameter)."})
+
+
 class PasswordResetIn(Schema):
-    token = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                          metadata={"description": "The token of the emailed link (its `token` query parameter)."})
+    token = link_token_field()
     password = new_password_field()
+
+
+class EmailVerifyIn(Schema):
+    token = link_token_field()

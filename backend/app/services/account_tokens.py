@@ -1,5 +1,5 @@
-"""Emailed one-time links that act on an account: password reset (and, on the same tokens,
-email verification).
+"""Emailed one-time links that act on an account: password reset and email verification, and
+the self-service sign-up that sends the first verification link.
 
 A link carries only its token; the database keeps the token's SHA-256 (AccountToken). Using a
 link claims its row with one conditional UPDATE, so of two concurrent uses exactly one wins.
@@ -25,11 +25,12 @@ from app.services import audit, grants, mail, sessions, users
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
 
-# The HTML page a reset email links to (app/web/accounts.py serves it).
+# The HTML pages the emails link to (app/web/accounts.py serves them).
 RESET_PATH = "/password/reset"
+VERIFY_PATH = "/email/verify"
 
 
-class LinkUnusable(errors.BadRequest):
+class LinkUnusable(errors.NotFound):
     """The token names no link that works now: unknown, expired, already used or superseded.
     The answer does not say which (it would tell an unused link from a never-issued one)."""
 
@@ -154,4 +155,70 @@ def reset_password(db: Session, *, actor: Actor, token: str, new_password: str, 
     revoked = grants.revoke_user_grants(db, user_id=user.id, denylist=denylist, now=now)
     audit.record_event(db, actor=actor.as_user(user), action="user.password_reset", target_type="user",
                        target_id=user.id, details={"sessions_ended": ended, "refresh_tokens_revoked": revoked})
+    return user
+
+
+# --- Sign-up and email verification ---
+
+
+def _verification_message(*, user: User, link: str, expires_at: datetime) -> mail.Message:
+    body = (
+        f"Hello,\n\n"
+        f"Please confirm that {user.email} is the address of your Gatehouse account by opening this link:\n"
+        f"{link}\n\n"
+        f"The link works once and expires at {expires_at:%Y-%m-%d %H:%M} UTC.\n"
+        f"If you did not create this account, you can ignore this message.\n"
+    )
+    return mail.Message(to=user.email, subject="Confirm your email address for Gatehouse", body=body)
+
+
+def send_verification(db: Session, *, user: User, settings: Settings, now: datetime | None = None) -> None:
+    """Email `user` a link that verifies their address (earlier unused ones die)."""
+    now = now or utcnow()
+    lifetime = timedelta(seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS)
+    token = _issue_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_VERIFICATION, lifetime=lifetime, now=now)
+    mail.queue(db, _verification_message(user=user, link=link_url(settings.ISSUER, VERIFY_PATH, token),
+                                         expires_at=now + lifetime))
+
+
+def sign_up(db: Session, *, actor: Actor, email: str, password: str, name: str, settings: Settings) -> User:
+    """Self-service registration: create the account and email it a verification link.
+
+    Raises:
+        RegistrationClosed: REGISTRATION_OPEN is false.
+        ValidationFailed, Conflict: as users.create_user.
+    """
+    if not settings.REGISTRATION_OPEN:
+        raise errors.RegistrationClosed()
+    user = users.register_user(db, actor=actor, email=email, password=password, name=name,
+                               bcrypt_rounds=settings.BCRYPT_ROUNDS)
+    send_verification(db, user=user, settings=settings)
+    return user
+
+
+def resend_verification(db: Session, *, actor: Actor, email: str, settings: Settings) -> None:
+    """Send a new verification link if an active account with an unverified address has `email`;
+    otherwise nothing. The caller answers the same either way."""
+    user = users.get_user_by_email(db, email)
+    if user is None or not user.is_active or user.email_verified:
+        return
+    send_verification(db, user=user, settings=settings)
+    audit.record_event(db, actor=actor.as_user(user), action="auth.email_verification_sent", target_type="user",
+                       target_id=user.id)
+
+
+def verify_email(db: Session, *, actor: Actor, token: str, now: datetime | None = None) -> User:
+    """Mark the address verified through its emailed link.
+
+    Raises:
+        LinkUnusable: the link is unknown, expired, used or superseded, or the account's address
+            changed since it was sent.
+    """
+    link = _claim_link(db, purpose=AccountTokenPurpose.EMAIL_VERIFICATION, token=token, now=now or utcnow())
+    user = link.user
+    if link.email != user.email:
+        raise LinkUnusable()
+    user.email_verified = True
+    audit.record_event(db, actor=actor.as_user(user), action="user.email_verified", target_type="user",
+                       target_id=user.id)
     return user

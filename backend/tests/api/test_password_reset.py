@@ -64,7 +64,7 @@ def test_reset_with_a_link_used_twice_is_400(api, user, settings):
 
     again = api.post("/api/v1/auth/password/reset", json=body)
 
-    assert again.status == 400 and again.error_type == "BAD_REQUEST"
+    assert again.status == 404 and again.error_type == "NOT_FOUND"
     assert again.body["error"]["details"] == {"token": ["Invalid, expired or already used."]}
 
 

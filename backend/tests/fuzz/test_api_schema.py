@@ -51,6 +51,7 @@ CLIENT_RULES = {"grant_types", "redirect_uris", "scopes", "jwks", "token_endpoin
 ROLE_REFERENCE = {"role"}  # must name a role that exists in the organization
 RULES_IN_WORDS = {
     "POST /api/v1/auth/register": PASSWORD_RULE,
+    "POST /api/v1/auth/password/reset": PASSWORD_RULE,
     "POST /api/v1/users/me/password": PASSWORD_RULE,
     "POST /api/v1/invitations/accept": PASSWORD_RULE | {"name"},  # signed in, send only the token
     "POST /api/v1/clients": CLIENT_RULES,

@@ -1,5 +1,6 @@
-"""Account recovery in a real browser: from the sign-in page to a new password, the link read from the
-mail outbox, then signing in with it through a relying party's authorization request."""
+"""Accounts in a real browser, each link read from the mail outbox: recovery from the sign-in page to a new
+password, then signing in with it through a relying party's authorization request; and a new person
+signing up from a relying party's sign-in page, landing back in it, then verifying the email."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.conftest import make_settings
 from tests.live.conftest import HOST, LiveClient, LiveUser
 from tests.live.relying_party import Provider, discover
 from tests.live.test_browser import browser, page, playwright, sign_in, start, wait_for_callback  # noqa: F401
-from tests.mailbox import read_outbox, reset_link
+from tests.mailbox import read_outbox, reset_link, verification_link
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -65,5 +66,25 @@ def test_reset_link_opened_again_after_use_says_it_cannot_be_used(page: Page, pr
     page.get_by_role("button", name="Set the new password").click()
     expect(page.get_by_role("heading", name="Your password is changed")).to_be_visible()
 
-    assert page.goto(link).status == 400
+    assert page.goto(link).status == 404
     expect(page.get_by_role("alert")).to_contain_text("already been used")
+
+
+def test_new_person_signs_up_from_the_relying_party_and_verifies_the_email(page: Page,  # noqa: F811
+                                                                            provider: Provider, settings,
+                                                                            web_client: LiveClient):
+    auth = start(provider, web_client)
+    page.goto(auth.url)
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("Name").fill("Nell New")
+    page.get_by_label("Email").fill("nell@example.com")
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Create the account").click()
+    page.get_by_role("button", name="Allow").click()
+    assert wait_for_callback(page, web_client)["state"] == auth.state
+
+    [message] = read_outbox(settings.MAIL_OUTBOX_DIR)
+    assert message["To"] == "nell@example.com"
+    response = page.goto(verification_link(message.get_content()))
+    assert response.headers["referrer-policy"] == "no-referrer"
+    expect(page.get_by_role("heading", name="Your email is verified")).to_be_visible()

@@ -1,5 +1,5 @@
-"""services.account_tokens: password-reset links (random, stored hashed, single use, expiring,
-killed by a newer link or a password change) and what a reset ends."""
+"""services.account_tokens: password-reset and verification links (random, stored hashed, single use,
+expiring, killed by a newer link or a password change), what a reset ends, and sign-up."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app import errors
-from app.models import AccountToken, AccountTokenPurpose, AuditEvent, RefreshToken, UserSession, UserStatus
+from app.models import AccountToken, AccountTokenPurpose, AuditEvent, RefreshToken, User, UserSession, UserStatus
 from app.models.base import utcnow
 from app.security import passwords
 from app.security.tokens import hash_token
@@ -17,7 +17,8 @@ from app.services import account_tokens, mail, users
 from app.services.actor import Actor
 from app.services.denylist import MemoryDenylist
 from tests.factories import DEFAULT_PASSWORD, OAuthClientFactory, UserFactory, issue_refresh_token, session_token
-from tests.mailbox import reset_token
+from tests.conftest import make_settings
+from tests.mailbox import reset_token, verification_token
 
 NEW_PASSWORD = "a brand new passphrase"
 RESET = AccountTokenPurpose.PASSWORD_RESET
@@ -178,3 +179,90 @@ def test_find_live_link_claims_nothing(db_session, user, ask):
     assert account_tokens.find_live_link(db_session, purpose=RESET, token=token).used_at is None
     assert account_tokens.find_live_link(db_session, purpose=AccountTokenPurpose.EMAIL_VERIFICATION,
                                          token=token) is None
+
+
+# --- sign-up and email verification ---
+
+VERIFY = AccountTokenPurpose.EMAIL_VERIFICATION
+
+
+def sign_up(db_session, actor, settings, email="new@example.com") -> tuple[User, str]:
+    """Sign up through the service; returns the user and the emailed verification token."""
+    user = account_tokens.sign_up(db_session, actor=actor, email=email, password=NEW_PASSWORD, name="New",
+                                  settings=settings)
+    [message] = mail.queued(db_session)
+    mail.drop_queued(db_session)
+    db_session.commit()
+    return user, verification_token(message.body)
+
+
+def test_sign_up_creates_an_unverified_account_and_emails_a_48_hour_link(db_session, actor, settings):
+    user, token = sign_up(db_session, actor, settings)
+
+    row = db_session.scalars(select(AccountToken)).one()
+    assert (row.purpose, row.token_hash, row.email) == (VERIFY, hash_token(token), user.email)
+    assert row.expires_at - row.created_at == timedelta(hours=48)
+    assert user.email_verified is False
+
+
+def test_sign_up_when_registration_is_closed_is_refused(db_session, actor, database_url):
+    with pytest.raises(errors.RegistrationClosed):
+        account_tokens.sign_up(db_session, actor=actor, email="new@example.com", password=NEW_PASSWORD, name="",
+                               settings=make_settings(database_url, REGISTRATION_OPEN=False))
+
+    assert db_session.scalars(select(User)).all() == []
+
+
+def test_verify_email_marks_the_address_verified_once(db_session, actor, settings):
+    user, token = sign_up(db_session, actor, settings)
+
+    account_tokens.verify_email(db_session, actor=actor, token=token)
+    db_session.commit()
+
+    assert user.email_verified is True
+    with pytest.raises(account_tokens.LinkUnusable):
+        account_tokens.verify_email(db_session, actor=actor, token=token)
+
+
+def test_verify_email_after_48_hours_is_refused(db_session, actor, settings):
+    _, token = sign_up(db_session, actor, settings)
+
+    with pytest.raises(account_tokens.LinkUnusable):
+        account_tokens.verify_email(db_session, actor=actor, token=token, now=utcnow() + timedelta(hours=48))
+
+
+def test_verify_email_after_the_address_changed_is_refused(db_session, actor, settings):
+    user, token = sign_up(db_session, actor, settings)
+    user.email = "changed@example.com"
+    db_session.commit()
+
+    with pytest.raises(account_tokens.LinkUnusable):
+        account_tokens.verify_email(db_session, actor=actor, token=token)
+
+
+def test_reset_token_does_not_verify_an_email(db_session, user, ask, actor):
+    with pytest.raises(account_tokens.LinkUnusable):
+        account_tokens.verify_email(db_session, actor=actor, token=ask(user.email))
+
+
+def test_resend_verification_kills_the_earlier_link(db_session, actor, settings):
+    user, older = sign_up(db_session, actor, settings)
+
+    account_tokens.resend_verification(db_session, actor=actor, email=user.email, settings=settings)
+    [message] = mail.queued(db_session)
+    mail.drop_queued(db_session)
+
+    with pytest.raises(account_tokens.LinkUnusable):
+        account_tokens.verify_email(db_session, actor=actor, token=older)
+    account_tokens.verify_email(db_session, actor=actor, token=verification_token(message.body))
+
+
+@pytest.mark.parametrize("email_verified", [True, None], ids=["verified", "unknown"])
+def test_resend_verification_sends_nothing_for_a_verified_or_unknown_address(db_session, actor, settings,
+                                                                           email_verified):
+    if email_verified:
+        UserFactory(email="someone@example.com", email_verified=True)
+
+    account_tokens.resend_verification(db_session, actor=actor, email="someone@example.com", settings=settings)
+
+    assert mail.queued(db_session) == []

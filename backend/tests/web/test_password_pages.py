@@ -119,7 +119,7 @@ def test_reset_link_used_twice_is_refused_the_second_time(browser, user, setting
     again = submit(browser, page, password="yet another passphrase")
     reopened = browser.http.get(emailed_reset_path(settings))
 
-    assert again.status_code == reopened.status_code == 400
+    assert again.status_code == reopened.status_code == 404
     assert "This link cannot be used" in parse_page(again).text
 
 
