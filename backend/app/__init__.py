@@ -207,6 +207,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api import identity_providers, invitations, organization_connections, organizations
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
+    from app.web import accounts as account_pages
     from app.web import federation as federation_pages
     from app.web import invitations as invitation_pages
     from app.web import pages
@@ -216,7 +217,7 @@ def _register_blueprints(app: Flask) -> None:
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
                    invitations, identity_providers, organization_connections, endpoints, pages, invitation_pages,
-                   federation_pages, saml_pages):
+                   federation_pages, saml_pages, account_pages):
         app.register_blueprint(module.bp)
 
 

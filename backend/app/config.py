@@ -95,6 +95,10 @@ class Settings:
     # Flask-Limiter rate strings, per client IP.
     RATELIMIT_LOGIN: str = "10 per minute"
     RATELIMIT_REGISTER: str = "5 per minute"
+    # Password-reset and verification emails asked for: per client IP, and per address typed
+    # (whether or not an account has it, so a 429 tells nothing), page and API together.
+    RATELIMIT_ACCOUNT_MAIL: str = "10 per hour"
+    RATELIMIT_ACCOUNT_MAIL_PER_ADDRESS: str = "3 per hour"
     # Prefix for rate-limit keys in Redis (lets several deployments share one Redis).
     RATELIMIT_KEY_PREFIX: str = "gatehouse"
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers
@@ -130,7 +134,18 @@ class Settings:
     # lookups from it. Turn it off while instances of a build before the mirror still run: the
     # revocations they make reach no mirror (every lookup then asks Redis).
     DENYLIST_MIRROR: bool = True
-    # --- Mail (invitations) ---
+    # --- Accounts ---
+    # Whether people may create their own accounts (/signup and POST /api/v1/auth/register);
+    # false for invitation-only deployments: the sign-up page is hidden and both are refused.
+    REGISTRATION_OPEN: bool = True
+    # Whether a signed-in person whose email is unverified is stopped at /oauth2/authorize with the
+    # "verify your email" page (prompt=none: interaction_required) instead of being sent on.
+    REQUIRE_VERIFIED_EMAIL: bool = False
+    # Seconds an emailed password-reset link works (once).
+    PASSWORD_RESET_TTL_SECONDS: int = 1800
+    # Seconds an emailed verification link works (once).
+    EMAIL_VERIFICATION_TTL_SECONDS: int = 48 * 3600
+    # --- Mail (invitations, password resets) ---
     # "file": each message is written as an .eml file into MAIL_OUTBOX_DIR (development and
     # testing; production refuses it). "smtp": sent through SMTP_HOST.
     MAIL_BACKEND: str = "file"

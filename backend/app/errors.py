@@ -51,6 +51,10 @@ class AccountSuspended(PermissionDenied):
     message = "This account is suspended."
 
 
+class RegistrationClosed(PermissionDenied):
+    message = "Registration is closed: accounts are created by invitation."
+
+
 class NotFound(AppError):
     type, status, message = "NOT_FOUND", 404, "Not found."
 

@@ -1,6 +1,9 @@
 """Unbound extension singletons, bound to an app in `create_app`."""
 
-from flask import current_app
+import hashlib
+import hmac
+
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -28,6 +31,17 @@ def rate_limit_key() -> str:
     return f"{current_settings().RATELIMIT_KEY_PREFIX}/{client_ip()}"
 
 
+def address_rate_limit_key() -> str:
+    """The email address a form or JSON body names (as stored: trimmed, lower-cased), as an HMAC
+    under SECRET_KEY so that the rate-limit store holds no address; namespaced as rate_limit_key."""
+    body = request.get_json(silent=True) if request.is_json else request.form
+    email = body.get("email") if hasattr(body, "get") else None
+    email = email.strip().lower() if isinstance(email, str) else ""
+    settings = current_settings()
+    digest = hmac.new(settings.SECRET_KEY.encode(), email.encode(), hashlib.sha256).hexdigest()
+    return f"{settings.RATELIMIT_KEY_PREFIX}/address/{digest}"
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # CSRF is checked explicitly by the HTML form handlers (WTF_CSRF_CHECK_DEFAULT=False):
@@ -39,6 +53,14 @@ csrf = CSRFProtect()
 # api/envelope.py sets Retry-After itself. If Redis is unreachable, limits fall back
 # to per-process memory rather than failing every sign-in with a 500.
 limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fallback_enabled=True)
+
+
+def account_mail_limits(view):
+    """The limits of a request that emails an account link: per client IP and per address typed,
+    each one budget that the pages and the API share."""
+    view = limiter.shared_limit(lambda: current_settings().RATELIMIT_ACCOUNT_MAIL_PER_ADDRESS,
+                                scope="account-mail-address", key_func=address_rate_limit_key)(view)
+    return limiter.shared_limit(lambda: current_settings().RATELIMIT_ACCOUNT_MAIL, scope="account-mail")(view)
 
 
 def redis_client() -> Redis | None:

@@ -1,4 +1,4 @@
-"""Mail in tests: the messages the file backend wrote, the invitation link in a body, a port for SMTP."""
+"""Mail in tests: the messages the file backend wrote, the invitation, reset or verification link in a body, a port for SMTP."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 _LINK = re.compile(r"https?://\S+/invitations/accept\?\S+")
+_RESET_LINK = re.compile(r"https?://\S+/password/reset\?\S+")
+_VERIFY_LINK = re.compile(r"https?://\S+/email/verify\?\S+")
 
 
 def read_outbox(directory: str | Path) -> list[EmailMessage]:
@@ -19,15 +21,41 @@ def read_outbox(directory: str | Path) -> list[EmailMessage]:
     return [BytesParser(policy=policy.default).parsebytes(path.read_bytes()) for path in paths]
 
 
-def invitation_link(body: str) -> str:
-    """The one invitation link in a message body."""
-    links = _LINK.findall(body)
+def _one_link(pattern: re.Pattern, body: str) -> str:
+    links = pattern.findall(body)
     assert len(links) == 1, links
     return links[0]
 
 
+def _token_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]
+
+
+def invitation_link(body: str) -> str:
+    """The one invitation link in a message body."""
+    return _one_link(_LINK, body)
+
+
 def invitation_token(body: str) -> str:
-    return parse_qs(urlsplit(invitation_link(body)).query)["token"][0]
+    return _token_of(invitation_link(body))
+
+
+def reset_link(body: str) -> str:
+    """The one password-reset link in a message body."""
+    return _one_link(_RESET_LINK, body)
+
+
+def reset_token(body: str) -> str:
+    return _token_of(reset_link(body))
+
+
+def verification_link(body: str) -> str:
+    """The one email-verification link in a message body."""
+    return _one_link(_VERIFY_LINK, body)
+
+
+def verification_token(body: str) -> str:
+    return _token_of(verification_link(body))
 
 
 def free_port() -> int:

@@ -11,24 +11,79 @@ from app.api.context import (current_actor, current_session, current_token, curr
 from app.api.envelope import created, no_store, ok
 from app.api.openapi import documented
 from app.errors import AppError
-from app.extensions import current_settings, db, limiter
+from app.extensions import account_mail_limits, current_settings, db, limiter, token_denylist
 from app.schemas.sessions import IssuedSessionOut, LoginIn, MeOut, SessionOut, SessionsEndedOut
-from app.schemas.users import RegisterIn, UserOut
-from app.services import authentication, sessions, users
+from app.schemas.users import AccountEmailIn, EmailVerifyIn, PasswordResetIn, RegisterIn, UserOut
+from app.services import account_tokens, authentication, sessions
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 
 @bp.post("/register")
 @documented(summary="Create an account", tag="auth", body=RegisterIn, response=UserOut, status=201,
-            errors=(409, 429))
+            errors=(403, 409, 429),
+            description="Emails the address a verification link (EMAIL_VERIFICATION_TTL_SECONDS, 48 hours). "
+                        "403 when REGISTRATION_OPEN is false (invitation-only deployments).")
 @limiter.limit(lambda: current_settings().RATELIMIT_REGISTER)
 def register():
     data = load_body(RegisterIn())
-    user = users.register_user(db.session, actor=current_actor(),
-                               bcrypt_rounds=current_settings().BCRYPT_ROUNDS, **data)
+    user = account_tokens.sign_up(db.session, actor=current_actor(), settings=current_settings(), **data)
     db.session.commit()
     return created(UserOut().dump(user), message="Account created.")
+
+
+@bp.post("/password/forgot")
+@documented(summary="Email a password-reset link", tag="auth", body=AccountEmailIn, status=202, errors=(429,),
+            description="Answers 202 whether or not an account has the address. The link works once, for "
+                        "PASSWORD_RESET_TTL_SECONDS (30 minutes), and a newer one or a password change kills it. "
+                        "Rate-limited per client IP and per address (RATELIMIT_ACCOUNT_MAIL, "
+                        "RATELIMIT_ACCOUNT_MAIL_PER_ADDRESS), shared with the /password/forgot page.")
+@account_mail_limits
+def forgot_password():
+    data = load_body(AccountEmailIn())
+    account_tokens.request_password_reset(db.session, actor=current_actor(), email=data["email"],
+                                          settings=current_settings())
+    db.session.commit()
+    return ok(status=202, message="If an account has this address, a reset link was emailed to it.")
+
+
+@bp.post("/password/reset")
+@documented(summary="Set a new password with the token of a reset link", tag="auth", body=PasswordResetIn,
+            errors=(403, 404),
+            description="Ends every session of the user and revokes every refresh-token family (with their "
+                        "live access tokens); signs nothing in. 404 for a token that is unknown, expired, used "
+                        "or superseded.")
+def reset_password():
+    data = load_body(PasswordResetIn())
+    account_tokens.reset_password(db.session, actor=current_actor(), token=data["token"],
+                                  new_password=data["password"], settings=current_settings(),
+                                  denylist=token_denylist())
+    db.session.commit()
+    return ok(message="Password changed; sign in with it.")
+
+
+@bp.post("/email/verify")
+@documented(summary="Verify the account's email with the token of a verification link", tag="auth",
+            body=EmailVerifyIn, response=UserOut, errors=(404,),
+            description="404 for a token that is unknown, expired (48 hours), used or superseded.")
+def verify_email():
+    data = load_body(EmailVerifyIn())
+    user = account_tokens.verify_email(db.session, actor=current_actor(), token=data["token"])
+    db.session.commit()
+    return ok(UserOut().dump(user), message="Email verified.")
+
+
+@bp.post("/email/resend")
+@documented(summary="Email a new verification link", tag="auth", body=AccountEmailIn, status=202, errors=(429,),
+            description="Answers 202 whether or not an account with an unverified address has it; rate-limited "
+                        "as /password/forgot, sharing its budgets.")
+@account_mail_limits
+def resend_verification():
+    data = load_body(AccountEmailIn())
+    account_tokens.resend_verification(db.session, actor=current_actor(), email=data["email"],
+                                       settings=current_settings())
+    db.session.commit()
+    return ok(status=202, message="If an account with an unverified address has it, a link was emailed to it.")
 
 
 @bp.post("/login")

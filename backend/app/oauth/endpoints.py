@@ -174,6 +174,12 @@ def authorize():
         if hinted is not None:
             return redirect(url_for("federation.start", provider_id=hinted.id, next=_authorize_url()))
         return redirect(url_for("web.login", next=_authorize_url(), login_hint=request.values.get("login_hint")))
+    if current_settings().REQUIRE_VERIFIED_EMAIL and not user.email_verified:
+        # Verifying the address is interaction prompt=none forbids (OIDC Core §3.1.2.6).
+        if "none" in prompts:
+            return _authorization_error(InteractionRequiredError(
+                "The user must verify their email address.", redirect_uri=grant.redirect_uri, state=state))
+        return Response(render_template("email_verify.html", unverified_email=user.email), status=403)
 
     client, scopes = grant.client, (grant.request.scope or "").split()
     decision = request.form.get("decision") if request.method == "POST" else None

@@ -64,3 +64,22 @@ class ExternalIdentityOut(Schema):
     email = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
     last_used_at = fields.AwareDateTime()
+
+
+class AccountEmailIn(Schema):
+    """The address a password-reset or verification link is to be sent to."""
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+
+
+def link_token_field() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"description": "The token of the emailed link (its `token` query parameter)."})
+
+
+class PasswordResetIn(Schema):
+    token = link_token_field()
+    password = new_password_field()
+
+
+class EmailVerifyIn(Schema):
+    token = link_token_field()

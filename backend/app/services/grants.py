@@ -227,14 +227,31 @@ def revoke_user_grants_in_organization(db: Session, *, organization_id: uuid.UUI
 
     Returns how many refresh tokens were still live.
     """
-    now = now or utcnow()
-    family_ids = list(db.scalars(select(RefreshToken.family_id).distinct().where(
-        RefreshToken.organization_id == organization_id, RefreshToken.user_id == user_id)))
+    revoked = _revoke_issued(db, user_id=user_id, denylist=denylist, now=now or utcnow(),
+                             organization_id=organization_id)
+    db.execute(delete(Consent).where(Consent.organization_id == organization_id, Consent.user_id == user_id))
+    return revoked
+
+
+def revoke_user_grants(db: Session, *, user_id: uuid.UUID, denylist: TokenDenylist,
+                       now: datetime | None = None) -> int:
+    """Revoke every refresh-token family of the user, in every organization and none, and deny the
+    live access tokens issued with them or from codes (a password reset: whoever held them may
+    have been the one who knew the old password). Consents stay: they are the user's choices.
+
+    Returns how many refresh tokens were still live.
+    """
+    return _revoke_issued(db, user_id=user_id, denylist=denylist, now=now or utcnow())
+
+
+def _revoke_issued(db: Session, *, user_id: uuid.UUID, denylist: TokenDenylist, now: datetime,
+                   organization_id: uuid.UUID | None = None) -> int:
+    in_scope = (lambda model: [model.user_id == user_id] if organization_id is None
+                else [model.user_id == user_id, model.organization_id == organization_id])
+    family_ids = list(db.scalars(select(RefreshToken.family_id).distinct().where(*in_scope(RefreshToken))))
     revoked = sum(revoke_family(db, family_id=family_id, denylist=denylist, now=now) for family_id in family_ids)
     issued_from_codes = select(AuthorizationCode.access_token_jti, AuthorizationCode.access_token_expires_at).where(
-        AuthorizationCode.organization_id == organization_id, AuthorizationCode.user_id == user_id,
-        AuthorizationCode.access_token_expires_at > now)
+        *in_scope(AuthorizationCode), AuthorizationCode.access_token_expires_at > now)
     for jti, expires_at in db.execute(issued_from_codes):
         revocations.deny_token(db, denylist=denylist, key=jti, expires_at=int(expires_at.timestamp()))
-    db.execute(delete(Consent).where(Consent.organization_id == organization_id, Consent.user_id == user_id))
     return revoked

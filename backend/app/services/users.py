@@ -14,7 +14,7 @@ from app.models import Membership, User, UserSession
 from app.models.base import as_uuid, utcnow
 from app.models.session import SessionEndReason
 from app.security import passwords
-from app.services import audit, login_throttle, organizations, sessions
+from app.services import account_tokens, audit, login_throttle, organizations, sessions
 from app.services.actor import Actor
 
 
@@ -114,7 +114,7 @@ def _require_current_password(db: Session, *, actor: Actor, user: User, password
 
 def change_password(db: Session, *, actor: Actor, user: User, current_password: str, new_password: str,
                     settings: Settings) -> int:
-    """Set a new password and end every other session of the user.
+    """Set a new password, end every other session of the user and kill their unused reset links.
 
     Returns the number of sessions ended.
 
@@ -125,6 +125,7 @@ def change_password(db: Session, *, actor: Actor, user: User, current_password: 
     _require_current_password(db, actor=actor, user=user, password=current_password, settings=settings)
     require_password_policy(new_password, field="new_password")
     user.password_hash = passwords.hash_password(new_password, settings.BCRYPT_ROUNDS)
+    account_tokens.kill_reset_links(db, user_id=user.id)
     ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.PASSWORD_CHANGED,
                                        keep_session_id=actor.session_id)
     audit.record_event(db, actor=actor, action="user.password_changed", target_type="user", target_id=user.id,

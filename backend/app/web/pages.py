@@ -73,5 +73,6 @@ def login_page(next_url: str | None, *, email: str = "", error: str | None = Non
                headers: dict[str, str] | None = None) -> Response:
     """The sign-in page, with a button per enabled platform identity provider."""
     return Response(render_template("login.html", next=next_url, email=email, error=error,
-                                    providers=identities.enabled_platform_providers(db.session)),
+                                    providers=identities.enabled_platform_providers(db.session),
+                                    registration_open=current_settings().REGISTRATION_OPEN),
                     status=status, headers=headers)

@@ -56,6 +56,7 @@ PROVIDER_RULES = {"kind", "name", "client_id", "client_secret", "scopes", "issue
                   "default_role", "group_role_map", "jit_membership", "allow_idp_initiated"}
 RULES_IN_WORDS = {
     "POST /api/v1/auth/register": PASSWORD_RULE,
+    "POST /api/v1/auth/password/reset": PASSWORD_RULE,
     "POST /api/v1/users/me/password": PASSWORD_RULE,
     "POST /api/v1/invitations/accept": PASSWORD_RULE | {"name"},  # signed in, send only the token
     "POST /api/v1/clients": CLIENT_RULES,
