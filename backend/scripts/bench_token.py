@@ -12,7 +12,7 @@ What it does (loopback only, everything it creates is removed again, even on fai
    comparison, with GATEHOUSE_ENV=production, pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
 4. drives load for each scenario at a fixed concurrency and duration, `--runs` times after a
    warm-up, and reports the median:
-     token       client-credentials issuance        (wrk, /work/shared/peers/bench/loadtest.sh)
+     token       client-credentials issuance        (wrk, ../shared/peers/bench/loadtest.sh)
      introspect  introspection of a JWT access token (same)
      jwks        GET jwks_uri                         (same)
      code        authorize with an existing session -> token, with PKCE (the Python driver below;
@@ -66,7 +66,8 @@ HOST = "127.0.0.1"  # every server this script starts or loads listens here, and
 BACKEND = Path(__file__).resolve().parent.parent
 OUT_DIR = BACKEND / "scripts" / "out"
 VENV_BIN = Path(sys.executable).parent
-PEERS = Path(os.environ.get("GATEHOUSE_PEERS_DIR", "/work/shared/peers"))
+# The team's shared folder sits beside the repository (../shared); GATEHOUSE_PEERS_DIR overrides it.
+PEERS = Path(os.environ.get("GATEHOUSE_PEERS_DIR", BACKEND.parent.parent / "shared" / "peers"))
 LOADTEST = PEERS / "bench" / "loadtest.sh"
 PEER_DIR = PEERS / "oidc-provider"
 PEER_PORT = 3100
