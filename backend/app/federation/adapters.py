@@ -14,6 +14,10 @@ from app.federation.microsoft import MicrosoftAdapter
 from app.federation.oidc import OIDCAdapter
 from app.models import IdentityProvider, ProviderKind
 from app.models.federation import GitHubSettings, GoogleSettings, MicrosoftSettings, OIDCSettings
+
+# The ID token claim an organization's OpenID connection reads the person's groups from, unless its
+# attribute_mapping names another (Okta, Entra ID and Keycloak all call it "groups").
+DEFAULT_GROUPS_CLAIM = "groups"
 from app.security.crypto import FieldCipher
 from app.services.identities import VerifiedIdentity
 from app.services.identity_providers import decrypt_client_secret
@@ -44,11 +48,15 @@ def adapter_for(provider: IdentityProvider, *, our_issuer: str, metadata: Upstre
                   scopes=list(provider.scopes), redirect_uri=provider.callback_url(our_issuer), fetcher=fetcher)
     if isinstance(settings, GitHubSettings):
         return GitHubAdapter(base_url=settings.base_url, api_url=settings.api_url, **common)
+    if isinstance(settings, GoogleSettings):
+        return GoogleAdapter(hosted_domain=settings.hosted_domain, metadata=metadata, **common)
+    assert isinstance(settings, (MicrosoftSettings, OIDCSettings))
+    # Groups matter only to an organization's own connection (they map to its roles).
+    groups_claim = (settings.attribute_mapping or {}).get("groups", DEFAULT_GROUPS_CLAIM) \
+        if provider.organization_id is not None else None
     if isinstance(settings, MicrosoftSettings):
         return MicrosoftAdapter(authority=settings.authority, tenant=settings.tenant,
                                 allowed_tenants=settings.allowed_tenants, allow_any_tenant=settings.allow_any_tenant,
-                                metadata=metadata, **common)
-    if isinstance(settings, GoogleSettings):
-        return GoogleAdapter(hosted_domain=settings.hosted_domain, metadata=metadata, **common)
-    assert isinstance(settings, OIDCSettings)
-    return OIDCAdapter(issuer=settings.issuer, discovery_url=settings.discovery_url, metadata=metadata, **common)
+                                metadata=metadata, groups_claim=groups_claim, **common)
+    return OIDCAdapter(issuer=settings.issuer, discovery_url=settings.discovery_url, metadata=metadata,
+                       groups_claim=groups_claim, **common)

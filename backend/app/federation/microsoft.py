@@ -73,4 +73,5 @@ class MicrosoftAdapter(OIDCAdapter):
         email = email if isinstance(email, str) and email else None
         return VerifiedIdentity(subject=f"{claims['tid']}:{oid}", email=email,
                                 email_verified=email is not None and claims.get("xms_edov") is True,
-                                name=claims["name"] if isinstance(claims.get("name"), str) else "")
+                                name=claims["name"] if isinstance(claims.get("name"), str) else "",
+                                groups=self.groups(claims))

@@ -133,8 +133,11 @@ class OIDCAdapter:
     """One sign-in's conversation with an OpenID Connect provider."""
 
     def __init__(self, *, issuer: str, discovery_url: str | None, client_id: str, client_secret: str | None,
-                 scopes: list[str], redirect_uri: str, metadata: UpstreamMetadata, fetcher: GuardedFetcher) -> None:
+                 scopes: list[str], redirect_uri: str, metadata: UpstreamMetadata, fetcher: GuardedFetcher,
+                 groups_claim: str | None = None) -> None:
         self.issuer = issuer
+        # The claim listing the person's groups (an organization's connection), or None: not read.
+        self.groups_claim = groups_claim
         self.discovery_url = discovery_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -209,7 +212,15 @@ class OIDCAdapter:
             subject=subject, email=email if isinstance(email, str) and email else None,
             email_verified=isinstance(email, str) and claims.get("email_verified") is True,
             name=claims["name"] if isinstance(claims.get("name"), str) else "",
-            amr=[value for value in amr if isinstance(value, str)] if isinstance(amr, list) else [])
+            amr=[value for value in amr if isinstance(value, str)] if isinstance(amr, list) else [],
+            groups=self.groups(claims))
+
+    def groups(self, claims: Mapping[str, Any]) -> list[str]:
+        """The strings of the groups claim (a JSON array; a lone string counts as one group); none when the
+        provider sends none or `groups_claim` is None."""
+        value = claims.get(self.groups_claim) if self.groups_claim else None
+        values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return [group for group in values if isinstance(group, str)]
 
     def _exchange(self, discovery: dict[str, Any], code: str, code_verifier: str | None) -> dict[str, Any]:
         """RFC 6749 §4.1.3 with the client authentication the provider supports (client_secret_basic is

@@ -43,15 +43,30 @@ class KindSettings:
         return cls(**{name: values[name] for name in cls.field_names() if name in values})
 
 
+@dataclass(frozen=True, kw_only=True)
+class MembershipSettings(KindSettings):
+    """What a sign-in through an organization's own connection (saml, oidc, microsoft) does to the person's
+    membership: services.memberships.sync_sso_membership. Unused by platform-wide providers."""
+
+    # The attribute (saml) or ID token claim (oidc, microsoft) to read for each key; oidc and microsoft
+    # read only `groups` (default claim "groups").
+    attribute_mapping: dict[str, str] | None = None
+    default_role: str = "member"
+    # IdP group name -> organization role (never owner).
+    group_role_map: dict[str, str] | None = None
+    # Whether a sign-in adds someone who is not a member (again, after an admin removed them).
+    jit_membership: bool = True
+
+
 @dataclass(frozen=True)
-class OIDCSettings(KindSettings):
+class OIDCSettings(MembershipSettings):
     issuer: str
     # Where the discovery document is, when not at {issuer}/.well-known/openid-configuration.
     discovery_url: str | None = None
 
 
 @dataclass(frozen=True)
-class MicrosoftSettings(KindSettings):
+class MicrosoftSettings(MembershipSettings):
     # "common", "organizations", "consumers" or a tenant id (a GUID).
     tenant: str
     authority: str
@@ -78,7 +93,7 @@ class GoogleSettings(KindSettings):
 
 
 @dataclass(frozen=True)
-class SAMLSettings(KindSettings):
+class SAMLSettings(MembershipSettings):
     """A SAML 2.0 IdP (field names are the API's) and our service provider's public certificate for it."""
 
     idp_entity_id: str
@@ -86,12 +101,7 @@ class SAMLSettings(KindSettings):
     idp_certificates: list[str]
     sp_certificate: str
     idp_slo_url: str | None = None
-    # SAML attribute name to read for each of email, name, given_name, family_name, groups.
-    attribute_mapping: dict[str, str] | None = None
     name_id_format: str | None = None
-    default_role: str = "member"
-    group_role_map: dict[str, str] | None = None
-    jit_membership: bool = True
     allow_idp_initiated: bool = False
 
 

@@ -151,7 +151,8 @@ def authorize():
     """The authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2.1).
 
     Besides the standard parameters it takes `organization=<id or slug>`: the organization
-    the user signs in to the client in. The user must be a member; an organization-owned
+    the user signs in to the client in; when a sign-in is needed and the organization has
+    exactly one enabled connection of its own, the browser goes straight to it. The user must be a member; an organization-owned
     client implies its own and serves no other; a client with organization_required asks
     the user to pick when they belong to several. When the organization is not available,
     the client gets access_denied (RFC 6749 §4.1.2.1), the same whether or not it exists;
@@ -170,7 +171,10 @@ def authorize():
         if "none" in prompts:
             return _authorization_error(LoginRequiredError(redirect_uri=grant.redirect_uri, state=state))
         # idp_hint=<provider id>: straight to that provider; an unknown or disabled one shows the page.
-        hinted = identities.enabled_platform_provider(db.session, request.values.get("idp_hint"))
+        # Otherwise organization=<slug or id>: straight to that organization's connection when it has
+        # exactly one enabled (identities.sole_organization_connection).
+        hinted = identities.enabled_platform_provider(db.session, request.values.get("idp_hint")) or \
+            identities.sole_organization_connection(db.session, request.values.get("organization"))
         if hinted is not None:
             return redirect(url_for("federation.start", provider_id=hinted.id, next=_authorize_url()))
         return redirect(url_for("web.login", next=_authorize_url(), login_hint=request.values.get("login_hint")))
@@ -195,7 +199,8 @@ def authorize():
     try:
         choice = authorization_context.choose_organization(db.session, user=user, client=client,
                                                            requested=request.values.get("organization"),
-                                                           picked=picked)
+                                                           picked=picked,
+                                                           identity_provider_id=browser.identity_provider_id)
     except errors.PermissionDenied as denied:
         session.pop(FRESH_LOGIN_KEY, None)
         return _authorization_error(AccessDeniedError(denied.message, redirect_uri=grant.redirect_uri, state=state))

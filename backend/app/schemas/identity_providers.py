@@ -106,16 +106,23 @@ class _ProviderFields(Schema):
     attribute_mapping = fields.Dict(keys=fields.String(validate=validate.OneOf(
         ["email", "name", "given_name", "family_name", "groups"])),
         values=fields.String(validate=validate.Length(min=1, max=1024)), metadata={
-        "description": "saml: the attribute name to read for email, name, given_name, family_name and groups. "
-                       "Unset keys try Okta's, Entra ID's and Google Workspace's usual names."})
+        "description": "An organization's connection. saml: the attribute name to read for email, name, given_name, "
+                       "family_name and groups; unset keys try Okta's, Entra ID's and Google Workspace's usual "
+                       "names. oidc, microsoft: only groups, the ID token (or UserInfo) claim listing the "
+                       "person's groups; default groups."})
     name_id_format = fields.String(allow_none=True, validate=validate.Length(min=1, max=256), metadata={
         "description": "saml, optional: the NameID format to ask for (persistent is best; transient is refused)."})
     default_role = fields.String(validate=validate.Length(min=1, max=64), metadata={
-        "description": "saml: the organization role of a member added just in time. Default member; never owner."})
+        "description": "An organization's connection (saml, oidc, microsoft): the organization role of a member "
+                       "added just in time when no group maps to a role. Default member; never owner."})
     group_role_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=256)),
                                  values=fields.String(validate=validate.Length(min=1, max=64)), metadata={
-        "description": "saml: IdP group name -> organization role (never owner)."})
-    jit_membership = fields.Boolean(metadata={"description": "saml: default true."})
+        "description": "An organization's connection (saml, oidc, microsoft): IdP group name -> organization "
+                       "role, applied on every sign-in; the role with the most permissions wins; never owner, "
+                       "and an owner's role is never changed by a sign-in."})
+    jit_membership = fields.Boolean(metadata={
+        "description": "An organization's connection (saml, oidc, microsoft), default true: whether a sign-in "
+                       "adds a person who is not a member, including one an admin removed."})
     allow_idp_initiated = fields.Boolean(metadata={
         "description": "saml: default false. Whether unsolicited (IdP-initiated) responses are accepted."})
 

@@ -1,8 +1,9 @@
 """Which organization an authorization happens in, and what its tokens say about it.
 
 An authorization request may name an organization (`organization=<id or slug>`); a
-client owned by an organization implies its own; a client with organization_required
-makes the user pick one of theirs. Tokens issued in an organization carry its claims
+client owned by an organization implies its own; a person signed in through an
+organization's own connection (single sign-on) is in that organization; a client with
+organization_required makes the user pick one of theirs. Tokens issued in an organization carry its claims
 (org_id, org_slug, org_name and, for a user, org_roles), read from the membership at
 the moment they are issued.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import errors
-from app.models import Membership, OAuthClient, Organization, User
+from app.models import IdentityProvider, Membership, OAuthClient, Organization, User
 from app.services.organizations import find_organization, get_membership, get_organization, organizations_of
 
 # The scope under which UserInfo returns the organization claims (tokens carry them regardless).
@@ -44,8 +45,9 @@ class OrganizationChoice:
         return self.organization is None and bool(self.candidates)
 
 
-def choose_organization(db: Session, *, user: User, client: OAuthClient,
-                        requested: str | None, picked: str | None = None) -> OrganizationChoice:
+def choose_organization(db: Session, *, user: User, client: OAuthClient, requested: str | None,
+                        picked: str | None = None, identity_provider_id: uuid.UUID | None = None
+                        ) -> OrganizationChoice:
     """The organization an authorization of `client` by `user` happens in.
 
     `requested` is the request's `organization` parameter (an id or a slug); an empty
@@ -53,8 +55,11 @@ def choose_organization(db: Session, *, user: User, client: OAuthClient,
     else (login_hint, the user's email domain, a picker answer) replaces it. `picked` is
     the user's answer on the organization picker: it counts only when the request named
     none, and is checked exactly like a named one. Without either, an organization-
-    owned client implies its own, and a client with organization_required takes the
-    user's only membership, or asks the user to pick among several.
+    owned client implies its own; then a browser session signed in through an
+    organization's own connection (`identity_provider_id`, the session's) is in that
+    organization when the user is a member of it, so a relying party sees the org context
+    of an SSO sign-in without asking for it; then a client with organization_required
+    takes the user's only membership, or asks the user to pick among several.
 
     Raises:
         PermissionDenied: the named organization is unknown, is not the client's own (for an
@@ -70,6 +75,8 @@ def choose_organization(db: Session, *, user: User, client: OAuthClient,
             raise errors.PermissionDenied(NOT_AVAILABLE)
     elif client.organization_id is not None:
         organization = get_organization(db, client.organization_id)
+    elif (signed_in_to := _sso_organization(db, identity_provider_id=identity_provider_id, user=user)) is not None:
+        return OrganizationChoice(organization=signed_in_to)
     elif client.organization_required:
         memberships = organizations_of(db, user_id=user.id)
         if not memberships:
@@ -82,6 +89,16 @@ def choose_organization(db: Session, *, user: User, client: OAuthClient,
     if organization is None or get_membership(db, organization_id=organization.id, user_id=user.id) is None:
         raise errors.PermissionDenied(NOT_AVAILABLE)
     return OrganizationChoice(organization=organization, from_picker=from_picker)
+
+
+def _sso_organization(db: Session, *, identity_provider_id: uuid.UUID | None, user: User) -> Organization | None:
+    """The organization whose own connection the session signed in through, if the user is its member."""
+    provider = db.get(IdentityProvider, identity_provider_id) if identity_provider_id else None
+    if provider is None or provider.organization_id is None:
+        return None
+    if get_membership(db, organization_id=provider.organization_id, user_id=user.id) is None:
+        return None
+    return get_organization(db, provider.organization_id)
 
 
 def _organization_claims(organization: Organization) -> dict[str, Any]:

@@ -4,11 +4,14 @@ The adapters in app/federation speak to the upstream and hand over a VerifiedIde
 what it may do to our accounts live here:
 - a person is found by (provider, subject) only, never by email;
 - an unknown subject whose email no account has gets a new account (just in time) when the provider
-  allows sign-up, its email verified only as far as the upstream proved it, and no password;
+  allows sign-up, its email verified only as far as the upstream proved it (through an organization's own
+  connection: verified, the organization vouches for its people's addresses), and no password;
 - an unknown subject whose email an account has is linked to it automatically only when the upstream
   proved the email, the provider is trusted for email and the account's own email is verified — and
   never to a platform administrator; otherwise the person signs in to that account with its password
-  to link it (link_with_password).
+  to link it (link_with_password);
+- every session started through an organization's own connection (saml, oidc, microsoft) also settles the
+  person's membership of that organization, just in time (memberships.sync_sso_membership).
 Every failure raises FederationFailed before anything is written but its audit event (the caller
 commits that), so nothing is half-created.
 """
@@ -28,10 +31,11 @@ from app import errors
 from app.config import Settings
 from app.models import ExternalIdentity, FederationState, IdentityProvider, SAMLAssertionUse, SessionKind, User
 from app.models.base import utcnow
-from app.models.federation import SAMLSettings
+from app.models.federation import MembershipSettings
 from app.security.tokens import hash_token, new_token
 from app.services import audit, authentication, memberships, sessions, users
 from app.services.actor import Actor
+from app.services.organizations import find_organization
 
 # The state of a sign-in sent upstream is good for this long (and once).
 STATE_LIFETIME = timedelta(minutes=10)
@@ -48,6 +52,8 @@ class VerifiedIdentity:
     email_verified: bool
     name: str = ""
     amr: list[str] = field(default_factory=list)
+    # The IdP's groups of the person (an organization's connection maps them to roles).
+    groups: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,18 @@ def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) 
     """The enabled platform provider with this id (as it came in a URL, perhaps not a UUID), or None."""
     provider = enabled_provider(db, provider_id)
     return provider if provider is not None and provider.organization_id is None else None
+
+
+def sole_organization_connection(db: Session, organization: str | None) -> IdentityProvider | None:
+    """The connection an authorization request's `organization=<slug or id>` sends a person to sign in
+    with: the organization's only enabled connection of its own; None when the organization is unknown,
+    or has none or several (then the sign-in page is shown)."""
+    found = find_organization(db, organization) if organization else None
+    if found is None:
+        return None
+    connections = list(db.scalars(select(IdentityProvider).where(
+        IdentityProvider.organization_id == found.id, IdentityProvider.enabled.is_(True)).limit(2)))
+    return connections[0] if len(connections) == 1 else None
 
 
 def record_failure(db: Session, *, actor: Actor, provider: IdentityProvider | None, reason: str) -> None:
@@ -209,6 +227,12 @@ def _session_through(db: Session, *, actor: Actor, user: User, provider: Identit
     issued.session.identity_provider_id = provider.id
     audit.record_event(db, actor=actor.as_user(user), action="federation.login", target_type="identity_provider",
                        target_id=provider.id)
+    connection = provider.kind_settings
+    if provider.organization_id is not None and isinstance(connection, MembershipSettings):
+        memberships.sync_sso_membership(
+            db, actor=actor, provider_id=provider.id, organization_id=provider.organization_id, user=user,
+            default_role=connection.default_role, group_role_map=connection.group_role_map or {},
+            jit_membership=connection.jit_membership, groups=identity.groups)
     return issued
 
 
@@ -231,28 +255,13 @@ def may_link_automatically(provider: IdentityProvider, identity: VerifiedIdentit
 
 def complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, identity: VerifiedIdentity,
                      settings: Settings, previous_session_id: uuid.UUID | None = None,
-                     now: datetime | None = None, groups: list[str] | None = None) -> SignInOutcome:
-    """Sign in the person the upstream vouched for (see the module docstring for the rules); through an
-    organization's SAML connection, also give them their membership (memberships.sync_sso_membership,
-    with the IdP's `groups`).
+                     now: datetime | None = None) -> SignInOutcome:
+    """Sign in the person the upstream vouched for (see the module docstring for the rules).
 
     Raises:
         FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email).
     """
-    outcome = _complete_sign_in(db, actor=actor, provider=provider, identity=identity, settings=settings,
-                                previous_session_id=previous_session_id, now=now or utcnow())
-    connection = provider.kind_settings
-    if outcome.issued is not None and provider.organization_id is not None and isinstance(connection, SAMLSettings):
-        memberships.sync_sso_membership(
-            db, actor=actor, provider_id=provider.id, organization_id=provider.organization_id,
-            user=outcome.issued.session.user, default_role=connection.default_role,
-            group_role_map=connection.group_role_map or {}, jit_membership=connection.jit_membership,
-            groups=groups or [])
-    return outcome
-
-
-def _complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, identity: VerifiedIdentity,
-                      settings: Settings, previous_session_id: uuid.UUID | None, now: datetime) -> SignInOutcome:
+    now = now or utcnow()
     linked = db.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == provider.id,
                                                       ExternalIdentity.subject == identity.subject))
     if linked is not None:
@@ -269,7 +278,7 @@ def _complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, 
             raise errors.FederationFailed("no_email", f"{provider.name} did not share your email address.")
         user = users.create_user(db, email=identity.email, password=None, name=identity.name,
                                  bcrypt_rounds=settings.BCRYPT_ROUNDS)
-        user.email_verified = identity.email_verified
+        user.email_verified = identity.email_verified or provider.organization_id is not None
         audit.record_event(db, actor=actor.as_user(user), action="federation.signup", target_type="user",
                            target_id=user.id, details={"provider_id": str(provider.id)})
         _link(db, actor=actor, user=user, provider=provider, identity=identity, how="signup", now=now)

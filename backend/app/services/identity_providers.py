@@ -7,9 +7,14 @@ that creation would have refused. Per kind (the exact field names of the API bod
 - microsoft: `tenant`, `allowed_tenants` / `allow_any_tenant` (multi-tenant only), `authority`;
 - github: `base_url`; google: an optional `hosted_domain`;
 - saml: `idp_entity_id`, `idp_sso_url`, `idp_certificates` (PEM, several for rollover), an optional
-  `idp_slo_url`, `attribute_mapping`, `name_id_format`, `default_role`, `group_role_map`, `jit_membership`,
-  `allow_idp_initiated`; no client id, secret or scopes. Our SP key pair is generated on creation: the
-  certificate in the settings (`sp_certificate`, never set by a caller), the private key encrypted.
+  `idp_slo_url`, `name_id_format`, `allow_idp_initiated`; no client id, secret or scopes. Our SP key pair
+  is generated on creation: the certificate in the settings (`sp_certificate`, never set by a caller), the
+  private key encrypted.
+- an organization's own connection (saml, oidc, microsoft) also takes the membership settings
+  (models.federation.MembershipSettings): `attribute_mapping` (saml: email, name, given_name, family_name,
+  groups; oidc and microsoft: groups, the ID token claim, default "groups"), `default_role`,
+  `group_role_map` (never owner), `jit_membership`. A platform-wide provider has no organization to add
+  people to: oidc and microsoft ones refuse them (a platform saml provider keeps them, unused).
 
 URLs go through `UpstreamChecks` (federation.discovery), passed in by the caller: the SSRF guard's
 rules for the URL, and for an oidc issuer a real fetch of its discovery document.
@@ -37,7 +42,7 @@ from cryptography.x509.oid import NameOID
 
 from app import errors
 from app.models import ExternalIdentity, IdentityProvider, ProviderKind, User
-from app.models.federation import KIND_SETTINGS
+from app.models.federation import KIND_SETTINGS, MembershipSettings
 from app.security.crypto import FieldCipher
 from app.services import audit
 from app.services.actor import Actor
@@ -60,14 +65,23 @@ _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 SP_CERTIFICATE_LIFETIME = timedelta(days=3650)
 # The settings only we set (a saml connection's SP certificate).
 GENERATED_FIELDS = frozenset({"sp_certificate"})
-KIND_FIELDS: dict[str, ProviderKind] = {name: kind for kind, settings in KIND_SETTINGS.items()
-                                        for name in settings.field_names() if name not in GENERATED_FIELDS}
-SAML_ATTRIBUTE_KEYS = frozenset({"email", "name", "given_name", "family_name", "groups"})
+KIND_FIELDS: dict[str, frozenset[ProviderKind]] = {
+    name: frozenset(kind for kind, settings in KIND_SETTINGS.items() if name in settings.field_names())
+    for name in {name for settings in KIND_SETTINGS.values() for name in settings.field_names()} - GENERATED_FIELDS}
+MEMBERSHIP_FIELDS = frozenset(MembershipSettings.field_names())
+# The attribute_mapping keys of each kind: what a SAML IdP sends as attributes; an OpenID provider's
+# email and name are standard claims, its groups are not.
+ATTRIBUTE_KEYS: dict[ProviderKind, frozenset[str]] = {
+    ProviderKind.SAML: frozenset({"email", "name", "given_name", "family_name", "groups"}),
+    ProviderKind.OIDC: frozenset({"groups"}),
+    ProviderKind.MICROSOFT: frozenset({"groups"}),
+}
 # A group mapping or a default role never makes anyone an owner (owners are made by owners).
 OWNER_ROLE = "owner"
-DEFAULT_SAML_SETTINGS: dict[str, Any] = {"idp_slo_url": None, "attribute_mapping": {}, "name_id_format": None,
-                                         "default_role": "member", "group_role_map": {}, "jit_membership": True,
-                                         "allow_idp_initiated": False}
+DEFAULT_MEMBERSHIP_SETTINGS: dict[str, Any] = {"attribute_mapping": {}, "default_role": "member",
+                                               "group_role_map": {}, "jit_membership": True}
+DEFAULT_SAML_SETTINGS: dict[str, Any] = DEFAULT_MEMBERSHIP_SETTINGS | {
+    "idp_slo_url": None, "name_id_format": None, "allow_idp_initiated": False}
 # The fields update_provider may change besides the kind's own; kind and organization are fixed.
 UPDATABLE_FIELDS = frozenset({"name", "enabled", "client_id", "client_secret", "scopes", "trust_email",
                               "allow_signup"})
@@ -195,7 +209,8 @@ def _settings_problems(kind: ProviderKind, values: dict[str, Any], upstream: Ups
             add("idp_certificates", "Required for saml connections: the IdP's signing certificate(s), PEM.")
         if not all(_is_pem_certificate(c) for c in certificates):
             add("idp_certificates", "Each must be one PEM certificate.")
-        unknown = set(values.get("attribute_mapping") or {}) - SAML_ATTRIBUTE_KEYS
+    if kind in ATTRIBUTE_KEYS:
+        unknown = set(values.get("attribute_mapping") or {}) - ATTRIBUTE_KEYS[kind]
         if unknown:
             add("attribute_mapping", f"Unknown keys: {', '.join(sorted(unknown))}.")
         if values.get("default_role") == OWNER_ROLE:
@@ -205,8 +220,10 @@ def _settings_problems(kind: ProviderKind, values: dict[str, Any], upstream: Ups
     return problems
 
 
-def _normalised_settings(kind: ProviderKind, values: dict[str, Any]) -> dict[str, Any]:
+def _normalised_settings(kind: ProviderKind, values: dict[str, Any], *, organization_owned: bool) -> dict[str, Any]:
     """The stored settings of `kind`: defaults filled in, base URLs without a terminating "/"."""
+    if organization_owned and kind in (ProviderKind.OIDC, ProviderKind.MICROSOFT):
+        values = DEFAULT_MEMBERSHIP_SETTINGS | values
     if kind == ProviderKind.MICROSOFT:
         values = {"authority": DEFAULT_MICROSOFT_AUTHORITY, "allowed_tenants": [], "allow_any_tenant": False} | values
         values["authority"] = _base_url(values["authority"])
@@ -223,8 +240,13 @@ def _normalised_settings(kind: ProviderKind, values: dict[str, Any]) -> dict[str
     return {"discovery_url": None} | values  # oidc: the issuer exactly as given (it is compared exactly)
 
 
-def _foreign_fields(kind: ProviderKind, given: dict[str, Any]) -> dict[str, list[str]]:
-    return {field: [f"Not a setting of {kind} providers."] for field in given if KIND_FIELDS.get(field) != kind}
+def _foreign_fields(kind: ProviderKind, given: dict[str, Any], *, organization_owned: bool) -> dict[str, list[str]]:
+    problems = {field: [f"Not a setting of {kind} providers."] for field in given
+                if kind not in KIND_FIELDS.get(field, ())}
+    if not organization_owned and kind != ProviderKind.SAML:
+        problems |= {field: ["Only for an organization's own connections (it adds people to the organization)."]
+                     for field in given if field in MEMBERSHIP_FIELDS}
+    return problems
 
 
 def _common_problems(kind: ProviderKind, *, name: str, scopes: list[str], client_id: str | None,
@@ -271,8 +293,9 @@ def create_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
     """
     kind = ProviderKind(kind)
     scopes = list(dict.fromkeys(scopes)) if scopes is not None else list(DEFAULT_SCOPES.get(kind, []))
-    _raise_if(_foreign_fields(kind, kind_settings))
-    settings = _normalised_settings(kind, kind_settings)
+    organization_owned = organization_id is not None
+    _raise_if(_foreign_fields(kind, kind_settings, organization_owned=organization_owned))
+    settings = _normalised_settings(kind, kind_settings, organization_owned=organization_owned)
     problems = _common_problems(kind, name=name, scopes=scopes, client_id=client_id, has_secret=bool(client_secret))
     if kind == ProviderKind.SAML and client_secret is not None:
         problems["client_secret"] = ["Not a setting of saml connections."]
@@ -336,8 +359,9 @@ def update_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
         raise TypeError(f"update_provider() cannot change: {', '.join(sorted(unknown))}")
     kind = ProviderKind(provider.kind)
     kind_changes = {field: value for field, value in changes.items() if field in KIND_FIELDS}
-    _raise_if(_foreign_fields(kind, kind_changes))
-    settings = _normalised_settings(kind, provider.settings | kind_changes)
+    organization_owned = provider.organization_id is not None
+    _raise_if(_foreign_fields(kind, kind_changes, organization_owned=organization_owned))
+    settings = _normalised_settings(kind, provider.settings | kind_changes, organization_owned=organization_owned)
     if "scopes" in changes:
         changes["scopes"] = list(dict.fromkeys(changes["scopes"]))
     merged = {field: changes.get(field, getattr(provider, field)) for field in ("name", "scopes", "client_id")}

@@ -117,7 +117,7 @@ def remember_pending_link(link: identities.PendingLink, next_url: str | None) ->
     session[PENDING_LINK_KEY] = {
         "provider": str(link.provider_id), "user": str(link.user_id), "subject": link.identity.subject,
         "email": link.identity.email, "email_verified": link.identity.email_verified, "name": link.identity.name,
-        "amr": link.identity.amr, "expires_at": link.expires_at.isoformat(), "next": next_url}
+        "amr": link.identity.amr, "groups": link.identity.groups, "expires_at": link.expires_at.isoformat(), "next": next_url}
     return redirect("/federation/link", code=303)
 
 
@@ -127,7 +127,7 @@ def _pending_link() -> tuple[identities.PendingLink, str | None] | None:
         return None
     identity = identities.VerifiedIdentity(subject=stored["subject"], email=stored["email"],
                                            email_verified=stored["email_verified"], name=stored["name"],
-                                           amr=stored["amr"])
+                                           amr=stored["amr"], groups=stored.get("groups") or [])
     return identities.PendingLink(provider_id=uuid.UUID(stored["provider"]), user_id=uuid.UUID(stored["user"]),
                                   identity=identity, expires_at=datetime.fromisoformat(stored["expires_at"])), \
         safe_next(stored.get("next"))

@@ -5,6 +5,8 @@ services.identities'."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, Response, request
 
 from app import errors
@@ -59,8 +61,8 @@ def acs(provider_id: str):
         identities.accept_assertion_once(db.session, provider=provider, assertion_id=assertion.assertion_id,
                                          expires_at=assertion.expires_at, now=now)
         outcome = identities.complete_sign_in(db.session, actor=request_actor(), provider=provider,
-                                              identity=assertion.identity, settings=current_settings(), now=now,
-                                              groups=assertion.groups)
+                                              identity=replace(assertion.identity, groups=assertion.groups),
+                                              settings=current_settings(), now=now)
     except errors.FederationFailed as error:
         return _failed(provider, error, safe_next(pending.next_url) if pending else None)
     db.session.commit()
