@@ -115,3 +115,51 @@ def test_delete_removes_the_connection(api, acme, db_session):
     response = api.delete(f"{base(organization)}/{created['id']}", token=token)
     assert response.status == 200, response.body
     assert db_session.get(IdentityProvider, uuid.UUID(created["id"])) is None
+
+
+# --- the membership settings of every kind an organization connects ------------------------------------
+
+def entra(**overrides: Any) -> dict[str, Any]:
+    return {"kind": "microsoft", "name": "Entra", "client_id": "x", "client_secret": "y", "tenant": TENANT} | overrides
+
+
+def test_an_openid_connection_takes_the_membership_settings_with_their_defaults(api, acme):
+    organization, token = acme
+    plain = api.post(base(organization), token=token, json=entra())
+    assert plain.status == 201, plain.body
+    assert {field: plain.data[field] for field in ("attribute_mapping", "default_role", "group_role_map",
+                                                     "jit_membership")} == \
+        {"attribute_mapping": {}, "default_role": "member", "group_role_map": {}, "jit_membership": True}
+    mapped = api.post(base(organization), token=token, json=entra(
+        attribute_mapping={"groups": "roles"}, default_role="engineer", group_role_map={"Admins": "admin"},
+        jit_membership=False))
+    assert mapped.status == 201, mapped.body
+    assert mapped.data["attribute_mapping"] == {"groups": "roles"} and mapped.data["jit_membership"] is False
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (entra(group_role_map={"Admins": "owner"}), "group_role_map"),
+    (entra(default_role="owner"), "default_role"),
+    (entra(attribute_mapping={"email": "upn"}), "attribute_mapping"),
+    (entra(group_role_map={"Admins": "no-such-role"}), "group_role_map"),
+])
+def test_an_openid_connections_membership_settings_are_checked(api, acme, db_session, body, field):
+    organization, token = acme
+    response = api.post(base(organization), token=token, json=body)
+    assert response.status == 422, response.body
+    assert field in response.body["error"]["details"]
+    assert db_session.scalar(select(IdentityProvider)) is None
+
+
+def test_patch_cannot_map_a_group_to_owner(api, acme, db_session):
+    organization, token = acme
+    created = api.post(base(organization), token=token, json=entra()).data
+    response = api.patch(f"{base(organization)}/{created['id']}", token=token, json={"group_role_map": {"g": "owner"}})
+    assert response.status == 422 and "group_role_map" in response.body["error"]["details"]
+
+
+def test_a_platform_provider_refuses_the_membership_settings(api, db_session):
+    admin = factories.session_token(factories.UserFactory(is_platform_admin=True))
+    response = api.post("/api/v1/identity-providers", token=admin, json=entra(default_role="member"))
+    assert response.status == 422, response.body
+    assert "organization's own connections" in response.body["error"]["details"]["default_role"][0]

@@ -13,6 +13,7 @@ A test that needs other Settings says so with a marker:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
@@ -22,9 +23,12 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from app.config import Settings
+from app.extensions import field_cipher
+from app.models import IdentityProvider
 from app.services import clients
 from app.services.actor import Actor
 from tests.conftest import make_settings
+from tests.upstream import OpenIDProviderStandIn
 from tests.oauth.helpers import (
     SPA_REDIRECT_URI,
     WEB_OTHER_REDIRECT_URI,
@@ -210,3 +214,25 @@ def introspect(client) -> Callable[..., dict[str, Any]]:
     return post
 
 
+# --- an upstream OpenID provider (tests/upstream.py) and the providers that sign in through it ---
+
+@pytest.fixture
+def upstream() -> Iterator[OpenIDProviderStandIn]:
+    corp = OpenIDProviderStandIn()
+    yield corp
+    corp.close()
+
+
+@pytest.fixture
+def make_provider(app, db_session, upstream) -> Callable[..., IdentityProvider]:
+    def create(**options: Any) -> IdentityProvider:
+        with app.app_context():
+            secret = field_cipher().encrypt(OpenIDProviderStandIn.CLIENT_SECRET)
+        values = dict(kind="oidc", name="Corp", client_id=OpenIDProviderStandIn.CLIENT_ID,
+                      client_secret_ciphertext=secret, scopes=["email", "profile"], trust_email=False,
+                      allow_signup=True, settings={"issuer": upstream.issuer}) | options
+        provider = IdentityProvider(**values)
+        db_session.add(provider)
+        db_session.commit()
+        return provider
+    return create

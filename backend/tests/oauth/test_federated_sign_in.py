@@ -4,14 +4,12 @@ accounts, against a real HTTP server answering as an OpenID provider does (tests
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
-from app.extensions import field_cipher
 from app.models import ExternalIdentity, FederationState, IdentityProvider, User, UserSession
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.oauth.helpers import (
@@ -27,28 +25,6 @@ from tests.oauth.helpers import (
     without_query,
 )
 from tests.upstream import OpenIDProviderStandIn
-
-
-@pytest.fixture
-def upstream() -> Iterator[OpenIDProviderStandIn]:
-    corp = OpenIDProviderStandIn()
-    yield corp
-    corp.close()
-
-
-@pytest.fixture
-def make_provider(app, db_session, upstream) -> Callable[..., IdentityProvider]:
-    def create(**options: Any) -> IdentityProvider:
-        with app.app_context():
-            secret = field_cipher().encrypt(OpenIDProviderStandIn.CLIENT_SECRET)
-        values = dict(kind="oidc", name="Corp", client_id=OpenIDProviderStandIn.CLIENT_ID,
-                      client_secret_ciphertext=secret, scopes=["email", "profile"], trust_email=False,
-                      allow_signup=True, settings={"issuer": upstream.issuer}) | options
-        provider = IdentityProvider(**values)
-        db_session.add(provider)
-        db_session.commit()
-        return provider
-    return create
 
 
 @pytest.fixture
