@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.services import clients, users
@@ -71,6 +75,33 @@ def live_server(app: Flask, _live_socket: BaseWSGIServer) -> Iterator[str]:
         _live_socket.shutdown()
         thread.join(timeout=10)
         assert not thread.is_alive(), "the live server did not stop"
+
+
+@contextmanager
+def second_gatehouse(tmp_path: Path) -> Iterator[tuple[str, Flask]]:
+    """Another Gatehouse, serving on a free loopback port with its own SQLite database and signing keys: a
+    real OpenID provider upstream of the live one. Yields its issuer and app. It is served at
+    http://localhost:<port> and the live one at http://127.0.0.1:<port>: cookies do not tell ports apart
+    (RFC 6265 §8.5), so two hosts keep a browser's two sessions apart."""
+    socket = make_server(HOST, 0, _not_ready, threaded=True)
+    issuer = f"http://localhost:{socket.port}"
+    keys = tmp_path / "second-gatehouse-keys"
+    keys.mkdir()
+    second = create_app(make_settings(f"sqlite:///{tmp_path / 'second-gatehouse.db'}", ISSUER=issuer,
+                                      SIGNING_KEYS_DIR=str(keys), RATELIMIT_LOGIN="1000 per minute"))
+    with second.app_context():
+        upgrade()
+    socket.app = second
+    thread = threading.Thread(target=socket.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield issuer, second
+    finally:
+        socket.shutdown()
+        thread.join(timeout=10)
+        socket.server_close()
+        with second.app_context():
+            db.engine.dispose()
 
 
 # --- the client's side: where the browser is sent back to ---

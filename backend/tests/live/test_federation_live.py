@@ -11,7 +11,6 @@ cookies do not tell ports apart (RFC 6265 §8.5), so two hosts keep the browser'
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,19 +20,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from flask import Flask
-from flask_migrate import upgrade
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
-from app import create_app
-from app.extensions import db, field_cipher
+from app.extensions import field_cipher
 from app.models import ExternalIdentity, IdentityProvider, User
 from app.services import clients, users
 from app.services.actor import Actor
-from tests.conftest import make_settings
-from tests.live.conftest import HOST, LiveClient, _commit, _engine
+from tests.live.conftest import LiveClient, _commit, _engine, second_gatehouse
 from tests.live.flows import authorize
 from tests.live.relying_party import Provider, discover, verify_id_token
 from tests.live.test_browser import browser, page, playwright, start, wait_for_callback  # noqa: F401 (fixtures)
@@ -52,18 +47,7 @@ class Corporate:
 def corporate(tmp_path: Path, app: Flask, live_server: str) -> Iterator[Corporate]:
     """The corporate Gatehouse, serving; its user Pat; and, in the live Gatehouse, the `oidc` provider for it
     with a client registered at the corporate one for the provider's callback URL."""
-    socket = make_server(HOST, 0, lambda environ, start_response: [], threaded=True)
-    issuer = f"http://localhost:{socket.port}"
-    keys = tmp_path / "corp-keys"
-    keys.mkdir()
-    corp_app = create_app(make_settings(f"sqlite:///{tmp_path / 'corp.db'}", ISSUER=issuer, SIGNING_KEYS_DIR=str(keys),
-                                        RATELIMIT_LOGIN="1000 per minute"))
-    with corp_app.app_context():
-        upgrade()
-    socket.app = corp_app
-    thread = threading.Thread(target=socket.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with second_gatehouse(tmp_path) as (issuer, corp_app):
         def add_provider(session: Session) -> str:
             provider = IdentityProvider(kind="oidc", name="Corp", client_id="pending", scopes=["email", "profile"],
                                         settings={"issuer": issuer})
@@ -92,12 +76,6 @@ def corporate(tmp_path: Path, app: Flask, live_server: str) -> Iterator[Corporat
                 provider.client_secret_ciphertext = field_cipher().encrypt(corp_client.client_secret)
         _commit(app, register_client)
         yield Corporate(issuer=issuer, provider_id=provider_id)
-    finally:
-        socket.shutdown()
-        thread.join(timeout=10)
-        socket.server_close()
-        with corp_app.app_context():
-            db.engine.dispose()
 
 
 def federated_accounts(app: Flask) -> list[tuple[str, str | None, str]]:
