@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -290,7 +290,12 @@ def complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, i
         return SignInOutcome(issued=_session_through(db, actor=actor, user=existing, provider=provider,
                                                      identity=identity, settings=settings,
                                                      previous_session_id=previous_session_id, now=now))
-    return SignInOutcome(pending_link=PendingLink(provider_id=provider.id, user_id=existing.id, identity=identity,
+    # The pending link waits in the browser's session cookie: of the groups (Entra ID sends up to 200 ids)
+    # it keeps only those the connection maps, the only ones the membership will look at.
+    connection = provider.kind_settings
+    mapped = (connection.group_role_map or {}) if isinstance(connection, MembershipSettings) else {}
+    waiting = replace(identity, groups=[group for group in identity.groups if group in mapped])
+    return SignInOutcome(pending_link=PendingLink(provider_id=provider.id, user_id=existing.id, identity=waiting,
                                                   expires_at=now + STATE_LIFETIME))
 
 

@@ -150,8 +150,11 @@ def test_linking_an_existing_account_with_its_password_also_gives_the_membership
                                                                                  upstream, acme, db_session):
     via = sso(browser, make_provider, upstream, acme, group_role_map={"eng": "engineer"})
     factories.UserFactory(email=PAT)
-    linking = via.sign_in(email=PAT, email_verified=False, groups=["eng"])
+    linking = via.sign_in(email=PAT, email_verified=False, groups=["eng", *(f"other-{n}" for n in range(200))])
     assert linking.status_code == 303 and linking.location == "/federation/link"
+    with browser.http.session_transaction() as cookie:
+        # Only the mapped groups wait in the session cookie (200 ids would overflow it).
+        assert cookie["federation_link"]["groups"] == ["eng"]
     page = browser.http.get("/federation/link")
     form = parse_page(page).form
     done = browser.http.post("/federation/link", data={**form.fields, "password": factories.DEFAULT_PASSWORD})
