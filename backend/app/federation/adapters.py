@@ -14,13 +14,13 @@ from app.federation.microsoft import MicrosoftAdapter
 from app.federation.oidc import OIDCAdapter
 from app.models import IdentityProvider, ProviderKind
 from app.models.federation import GitHubSettings, GoogleSettings, MicrosoftSettings, OIDCSettings
+from app.security.crypto import FieldCipher
+from app.services.identities import VerifiedIdentity
+from app.services.identity_providers import decrypt_client_secret
 
 # The ID token claim an organization's OpenID connection reads the person's groups from, unless its
 # attribute_mapping names another (Okta, Entra ID and Keycloak all call it "groups").
 DEFAULT_GROUPS_CLAIM = "groups"
-from app.security.crypto import FieldCipher
-from app.services.identities import VerifiedIdentity
-from app.services.identity_providers import decrypt_client_secret
 
 
 class Adapter(Protocol):

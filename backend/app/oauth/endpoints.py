@@ -154,9 +154,10 @@ def authorize():
     the user signs in to the client in; when a sign-in is needed and the organization has
     exactly one enabled connection of its own, the browser goes straight to it. The user
     must be a member; an organization-owned client implies its own and serves no other; a
-    client with organization_required asks the user to pick when they belong to several. When the organization is not available,
-    the client gets access_denied (RFC 6749 §4.1.2.1), the same whether or not it exists;
-    a needed choice with prompt=none is interaction_required (OIDC Core §3.1.2.6).
+    client with organization_required asks the user to pick when they belong to several.
+    When the organization is not available, the client gets access_denied (RFC 6749
+    §4.1.2.1), the same whether or not it exists; a needed choice with prompt=none is
+    interaction_required (OIDC Core §3.1.2.6).
     """
     server = oauth_server()
     browser = current_browser_session()

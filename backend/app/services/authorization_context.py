@@ -3,9 +3,9 @@
 An authorization request may name an organization (`organization=<id or slug>`); a
 client owned by an organization implies its own; a person signed in through an
 organization's own connection (single sign-on) is in that organization; a client with
-organization_required makes the user pick one of theirs. Tokens issued in an organization carry its claims
-(org_id, org_slug, org_name and, for a user, org_roles), read from the membership at
-the moment they are issued.
+organization_required makes the user pick one of theirs. Tokens issued in an
+organization carry its claims (org_id, org_slug, org_name and, for a user, org_roles),
+read from the membership at the moment they are issued.
 """
 
 from __future__ import annotations

@@ -117,7 +117,8 @@ def remember_pending_link(link: identities.PendingLink, next_url: str | None) ->
     session[PENDING_LINK_KEY] = {
         "provider": str(link.provider_id), "user": str(link.user_id), "subject": link.identity.subject,
         "email": link.identity.email, "email_verified": link.identity.email_verified, "name": link.identity.name,
-        "amr": link.identity.amr, "groups": link.identity.groups, "expires_at": link.expires_at.isoformat(), "next": next_url}
+        "amr": link.identity.amr, "groups": link.identity.groups, "expires_at": link.expires_at.isoformat(),
+        "next": next_url}
     return redirect("/federation/link", code=303)
 
 
