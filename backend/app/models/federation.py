@@ -86,7 +86,10 @@ class SAMLSettings(KindSettings):
     idp_certificates: list[str]
     sp_certificate: str
     idp_slo_url: str | None = None
-    # SAML attribute name to read for each of email, name, given_name, family_name, groups.
+    # How the AuthnRequest goes to idp_sso_url (SAML Bindings §3.4, §3.5): "HTTP-Redirect" or "HTTP-POST".
+    idp_sso_binding: str = "HTTP-Redirect"
+    # SAML attribute name to read for each of email, name, given_name, family_name, groups, and subject (a
+    # stable attribute taken as the person's subject instead of the NameID).
     attribute_mapping: dict[str, str] | None = None
     name_id_format: str | None = None
     default_role: str = "member"

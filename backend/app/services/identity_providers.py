@@ -62,10 +62,12 @@ SP_CERTIFICATE_LIFETIME = timedelta(days=3650)
 GENERATED_FIELDS = frozenset({"sp_certificate"})
 KIND_FIELDS: dict[str, ProviderKind] = {name: kind for kind, settings in KIND_SETTINGS.items()
                                         for name in settings.field_names() if name not in GENERATED_FIELDS}
-SAML_ATTRIBUTE_KEYS = frozenset({"email", "name", "given_name", "family_name", "groups"})
+SAML_ATTRIBUTE_KEYS = frozenset({"email", "name", "given_name", "family_name", "groups", "subject"})
+SAML_BINDINGS = ("HTTP-Redirect", "HTTP-POST")
 # A group mapping or a default role never makes anyone an owner (owners are made by owners).
 OWNER_ROLE = "owner"
-DEFAULT_SAML_SETTINGS: dict[str, Any] = {"idp_slo_url": None, "attribute_mapping": {}, "name_id_format": None,
+DEFAULT_SAML_SETTINGS: dict[str, Any] = {"idp_slo_url": None, "idp_sso_binding": "HTTP-Redirect",
+                                         "attribute_mapping": {}, "name_id_format": None,
                                          "default_role": "member", "group_role_map": {}, "jit_membership": True,
                                          "allow_idp_initiated": False}
 # The fields update_provider may change besides the kind's own; kind and organization are fixed.
@@ -195,6 +197,8 @@ def _settings_problems(kind: ProviderKind, values: dict[str, Any], upstream: Ups
             add("idp_certificates", "Required for saml connections: the IdP's signing certificate(s), PEM.")
         if not all(_is_pem_certificate(c) for c in certificates):
             add("idp_certificates", "Each must be one PEM certificate.")
+        if values.get("idp_sso_binding") not in SAML_BINDINGS:
+            add("idp_sso_binding", f"Must be one of {', '.join(SAML_BINDINGS)}.")
         unknown = set(values.get("attribute_mapping") or {}) - SAML_ATTRIBUTE_KEYS
         if unknown:
             add("attribute_mapping", f"Unknown keys: {', '.join(sorted(unknown))}.")
