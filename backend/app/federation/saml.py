@@ -24,6 +24,7 @@ from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.response import OneLogin_Saml2_Response
@@ -88,6 +89,42 @@ class IdPLogoutRequest:
     request_id: str
     name_id: str
     session_indexes: list[str] = field(default_factory=list)
+
+
+def idp_settings_from_metadata(xml: str | bytes) -> dict[str, Any]:
+    """A connection's IdP fields (idp_entity_id, idp_sso_url, idp_sso_binding, idp_slo_url, idp_certificates)
+    read from the IdP's metadata (SAML Metadata §2.4.3, IDPSSODescriptor) with python3-saml's parser: the first
+    SingleSignOnService of the HTTP-Redirect binding, else of HTTP-POST; the first SingleLogoutService of the
+    HTTP-Redirect binding (the one our SLS speaks); every signing certificate (several during a rollover).
+    DTDs and entities are refused by the parser.
+
+    Raises:
+        ValueError: not metadata XML, no IdP in it, no SSO service of either binding, or no signing certificate
+            (an IdP whose responses could not be verified); the message says which.
+    """
+    found: dict[str, Any] = {}
+    for binding, urn in BINDINGS.items():
+        try:
+            parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml, required_sso_binding=urn)
+        except Exception:  # whatever lxml or the parser raises for text that is not metadata
+            raise ValueError("Not SAML metadata XML.") from None
+        idp = parsed.get("idp")
+        if not idp or not idp.get("entityId"):
+            raise ValueError("The metadata has no identity provider (EntityDescriptor with an IDPSSODescriptor).")
+        if "singleSignOnService" in idp:
+            found = idp | {"binding": binding}
+            break
+    if not found:
+        raise ValueError("The identity provider's metadata has no SingleSignOnService with the HTTP-Redirect or "
+                         "HTTP-POST binding.")
+    signing = found.get("x509certMulti", {}).get("signing") or ([found["x509cert"]] if "x509cert" in found else [])
+    if not signing:
+        raise ValueError("The identity provider's metadata has no signing certificate (KeyDescriptor with an "
+                         "X509Certificate): its responses could not be verified.")
+    return {"idp_entity_id": found["entityId"], "idp_sso_url": found["singleSignOnService"]["url"],
+            "idp_sso_binding": found["binding"],
+            "idp_slo_url": found.get("singleLogoutService", {}).get("url"),
+            "idp_certificates": [OneLogin_Saml2_Utils.format_cert(certificate) for certificate in signing]}
 
 
 class SAMLConnection:

@@ -6,8 +6,10 @@ that creation would have refused. Per kind (the exact field names of the API bod
 - oidc: `issuer` (its discovery document must name it exactly) and an optional `discovery_url`;
 - microsoft: `tenant`, `allowed_tenants` / `allow_any_tenant` (multi-tenant only), `authority`;
 - github: `base_url`; google: an optional `hosted_domain`;
-- saml: `idp_entity_id`, `idp_sso_url`, `idp_certificates` (PEM, several for rollover), an optional
-  `idp_slo_url`, `attribute_mapping`, `name_id_format`, `default_role`, `group_role_map`, `jit_membership`,
+- saml: `idp_entity_id`, `idp_sso_url`, `idp_sso_binding` (HTTP-Redirect or HTTP-POST), `idp_certificates`
+  (PEM, several for rollover), an optional `idp_slo_url` — or instead of those five, the IdP's metadata as
+  `idp_metadata_xml` or `idp_metadata_url` (read once, not stored); `attribute_mapping` (with `subject`: a
+  stable attribute to take instead of the NameID), `name_id_format`, `default_role`, `group_role_map`, `jit_membership`,
   `allow_idp_initiated`; no client id, secret or scopes. Our SP key pair is generated on creation: the
   certificate in the settings (`sp_certificate`, never set by a caller), the private key encrypted.
 
@@ -64,6 +66,9 @@ KIND_FIELDS: dict[str, ProviderKind] = {name: kind for kind, settings in KIND_SE
                                         for name in settings.field_names() if name not in GENERATED_FIELDS}
 SAML_ATTRIBUTE_KEYS = frozenset({"email", "name", "given_name", "family_name", "groups", "subject"})
 SAML_BINDINGS = ("HTTP-Redirect", "HTTP-POST")
+# What a saml connection's IdP metadata gives (in place of these fields), and the fields that carry it.
+SAML_METADATA_FIELDS = ("idp_entity_id", "idp_sso_url", "idp_sso_binding", "idp_slo_url", "idp_certificates")
+SAML_METADATA_SOURCES = ("idp_metadata_xml", "idp_metadata_url")
 # A group mapping or a default role never makes anyone an owner (owners are made by owners).
 OWNER_ROLE = "owner"
 DEFAULT_SAML_SETTINGS: dict[str, Any] = {"idp_slo_url": None, "idp_sso_binding": "HTTP-Redirect",
@@ -84,6 +89,15 @@ class UpstreamChecks(Protocol):
     def issuer_problem(self, *, issuer: str, discovery_url: str | None) -> str | None:
         """Why the OpenID provider at `issuer` cannot be used (its discovery document cannot be fetched
         or names another issuer), or None."""
+
+    def saml_idp_settings(self, *, metadata_xml: str | None = None, metadata_url: str | None = None
+                          ) -> dict[str, Any]:
+        """A SAML IdP's fields (SAML_METADATA_FIELDS) read from its metadata XML, or from the metadata fetched
+        from `metadata_url`.
+
+        Raises:
+            ValueError: not fetched, or not usable metadata (no IdP, no SSO service, no signing certificate).
+        """
 
 
 def decrypt_sp_private_key(cipher: FieldCipher, provider: IdentityProvider) -> str:
@@ -227,6 +241,32 @@ def _normalised_settings(kind: ProviderKind, values: dict[str, Any]) -> dict[str
     return {"discovery_url": None} | values  # oidc: the issuer exactly as given (it is compared exactly)
 
 
+def _read_saml_metadata(kind: ProviderKind, given: dict[str, Any], upstream: UpstreamChecks) -> dict[str, Any]:
+    """`given` with idp_metadata_xml or idp_metadata_url replaced by the IdP fields its metadata gives
+    (SAML_METADATA_FIELDS; an idp_slo_url it lacks is None).
+
+    Raises:
+        ValidationFailed: metadata for another kind, both sources, a field the metadata gives also given,
+            or metadata that cannot be fetched or used.
+    """
+    sources = {field: given[field] for field in SAML_METADATA_SOURCES if field in given}
+    if not sources:
+        return given
+    rest = {field: value for field, value in given.items() if field not in SAML_METADATA_SOURCES}
+    if kind != ProviderKind.SAML:
+        _raise_if({field: [f"Not a setting of {kind} providers."] for field in sources})
+    if len(sources) > 1:
+        _raise_if({field: ["Give the metadata one way: idp_metadata_xml or idp_metadata_url."] for field in sources})
+    _raise_if({field: ["Read from the metadata: leave it out, or give the fields without metadata."]
+               for field in SAML_METADATA_FIELDS if field in rest})
+    (source, value), = sources.items()
+    try:
+        read = upstream.saml_idp_settings(**{source.removeprefix("idp_"): value})
+    except ValueError as err:
+        raise errors.ValidationFailed(details={source: [str(err)]}) from None
+    return rest | read
+
+
 def _foreign_fields(kind: ProviderKind, given: dict[str, Any]) -> dict[str, list[str]]:
     return {field: [f"Not a setting of {kind} providers."] for field in given if KIND_FIELDS.get(field) != kind}
 
@@ -275,6 +315,7 @@ def create_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
     """
     kind = ProviderKind(kind)
     scopes = list(dict.fromkeys(scopes)) if scopes is not None else list(DEFAULT_SCOPES.get(kind, []))
+    kind_settings = _read_saml_metadata(kind, kind_settings, upstream)
     _raise_if(_foreign_fields(kind, kind_settings))
     settings = _normalised_settings(kind, kind_settings)
     problems = _common_problems(kind, name=name, scopes=scopes, client_id=client_id, has_secret=bool(client_secret))
@@ -335,10 +376,11 @@ def update_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
         ValidationFailed: the result breaks a rule, or a field belongs to another kind; details per field.
         TypeError: a field that cannot be updated (kind, organization_id) was passed.
     """
-    unknown = set(changes) - UPDATABLE_FIELDS - set(KIND_FIELDS)
+    unknown = set(changes) - UPDATABLE_FIELDS - set(KIND_FIELDS) - set(SAML_METADATA_SOURCES)
     if unknown:
         raise TypeError(f"update_provider() cannot change: {', '.join(sorted(unknown))}")
     kind = ProviderKind(provider.kind)
+    changes = _read_saml_metadata(kind, changes, upstream)
     kind_changes = {field: value for field, value in changes.items() if field in KIND_FIELDS}
     _raise_if(_foreign_fields(kind, kind_changes))
     settings = _normalised_settings(kind, provider.settings | kind_changes)
