@@ -59,7 +59,8 @@ class TestIdP:
     def assertion(self, *, audience: str, recipient: str, in_response_to: str | None, subject: str = "corp-user-1",
                   name_id_format: str = PERSISTENT, attributes: dict[str, list[str]] | None = None,
                   not_before: datetime | None = None, not_on_or_after: datetime | None = None,
-                  assertion_id: str | None = None, issuer: str | None = None) -> str:
+                  assertion_id: str | None = None, issuer: str | None = None,
+                  session_index: str | None = None) -> str:
         now = datetime.now(UTC)
         not_before = not_before or now - timedelta(seconds=30)
         not_on_or_after = not_on_or_after or now + timedelta(minutes=5)
@@ -79,7 +80,7 @@ class TestIdP:
             f'<saml:Conditions NotBefore="{_instant(not_before)}" NotOnOrAfter="{_instant(not_on_or_after)}">'
             f"<saml:AudienceRestriction><saml:Audience>{escape(audience)}</saml:Audience>"
             f"</saml:AudienceRestriction></saml:Conditions>"
-            f'<saml:AuthnStatement AuthnInstant="{_instant(now)}" SessionIndex="_s{uuid.uuid4().hex}">'
+            f'<saml:AuthnStatement AuthnInstant="{_instant(now)}" SessionIndex={quoteattr(session_index or "_s" + uuid.uuid4().hex)}>'
             f"<saml:AuthnContext><saml:AuthnContextClassRef>"
             f"urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
             f"</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"
