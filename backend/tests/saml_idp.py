@@ -159,3 +159,9 @@ class TestIdP:
         parts.append(f"SigAlg={OneLogin_Saml2_Utils.escape_url(algorithm)}")
         signature = OneLogin_Saml2_Utils.sign_binary("&".join(parts), key_pem or self.key_pem, TRANSFORMS[algorithm])
         return "&".join(parts) + f"&Signature={OneLogin_Saml2_Utils.escape_url(base64.b64encode(signature).decode())}"
+
+    def post_form(self, saml_type: str, xml: str, *, relay_state: str | None = None, signed: bool = True,
+                  algorithm: str = C.RSA_SHA256, digest: str = C.SHA256, key_pem: str | None = None) -> dict[str, str]:
+        """The form of the HTTP-POST binding (Bindings §3.5.4): the message base64, signed inside the XML."""
+        body = self.sign(xml, algorithm=algorithm, digest=digest, key_pem=key_pem) if signed else xml.encode()
+        return {saml_type: base64.b64encode(body).decode()} | ({"RelayState": relay_state} if relay_state else {})

@@ -1,15 +1,16 @@
 """The service-provider side of SAML 2.0 Web Browser SSO (SAML Profiles §4.1) and Single Logout (Profiles §4.4)
 for a `saml` connection, on python3-saml: the signed AuthnRequest we send the browser with (HTTP-Redirect or
 HTTP-POST binding, RSA-SHA256), our metadata, the validation of the Response posted back to the ACS, and the
-LogoutRequest / LogoutResponse messages exchanged at the SLS (HTTP-Redirect binding, SAML Bindings §3.4).
+LogoutRequest / LogoutResponse messages exchanged at the SLS (ours by HTTP-Redirect, SAML Bindings §3.4;
+the IdP's by HTTP-Redirect or HTTP-POST, §3.5).
 
 python3-saml validates with every option on (strict, wantAssertionsSigned, rejectDeprecatedAlgorithm,
 the pinned IdP certificates only, audience, one assertion). What it leaves loose is checked here after it:
 Destination and Recipient exactly equal to our ACS URL (it accepts a prefix or a substring), and
 InResponseTo present and equal to the request we sent (it skips the comparison when either is missing).
-Logout messages are held to the same: signed (the query signature of Bindings §3.4.4.1) by a pinned
-certificate with no SHA-1, Issuer the IdP, Destination exactly our SLS, a LogoutResponse's InResponseTo
-exactly our LogoutRequest's ID.
+Logout messages are held to the same: signed (over the query, Bindings §3.4.4.1, or enveloped over the
+whole message, §3.5.4) by a pinned certificate with no SHA-1, Issuer the IdP, Destination exactly our SLS,
+a LogoutResponse's InResponseTo exactly our LogoutRequest's ID.
 """
 
 from __future__ import annotations
@@ -305,19 +306,59 @@ class SAMLConnection:
             raise FederationFailed("saml_logout_destination", "The identity provider's logout message is not for "
                                                               "this service.")
 
-    def idp_logout_request(self, query: dict[str, str], query_string: str) -> IdPLogoutRequest:
-        """The IdP's LogoutRequest that came to our SLS (Profiles §4.4.4.1), checked.
+    def _check_enveloped_signature(self, encoded: str) -> None:
+        """HTTP-POST binding (Bindings §3.5.4): one signature, a child of the message's root, whose one Reference
+        is the root itself (SAML Core §5.4.2; nothing else may be what was signed), no SHA-1, by a pinned
+        certificate."""
+        try:
+            document = OneLogin_Saml2_XML.to_etree(OneLogin_Saml2_Utils.decode_base64_and_inflate(encoded,
+                                                                                                  ignore_zip=True))
+        except Exception:  # malformed base64 or XML
+            raise FederationFailed("saml_logout_malformed", "The identity provider's logout message is not "
+                                                            "valid.") from None
+        signatures = OneLogin_Saml2_XML.query(document, "/*/ds:Signature")
+        if len(signatures) != 1:
+            raise FederationFailed("saml_logout_unsigned", "The identity provider's logout message is not signed.")
+        references = OneLogin_Saml2_XML.query(signatures[0], "./ds:SignedInfo/ds:Reference")
+        algorithms = [node.get("Algorithm") for node in OneLogin_Saml2_XML.query(
+            signatures[0], "./ds:SignedInfo/ds:SignatureMethod | ./ds:SignedInfo/ds:Reference/ds:DigestMethod")]
+        try:
+            if len(references) != 1 or not document.get("ID") or references[0].get("URI") != f"#{document.get('ID')}" \
+                    or any(algorithm in OneLogin_Saml2_Constants.DEPRECATED_ALGORITHMS for algorithm in algorithms):
+                raise OneLogin_Saml2_ValidationError("not a signature of the whole message, or SHA-1",
+                                                     OneLogin_Saml2_ValidationError.INVALID_SIGNATURE)
+            OneLogin_Saml2_Utils.validate_sign(document, multicerts=list(self.settings.idp_certificates),
+                                               xpath="/*/ds:Signature", raise_exceptions=True)
+        except Exception:
+            raise FederationFailed("saml_logout_signature", "The identity provider's logout message is not "
+                                                            "valid.") from None
+
+    def _verified(self, saml_type: str, fields: dict[str, str], query_string: str | None
+                  ) -> tuple[OneLogin_Saml2_Settings, dict[str, Any]]:
+        """python3-saml's settings and request data for a logout message whose signature is checked: over the
+        query (HTTP-Redirect binding, `query_string` given) or inside the XML (HTTP-POST binding, None)."""
+        if saml_type not in fields:
+            raise FederationFailed("saml_logout_malformed", "The identity provider's logout message is not valid.")
+        if query_string is None:
+            self._check_enveloped_signature(fields[saml_type])
+            # Checked above: python3-saml would look for the Redirect binding's signature in the query.
+            return self._onelogin_settings(), self._request_data(self.sls_url, post=fields)
+        settings = self._onelogin_settings(want_messages_signed=True)
+        request_data = self._request_data(self.sls_url, query=fields, query_string=query_string)
+        self._check_message_signature(OneLogin_Saml2_Auth(request_data, settings), fields, saml_type)
+        return settings, request_data
+
+    def idp_logout_request(self, fields: dict[str, str], *, query_string: str | None) -> IdPLogoutRequest:
+        """The IdP's LogoutRequest that came to our SLS (Profiles §4.4.4.1), checked: in the query
+        (HTTP-Redirect binding, `query_string` the query as it came) or a form (HTTP-POST binding, None).
 
         Raises:
             FederationFailed: unsigned, signed by another key or with SHA-1, another issuer or destination,
                 expired, malformed.
         """
-        settings = self._onelogin_settings(want_messages_signed=True)
-        request_data = self._request_data(self.sls_url, query=query, query_string=query_string)
-        auth = OneLogin_Saml2_Auth(request_data, settings)
-        self._check_message_signature(auth, query, "SAMLRequest")
+        settings, request_data = self._verified("SAMLRequest", fields, query_string)
         try:
-            request = OneLogin_Saml2_Logout_Request(settings, query["SAMLRequest"])
+            request = OneLogin_Saml2_Logout_Request(settings, fields["SAMLRequest"])
             request.is_valid(request_data, raise_exceptions=True)
             document = OneLogin_Saml2_XML.to_etree(request.get_xml())
             issuer = OneLogin_Saml2_Logout_Request.get_issuer(document)
@@ -347,19 +388,17 @@ class SAMLConnection:
         return OutgoingMessage(url=OneLogin_Saml2_Utils.redirect(self.settings.idp_slo_url, parameters),
                                message_id=builder.id)
 
-    def check_logout_response(self, query: dict[str, str], query_string: str, *, request_id: str) -> None:
-        """The IdP's LogoutResponse to our LogoutRequest `request_id` (Profiles §4.4.4.2), checked: signed as a
-        LogoutRequest must be, InResponseTo exactly `request_id`, status Success.
+    def check_logout_response(self, fields: dict[str, str], *, query_string: str | None, request_id: str) -> None:
+        """The IdP's LogoutResponse to our LogoutRequest `request_id` (Profiles §4.4.4.2), in either binding as
+        idp_logout_request, checked: signed as a LogoutRequest must be, InResponseTo exactly `request_id`,
+        status Success.
 
         Raises:
             FederationFailed: any check failed.
         """
-        settings = self._onelogin_settings(want_messages_signed=True)
-        request_data = self._request_data(self.sls_url, query=query, query_string=query_string)
-        auth = OneLogin_Saml2_Auth(request_data, settings)
-        self._check_message_signature(auth, query, "SAMLResponse")
+        settings, request_data = self._verified("SAMLResponse", fields, query_string)
         try:
-            response = OneLogin_Saml2_Logout_Response(settings, query["SAMLResponse"])
+            response = OneLogin_Saml2_Logout_Response(settings, fields["SAMLResponse"])
             response.is_valid(request_data, request_id=request_id, raise_exceptions=True)
             issuer, status, in_response_to = response.get_issuer(), response.get_status(), \
                 response.get_in_response_to()

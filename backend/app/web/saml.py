@@ -1,6 +1,6 @@
 """A SAML connection's service-provider endpoints: its metadata, the Assertion Consumer Service the IdP
 posts its Response to (SAML Bindings §3.5, HTTP-POST), and the Single Logout Service its LogoutRequest and
-LogoutResponse come to (Bindings §3.4, HTTP-Redirect; SAML Profiles §4.4). The sign-in starts at
+LogoutResponse come to (Bindings §3.4 HTTP-Redirect or §3.5 HTTP-POST; SAML Profiles §4.4). The sign-in starts at
 /federation/<id>/start (web.federation), our logout at /oauth2/logout; the checks of the messages are
 app.federation.saml's, what they do to accounts services.identities' and services.saml_logout's."""
 
@@ -91,20 +91,23 @@ def _logout_failed(provider: IdentityProvider, error: errors.FederationFailed, *
 
 @bp.route("/saml/<provider_id>/sls", methods=["GET", "POST"])
 def sls(provider_id: str):
-    """The Single Logout Service (SAML Profiles §4.4.4), HTTP-Redirect binding (Bindings §3.4): the message
-    is in the query whatever the method. A LogoutRequest of the IdP ends the sessions it names and is answered
-    with our signed LogoutResponse; a LogoutResponse to our LogoutRequest (sent by /oauth2/logout, whose
-    session already ended) finishes that logout where it was going."""
+    """The Single Logout Service (SAML Profiles §4.4.4), HTTP-Redirect binding (Bindings §3.4: the message in
+    the query, signed over it) or HTTP-POST (§3.5: in a form, signed inside the XML). A LogoutRequest of
+    the IdP ends the sessions it names and is answered with our signed LogoutResponse; a LogoutResponse to
+    our LogoutRequest (sent by /oauth2/logout, whose session already ended) finishes that logout where it
+    was going."""
     provider = _enabled_connection(provider_id)
     if provider is None:
         return Response(render_template("logged_out.html", error="This sign-in option is not available.",
                                         not_signed_out=True), status=404)
-    query = request.args.to_dict()
-    query_string = request.query_string.decode("latin-1")
+    # HTTP-Redirect binding: the message in the query, signed over it as it came; HTTP-POST: in the form.
+    redirect_binding = "SAMLRequest" in request.args or "SAMLResponse" in request.args
+    fields = (request.args if redirect_binding else request.form).to_dict()
+    query_string = request.query_string.decode("latin-1") if redirect_binding else None
     connection = saml_connection(provider)
-    if "SAMLRequest" in query:
+    if "SAMLRequest" in fields:
         try:
-            logout = connection.idp_logout_request(query, query_string)
+            logout = connection.idp_logout_request(fields, query_string=query_string)
         except errors.FederationFailed as error:
             return _logout_failed(provider, error, signed_out=False)
         saml_logout.end_idp_sessions(db.session, actor=request_actor(), provider=provider, name_id=logout.name_id,
@@ -112,18 +115,21 @@ def sls(provider_id: str):
         db.session.commit()
         if provider.kind_settings.idp_slo_url:  # type: ignore[attr-defined]
             response = to_saml_idp(connection.logout_response(in_response_to=logout.request_id,
-                                                              relay_state=query.get("RelayState")))
+                                                              relay_state=fields.get("RelayState")))
         else:
             response = Response(render_template("logged_out.html"))
         browser = current_browser_session()
         if browser is None:  # this browser's session, if it was one of them, has ended
             clear_session_cookie(response)
         return response
+    if "SAMLResponse" not in fields:
+        return _logout_failed(provider, errors.FederationFailed("saml_logout_malformed", "There is no logout "
+                                                                "message here."), signed_out=False)
     try:
         pending = identities.consume_saml_request(db.session, provider=provider,
-                                                  relay_state=query.get("RelayState", ""))
+                                                  relay_state=fields.get("RelayState", ""))
         db.session.commit()  # spent whatever the response turns out to be
-        connection.check_logout_response(query, query_string, request_id=pending.request_id)
+        connection.check_logout_response(fields, query_string=query_string, request_id=pending.request_id)
     except errors.FederationFailed as error:
         return _logout_failed(provider, error, signed_out=True)
     # Where the relying party's logout request was going (a registered post_logout_redirect_uri), kept

@@ -257,3 +257,56 @@ def test_an_idp_logout_response_is_accepted_once(via, logout_sent, db_session):
     again = to_sls(via, query)
     assert again.status_code == 400
     assert audit_events(db_session, "federation.failed")[-1].details["reason"] == "state_expired"
+
+
+# --- the HTTP-POST binding at the SLS (Bindings §3.5): the signature inside the message -----------------
+
+def post_to_sls(via: SAMLRoundTrip, form: dict[str, str]):
+    return via.browser.http.post(f"/saml/{via.provider.id}/sls", data=form)
+
+
+def test_an_idp_logout_request_by_post_ends_the_session(via, signed_in, db_session):
+    request = via.idp.logout_request(destination=sls_url(via), name_id="corp-user-1", request_id="_posted")
+    response = post_to_sls(via, via.idp.post_form("SAMLRequest", request, relay_state="idp-state"))
+    assert response.status_code == 302 and response.location.startswith(TestIdP.slo_url + "?")
+    answer, _ = message_of(response.location, "SAMLResponse", via.provider.settings["sp_certificate"])
+    assert answer.get("InResponseTo") == "_posted"
+    assert live_sessions(db_session) == []
+
+
+def test_an_idp_logout_response_by_post_finishes_our_logout(via, logout_sent):
+    request, sent = logout_sent
+    answer = via.idp.logout_response(destination=sls_url(via), in_response_to=request.get("ID"))
+    done = post_to_sls(via, via.idp.post_form("SAMLResponse", answer, relay_state=sent["RelayState"]))
+    assert done.status_code == 200 and "You are signed out" in parse_page(done).text
+
+
+def _tampered(via: SAMLRoundTrip) -> dict[str, str]:
+    xml = via.idp.sign(via.idp.logout_request(destination=sls_url(via), name_id="corp-user-2"))
+    return {"SAMLRequest": base64.b64encode(xml.replace(b"corp-user-2", b"corp-user-1")).decode()}
+
+
+def _signature_of_another_element(via: SAMLRoundTrip) -> dict[str, str]:
+    """The signed request's root renamed: its signature's Reference no longer names the message."""
+    xml = via.idp.sign(via.idp.logout_request(destination=sls_url(via), name_id="corp-user-1", request_id="_a"))
+    return {"SAMLRequest": base64.b64encode(xml.replace(b'ID="_a"', b'ID="_b"', 1)).decode()}
+
+
+@pytest.mark.parametrize(("form", "reason"), [
+    (lambda via: via.idp.post_form("SAMLRequest", via.idp.logout_request(
+        destination=sls_url(via), name_id="corp-user-1"), signed=False), "saml_logout_unsigned"),
+    (lambda via: via.idp.post_form("SAMLRequest", via.idp.logout_request(
+        destination=sls_url(via), name_id="corp-user-1"), algorithm=C.RSA_SHA1, digest=C.SHA1),
+     "saml_logout_signature"),
+    (lambda via: via.idp.post_form("SAMLRequest", via.idp.logout_request(
+        destination=sls_url(via), name_id="corp-user-1"), key_pem=STRANGER_KEY), "saml_logout_signature"),
+    (_tampered, "saml_logout_signature"),
+    (_signature_of_another_element, "saml_logout_signature"),
+    (lambda via: via.idp.post_form("SAMLRequest", via.idp.logout_request(
+        destination=sls_url(via) + "/extra", name_id="corp-user-1")), "saml_logout_"),
+    (lambda via: {"SAMLRequest": "not base64 !"}, "saml_logout_malformed"),
+    (lambda via: {}, "saml_logout_malformed"),
+], ids=["unsigned", "sha1", "unpinned-key", "tampered", "reference-not-the-message", "other-destination",
+        "malformed", "empty"])
+def test_an_idp_logout_request_by_post_that_fails_a_check_ends_nothing(via, signed_in, db_session, form, reason):
+    assert_nobody_signed_out(post_to_sls(via, form(via)), db_session, reason)
