@@ -281,7 +281,7 @@ class SAMLConnection:
                              groups=self._attribute(attributes, "groups"), name_id=name_id,
                              name_id_format=name_id_format, session_index=response.get_session_index())
 
-    # --- single logout (SAML Profiles §4.4, HTTP-Redirect binding) ------------------------------------------
+    # --- single logout (SAML Profiles §4.4): ours by HTTP-Redirect, the IdP's by HTTP-Redirect or HTTP-POST ---
 
     def logout_request(self, *, name_id: str, name_id_format: str | None, session_index: str | None,
                        relay_state: str) -> OutgoingMessage:

@@ -306,9 +306,10 @@ def _saml_single_logout(provider: IdentityProvider, browser: UserSession, *, the
     """Our session signed in through a SAML connection with an SLO URL has ended; the IdP is asked to end its
     own with a signed LogoutRequest (SAML Profiles §4.4.3.1). Its LogoutResponse comes to /saml/<id>/sls, which
     then goes on to `then` (the relying party's post_logout_redirect_uri), kept here under the RelayState."""
+    assert browser.saml_name_id is not None  # as saml_logout.slo_connection found
     relay_state = new_token()
     connection = SAMLConnection.for_provider(provider, our_issuer=current_settings().ISSUER, cipher=field_cipher())
-    message = connection.logout_request(name_id=browser.saml_name_id or "", name_id_format=browser.saml_name_id_format,
+    message = connection.logout_request(name_id=browser.saml_name_id, name_id_format=browser.saml_name_id_format,
                                         session_index=browser.saml_session_index, relay_state=relay_state)
     identities.remember_saml_request(db.session, provider=provider, relay_state=relay_state,
                                      request_id=message.message_id, next_url=then)
