@@ -28,6 +28,7 @@ from app.services import clients as client_service
 from app.services import mail, revocations
 from app.services.denylist import MemoryDenylist, RedisDenylist
 from app.services.redis_feed import RedisFeed
+from app.services.saml_replay import DatabaseAssertionReplayCache, RedisAssertionReplayCache
 from app.services.keys import KeyringError, KeyStore, ensure_keys
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ def _init_redis_stores(app: Flask, settings: Settings) -> None:
     configured, with one feed (services.redis_feed) telling each process of denials and client
     changes; in-process otherwise. The client cache is told about every committed client change,
     the denylist about every committed denial; the database's record of denials
-    (services.revocations), read through the session at hand, restores it."""
+    (services.revocations), read through the session at hand, restores it. The SAML replay cache:
+    Redis when configured, the database otherwise (services.saml_replay)."""
     record = revocations.DatabaseDenials(lambda: db.session)
     if settings.REDIS_URL:
         redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
@@ -155,9 +157,11 @@ def _init_redis_stores(app: Flask, settings: Settings) -> None:
                                                              feed=feed if settings.DENYLIST_MIRROR else None,
                                                              record=record)
         versions = client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, feed)
+        app.extensions["gatehouse.saml_replay_cache"] = RedisAssertionReplayCache(redis, settings.RATELIMIT_KEY_PREFIX)
     else:
         app.extensions["gatehouse.denylist"] = MemoryDenylist(record)
         versions = client_service.MemoryClientVersions()
+        app.extensions["gatehouse.saml_replay_cache"] = DatabaseAssertionReplayCache(lambda: db.session)
     ttl = settings.client_cache_seconds
     app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
     # One listener for every app: db.session is shared by all apps built in this process.

@@ -19,6 +19,7 @@ from app.security.client_ip import client_ip
 from app.services.clients import ClientCache
 from app.services.denylist import TokenDenylist
 from app.services.keys import KeyStore
+from app.services.saml_replay import AssertionReplayCache
 
 
 def rate_limit_key() -> str:
@@ -86,6 +87,11 @@ def client_cache() -> ClientCache:
 def token_denylist() -> TokenDenylist:
     """Revoked token ids of the app handling this request (Redis when configured)."""
     return current_app.extensions["gatehouse.denylist"]
+
+
+def saml_replay_cache() -> AssertionReplayCache:
+    """The SAML assertion replay cache of the app handling this request (Redis when configured, else the database)."""
+    return current_app.extensions["gatehouse.saml_replay_cache"]
 
 
 def field_cipher() -> FieldCipher:

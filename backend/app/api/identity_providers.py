@@ -20,9 +20,13 @@ bp = Blueprint("identity_providers", __name__, url_prefix="/api/v1/identity-prov
 KINDS_DESCRIPTION = (
     "Kind-specific fields: oidc issuer (its discovery document must name it exactly; fetched on creation "
     "and when it changes) and discovery_url; microsoft tenant, allowed_tenants, allow_any_tenant, authority; "
-    "github base_url; google hosted_domain; saml idp_entity_id, idp_sso_url, idp_certificates, idp_slo_url, "
-    "attribute_mapping, name_id_format, default_role, group_role_map, jit_membership, allow_idp_initiated "
-    "(no client id, secret or scopes; the response adds sp_entity_id, metadata_url, acs_url, "
+    "github base_url; google hosted_domain; saml idp_entity_id, idp_sso_url, idp_sso_binding, "
+    "idp_certificates, idp_slo_url — or instead of those, the IdP's metadata as idp_metadata_xml or "
+    "idp_metadata_url (fetched through the SSRF guard; 422 when it is not metadata, has no IdP, no SSO "
+    "service or no signing certificate, or when both or one of those fields are also given) — and "
+    "attribute_mapping (its subject key: a stable attribute taken as the subject instead of the NameID), "
+    "name_id_format, default_role, group_role_map, jit_membership, allow_idp_initiated "
+    "(no client id, secret or scopes; the response adds sp_entity_id, metadata_url, acs_url, sls_url, "
     "sp_certificate). A field of another kind is 422. The client secret is never "
     "returned; register callback_url as the redirect URI at the provider.")
 

@@ -2,13 +2,15 @@
 
 Input goes through the same schema and service as POST /api/v1/identity-providers. The client
 secret is read from a hidden prompt (or standard input), never from the command line, where it
-would be left in the shell history and the process list.
+would be left in the shell history and the process list. A saml connection has no client id or
+secret: its IdP comes from metadata (a URL, or a file) or field by field, certificates from PEM files.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,7 +38,7 @@ def _dump(provider_or_list: Any, many: bool = False) -> str:
 @cli.command("create")
 @click.option("--kind", required=True, type=click.Choice([k.value for k in ProviderKind]))
 @click.option("--name", required=True, help="Shown on the sign-in button.")
-@click.option("--client-id", required=True, help="Our client id registered at the provider.")
+@click.option("--client-id", help="Our client id registered at the provider (every kind but saml).")
 @click.option("--scope", "scopes", multiple=True, help="Space-separated, may be repeated; default per kind.")
 @click.option("--disabled", is_flag=True, help="Register it switched off.")
 @click.option("--trust-email", is_flag=True, help="Link a proved-verified email to the local account with it.")
@@ -49,17 +51,39 @@ def _dump(provider_or_list: Any, many: bool = False) -> str:
 @click.option("--authority", help="microsoft: default https://login.microsoftonline.com.")
 @click.option("--base-url", help="github: default https://github.com.")
 @click.option("--hosted-domain", help="google: the Workspace domain whose accounts alone may sign in.")
-def create(kind: str, name: str, client_id: str, scopes: tuple[str, ...], disabled: bool, trust_email: bool,
-           no_signup: bool, allowed_tenants: tuple[str, ...], allow_any_tenant: bool,
-           **kind_options: str | None) -> None:
-    """Register a provider and print it as JSON (with the callback URL to register at the provider).
+@click.option("--idp-metadata-url", help="saml: where the IdP's metadata is (fetched through the SSRF guard).")
+@click.option("--idp-metadata-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="saml: the IdP's metadata XML, from a file.")
+@click.option("--idp-entity-id", help="saml, without metadata: the IdP's entity id.")
+@click.option("--idp-sso-url", help="saml, without metadata: the IdP's single sign-on URL.")
+@click.option("--idp-sso-binding", type=click.Choice(["HTTP-Redirect", "HTTP-POST"]),
+              help="saml, without metadata: how the AuthnRequest goes (default HTTP-Redirect).")
+@click.option("--idp-slo-url", help="saml, without metadata: the IdP's single logout URL.")
+@click.option("--idp-certificate-file", "idp_certificate_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="saml, without metadata: an IdP signing certificate (PEM file); repeat during a rollover.")
+@click.option("--allow-idp-initiated", is_flag=True, help="saml: accept unsolicited (IdP-initiated) responses.")
+def create(kind: str, name: str, client_id: str | None, scopes: tuple[str, ...], disabled: bool, trust_email: bool,
+           no_signup: bool, allowed_tenants: tuple[str, ...], allow_any_tenant: bool, idp_metadata_file: Path | None,
+           idp_certificate_files: tuple[Path, ...], allow_idp_initiated: bool, **kind_options: str | None) -> None:
+    """Register a provider and print it as JSON (with the callback URL to register at the provider; for
+    saml, our entity id, ACS, SLS and metadata URLs to give the IdP).
 
     The client secret is asked for (hidden), or read from standard input:
     printf %s "$SECRET" | flask providers create ...
     """
-    client_secret = click.prompt("Client secret", hide_input=True)
-    payload: dict[str, Any] = {"kind": kind, "name": name, "client_id": client_id, "client_secret": client_secret,
-                               "enabled": not disabled, "trust_email": trust_email, "allow_signup": not no_signup}
+    payload: dict[str, Any] = {"kind": kind, "name": name, "enabled": not disabled, "trust_email": trust_email,
+                               "allow_signup": not no_signup}
+    if client_id is not None:
+        payload["client_id"] = client_id
+    if kind != ProviderKind.SAML:  # saml has no client registration, hence no secret
+        payload["client_secret"] = click.prompt("Client secret", hide_input=True)
+    if idp_metadata_file is not None:
+        payload["idp_metadata_xml"] = idp_metadata_file.read_text()
+    if idp_certificate_files:
+        payload["idp_certificates"] = [path.read_text() for path in idp_certificate_files]
+    if allow_idp_initiated:
+        payload["allow_idp_initiated"] = True
     if scopes:
         payload["scopes"] = " ".join(scopes).split()
     if allowed_tenants:

@@ -1,10 +1,12 @@
-"""OpenID Provider discovery documents (OpenID Connect Discovery 1.0), fetched through the guarded fetcher."""
+"""OpenID Provider discovery documents (OpenID Connect Discovery 1.0) and SAML IdP metadata, fetched through
+the guarded fetcher."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.federation.http import FetchError, GuardedFetcher
+from app.federation.saml import idp_settings_from_metadata
 
 WELL_KNOWN_PATH = "/.well-known/openid-configuration"
 # Discovery 1.0 §3 lists more as REQUIRED; these are the ones a sign-in cannot work without.
@@ -56,3 +58,20 @@ class UpstreamChecks:
         except FetchError as err:
             return str(err)
         return None
+
+    def saml_idp_settings(self, *, metadata_xml: str | None = None, metadata_url: str | None = None
+                          ) -> dict[str, Any]:
+        """The IdP fields read from its metadata, given as XML or fetched from `metadata_url`.
+
+        Raises:
+            ValueError: not fetched, or not usable metadata; the message says why.
+        """
+        if metadata_url is not None:
+            try:
+                response = self._fetcher.fetch(metadata_url)
+            except FetchError as err:
+                raise ValueError(str(err)) from None
+            if response.status != 200:
+                raise ValueError(f"{metadata_url} answered HTTP {response.status}, not SAML metadata")
+            return idp_settings_from_metadata(response.body)
+        return idp_settings_from_metadata(metadata_xml or "")

@@ -49,7 +49,8 @@ class MembershipSettings(KindSettings):
     membership: services.memberships.sync_sso_membership. Unused by platform-wide providers."""
 
     # The attribute (saml) or ID token claim (oidc, microsoft) to read for each key; oidc and microsoft
-    # read only `groups` (default claim "groups").
+    # read only `groups` (default claim "groups"). saml's `subject` names a stable attribute taken as the
+    # person's subject instead of the NameID.
     attribute_mapping: dict[str, str] | None = None
     default_role: str = "member"
     # IdP group name -> organization role (never owner).
@@ -101,6 +102,8 @@ class SAMLSettings(MembershipSettings):
     idp_certificates: list[str]
     sp_certificate: str
     idp_slo_url: str | None = None
+    # How the AuthnRequest goes to idp_sso_url (SAML Bindings §3.4, §3.5): "HTTP-Redirect" or "HTTP-POST".
+    idp_sso_binding: str = "HTTP-Redirect"
     name_id_format: str | None = None
     allow_idp_initiated: bool = False
 

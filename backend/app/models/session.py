@@ -24,6 +24,8 @@ class SessionEndReason(enum.StrEnum):
     REVOKED = "revoked"
     PASSWORD_CHANGED = "password_changed"
     EXPIRED = "expired"
+    # The SAML IdP's LogoutRequest (single logout) ended it.
+    IDP_LOGOUT = "idp_logout"
 
 
 def _str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
@@ -33,7 +35,8 @@ def _str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
 
 class UserSession(UUIDPrimaryKey, Base):
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_user_id_ended_at", "user_id", "ended_at"),)
+    __table_args__ = (Index("ix_sessions_user_id_ended_at", "user_id", "ended_at"),
+                      Index("ix_sessions_identity_provider_id_saml_name_id", "identity_provider_id", "saml_name_id"))
 
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     # SHA-256 hex of the bearer token; the token itself is never stored.
@@ -53,6 +56,11 @@ class UserSession(UUIDPrimaryKey, Base):
     amr: Mapped[list[str] | None] = mapped_column(JSON)
     identity_provider_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("identity_providers.id", ondelete="SET NULL"))
+    # Through a SAML connection: who the IdP said it was and its session there (SAML Core §2.2.3, §2.7.2),
+    # which its LogoutRequest names and ours must name (Profiles §4.4), so single logout finds this session.
+    saml_name_id: Mapped[str | None] = mapped_column(String(512))
+    saml_name_id_format: Mapped[str | None] = mapped_column(String(256))
+    saml_session_index: Mapped[str | None] = mapped_column(String(256))
 
     user: Mapped[User] = relationship()
 

@@ -13,14 +13,16 @@ from joserfc.jws import extract_compact
 
 from app import errors
 from app.database import DATABASE_UNAVAILABLE
-from app.extensions import csrf, current_settings, db, key_store
-from app.models import Organization, UserSession
+from app.extensions import csrf, current_settings, db, field_cipher, key_store
+from app.federation.saml import SAMLConnection
+from app.models import IdentityProvider, Organization, UserSession
 from app.models.base import utcnow
 from app.oauth.cors import with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
 from app.oauth.server import FormBodyRequest, IssuerInResponse, database_unavailable, oauth_server
 from app.request_context import request_actor
-from app.services import authorization_context, consents, identities, sessions
+from app.security.tokens import new_token
+from app.services import authorization_context, consents, identities, saml_logout, sessions
 from app.services.access_tokens import is_access_token_header
 from app.security.request_input import RefusedInput
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
@@ -292,11 +294,30 @@ def logout():
         # A POSTed logout request's parameters go along too (RP-Initiated Logout 1.0 §2: GET and POST).
         return render_template("logout_confirm.html", action=_same_request_url("oauth.logout", form_only={"confirm"}))
 
+    saml_connection = None
     if browser is not None:
+        saml_connection = saml_logout.slo_connection(db.session, browser)
         sessions.logout(db.session, actor=request_actor(browser.user, browser.id), session=browser)
         db.session.commit()
     response = server.create_endpoint_response("end_session", end_session_request)
-    if response is None:
+    if saml_connection is not None:
+        response = _saml_single_logout(saml_connection, browser, then=response.location if response else None)
+    elif response is None:
         response = Response(render_template("logged_out.html"))
     clear_session_cookie(response)
     return response
+
+
+def _saml_single_logout(provider: IdentityProvider, browser: UserSession, *, then: str | None) -> Response:
+    """Our session signed in through a SAML connection with an SLO URL has ended; the IdP is asked to end its
+    own with a signed LogoutRequest (SAML Profiles §4.4.3.1). Its LogoutResponse comes to /saml/<id>/sls, which
+    then goes on to `then` (the relying party's post_logout_redirect_uri), kept here under the RelayState."""
+    assert browser.saml_name_id is not None  # as saml_logout.slo_connection found
+    relay_state = new_token()
+    connection = SAMLConnection.for_provider(provider, our_issuer=current_settings().ISSUER, cipher=field_cipher())
+    message = connection.logout_request(name_id=browser.saml_name_id, name_id_format=browser.saml_name_id_format,
+                                        session_index=browser.saml_session_index, relay_state=relay_state)
+    identities.remember_saml_request(db.session, provider=provider, relay_state=relay_state,
+                                     request_id=message.message_id, next_url=then)
+    db.session.commit()
+    return redirect(message.url)

@@ -31,9 +31,10 @@ def _whole(pattern: re.Pattern[str], message: str) -> Callable[[str], None]:
     return check
 KIND_FIELD_NAMES = ("issuer", "discovery_url", "tenant", "allowed_tenants", "allow_any_tenant", "authority",
                     "base_url", "hosted_domain", "idp_entity_id", "idp_sso_url", "idp_slo_url", "idp_certificates",
-                    "attribute_mapping", "name_id_format", "default_role", "group_role_map", "jit_membership",
+                    "idp_sso_binding", "attribute_mapping", "name_id_format", "default_role", "group_role_map", "jit_membership",
                     "allow_idp_initiated", "sp_certificate")
 MAX_CERTIFICATE_LENGTH = 16384
+MAX_METADATA_LENGTH = 512 * 1024  # as much as the guarded fetcher reads from idp_metadata_url
 
 
 def _url(description: str, **kwargs: Any) -> fields.String:
@@ -97,21 +98,37 @@ class _ProviderFields(Schema):
 
     idp_entity_id = fields.String(validate=validate.Length(min=1, max=1024), metadata={
         "description": "saml: the IdP's entity id (its Issuer)."})
-    idp_sso_url = _url("saml: the IdP's single sign-on URL (HTTP-Redirect binding).")
-    idp_slo_url = _url("saml, optional: the IdP's single logout URL.", allow_none=True)
+    idp_metadata_xml = fields.String(load_only=True, validate=validate.Length(min=1, max=MAX_METADATA_LENGTH),
+                                     metadata={"description": "saml: the IdP's metadata XML (an EntityDescriptor with "
+                                                              "an IDPSSODescriptor), instead of idp_entity_id, "
+                                                              "idp_sso_url, idp_sso_binding, idp_slo_url and "
+                                                              "idp_certificates, which are read from it. Not stored."})
+    idp_metadata_url = _url("saml: where to fetch the IdP's metadata XML (through the SSRF guard), instead of "
+                            "idp_metadata_xml or the fields. Fetched once, on this request; not stored.",
+                            load_only=True)
+    idp_sso_url = _url("saml: the IdP's single sign-on URL.")
+    idp_sso_binding = fields.String(validate=validate.OneOf(["HTTP-Redirect", "HTTP-POST"]), metadata={
+        "description": "saml: how the signed AuthnRequest goes to idp_sso_url: HTTP-Redirect (default; signed "
+                       "in the query) or HTTP-POST (an auto-submitting form; signed in the XML)."})
+    idp_slo_url = _url("saml, optional: the IdP's single logout URL (HTTP-Redirect binding). With it, our "
+                       "logout of a person signed in through the connection also ends their IdP session.",
+                       allow_none=True)
     idp_certificates = fields.List(fields.String(validate=validate.Length(min=1, max=MAX_CERTIFICATE_LENGTH)),
                                    validate=validate.Length(min=1, max=5), metadata={
         "description": "saml: the IdP's signing certificates, PEM; several during a rollover. Responses are "
                        "checked against these only."})
     attribute_mapping = fields.Dict(keys=fields.String(validate=validate.OneOf(
-        ["email", "name", "given_name", "family_name", "groups"])),
+        ["email", "name", "given_name", "family_name", "groups", "subject"])),
         values=fields.String(validate=validate.Length(min=1, max=1024)), metadata={
         "description": "An organization's connection. saml: the attribute name to read for email, name, given_name, "
                        "family_name and groups; unset keys try Okta's, Entra ID's and Google Workspace's usual "
-                       "names. oidc, microsoft: only groups, the ID token (or UserInfo) claim listing the "
-                       "person's groups; default groups."})
+                       "names; `subject`: a stable attribute (an employee id, an object id) to take as the "
+                       "person's subject instead of the NameID, required when the IdP sends a transient NameID. "
+                       "oidc, microsoft: only groups, the ID token (or UserInfo) claim listing the person's "
+                       "groups; default groups."})
     name_id_format = fields.String(allow_none=True, validate=validate.Length(min=1, max=256), metadata={
-        "description": "saml, optional: the NameID format to ask for (persistent is best; transient is refused)."})
+        "description": "saml, optional: the NameID format to ask for (persistent is best; transient is refused "
+                       "unless attribute_mapping names a subject attribute)."})
     default_role = fields.String(validate=validate.Length(min=1, max=64), metadata={
         "description": "An organization's connection (saml, oidc, microsoft): the organization role of a member "
                        "added just in time when no group maps to a role. Default member; never owner."})
@@ -169,6 +186,7 @@ class IdentityProviderOut(Schema):
     idp_entity_id = fields.String()
     idp_sso_url = fields.String()
     idp_slo_url = fields.String(allow_none=True)
+    idp_sso_binding = fields.String()
     idp_certificates = fields.List(fields.String())
     attribute_mapping = fields.Dict(keys=fields.String(), values=fields.String())
     name_id_format = fields.String(allow_none=True)
@@ -181,6 +199,8 @@ class IdentityProviderOut(Schema):
         "description": "saml: our entity id, {ISSUER}/saml/{id}/metadata (also where our metadata is)."})
     metadata_url = fields.Method("_sp_entity_id", metadata={"description": "saml: our SP metadata."})
     acs_url = fields.Method("_acs_url", metadata={"description": "saml: our ACS, {ISSUER}/saml/{id}/acs."})
+    sls_url = fields.Method("_sls_url", metadata={
+        "description": "saml: our single logout service, {ISSUER}/saml/{id}/sls (HTTP-Redirect binding)."})
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 
@@ -199,6 +219,9 @@ class IdentityProviderOut(Schema):
 
     def _acs_url(self, provider: Any) -> Any:
         return provider.saml_url(self._issuer(), "acs") if provider.kind == ProviderKind.SAML else missing
+
+    def _sls_url(self, provider: Any) -> Any:
+        return provider.saml_url(self._issuer(), "sls") if provider.kind == ProviderKind.SAML else missing
 
     def _issuer(self) -> str:
         if self.issuer_url is None:

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import errors
 from app.config import Settings
-from app.models import ExternalIdentity, FederationState, IdentityProvider, SAMLAssertionUse, SessionKind, User
+from app.models import ExternalIdentity, FederationState, IdentityProvider, SessionKind, User
 from app.models.base import utcnow
 from app.models.federation import MembershipSettings
 from app.security.tokens import hash_token, new_token
@@ -194,24 +193,6 @@ def consume_saml_request(db: Session, *, provider: IdentityProvider, relay_state
                                                        "Please try again.")
     db.delete(pending)
     return PendingSAMLRequest(request_id=pending.saml_request_id or "", next_url=pending.next_url)
-
-
-def accept_assertion_once(db: Session, *, provider: IdentityProvider, assertion_id: str, expires_at: datetime,
-                          now: datetime | None = None) -> None:
-    """Record a SAML assertion's ID until it expires; one already recorded is a replay (SAML Profiles
-    §4.1.4.5). The unique constraint decides between two instances racing with the same assertion.
-
-    Raises:
-        FederationFailed: the assertion was used before.
-    """
-    now = now or utcnow()
-    db.execute(delete(SAMLAssertionUse).where(SAMLAssertionUse.expires_at <= now)
-               .execution_options(synchronize_session=False))
-    try:
-        with db.begin_nested():
-            db.add(SAMLAssertionUse(provider_id=provider.id, assertion_id=assertion_id, expires_at=expires_at))
-    except IntegrityError:
-        raise errors.FederationFailed("saml_replayed", "This sign-in response was already used.") from None
 
 
 def _session_through(db: Session, *, actor: Actor, user: User, provider: IdentityProvider,

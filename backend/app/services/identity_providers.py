@@ -6,15 +6,17 @@ that creation would have refused. Per kind (the exact field names of the API bod
 - oidc: `issuer` (its discovery document must name it exactly) and an optional `discovery_url`;
 - microsoft: `tenant`, `allowed_tenants` / `allow_any_tenant` (multi-tenant only), `authority`;
 - github: `base_url`; google: an optional `hosted_domain`;
-- saml: `idp_entity_id`, `idp_sso_url`, `idp_certificates` (PEM, several for rollover), an optional
-  `idp_slo_url`, `name_id_format`, `allow_idp_initiated`; no client id, secret or scopes. Our SP key pair
-  is generated on creation: the certificate in the settings (`sp_certificate`, never set by a caller), the
-  private key encrypted.
+- saml: `idp_entity_id`, `idp_sso_url`, `idp_sso_binding` (HTTP-Redirect or HTTP-POST), `idp_certificates`
+  (PEM, several for rollover), an optional `idp_slo_url` — or instead of those five, the IdP's metadata as
+  `idp_metadata_xml` or `idp_metadata_url` (read once, not stored); `name_id_format`, `allow_idp_initiated`;
+  no client id, secret or scopes. Our SP key pair is generated on creation: the certificate in the settings
+  (`sp_certificate`, never set by a caller), the private key encrypted.
 - an organization's own connection (saml, oidc, microsoft) also takes the membership settings
   (models.federation.MembershipSettings): `attribute_mapping` (saml: email, name, given_name, family_name,
-  groups; oidc and microsoft: groups, the ID token claim, default "groups"), `default_role`,
-  `group_role_map` (never owner), `jit_membership`. A platform-wide provider has no organization to add
-  people to: oidc and microsoft ones refuse them (a platform saml provider keeps them, unused).
+  groups, and `subject`, a stable attribute to take instead of the NameID; oidc and microsoft: groups, the
+  ID token claim, default "groups"), `default_role`, `group_role_map` (never owner), `jit_membership`. A
+  platform-wide provider has no organization to add people to: oidc and microsoft ones refuse them (a
+  platform saml provider keeps them, unused).
 
 URLs go through `UpstreamChecks` (federation.discovery), passed in by the caller: the SSRF guard's
 rules for the URL, and for an oidc issuer a real fetch of its discovery document.
@@ -72,16 +74,20 @@ MEMBERSHIP_FIELDS = frozenset(MembershipSettings.field_names())
 # The attribute_mapping keys of each kind: what a SAML IdP sends as attributes; an OpenID provider's
 # email and name are standard claims, its groups are not.
 ATTRIBUTE_KEYS: dict[ProviderKind, frozenset[str]] = {
-    ProviderKind.SAML: frozenset({"email", "name", "given_name", "family_name", "groups"}),
+    ProviderKind.SAML: frozenset({"email", "name", "given_name", "family_name", "groups", "subject"}),
     ProviderKind.OIDC: frozenset({"groups"}),
     ProviderKind.MICROSOFT: frozenset({"groups"}),
 }
+SAML_BINDINGS = ("HTTP-Redirect", "HTTP-POST")
+# What a saml connection's IdP metadata gives (in place of these fields), and the fields that carry it.
+SAML_METADATA_FIELDS = ("idp_entity_id", "idp_sso_url", "idp_sso_binding", "idp_slo_url", "idp_certificates")
+SAML_METADATA_SOURCES = ("idp_metadata_xml", "idp_metadata_url")
 # A group mapping or a default role never makes anyone an owner (owners are made by owners).
 OWNER_ROLE = "owner"
 DEFAULT_MEMBERSHIP_SETTINGS: dict[str, Any] = {"attribute_mapping": {}, "default_role": "member",
                                                "group_role_map": {}, "jit_membership": True}
 DEFAULT_SAML_SETTINGS: dict[str, Any] = DEFAULT_MEMBERSHIP_SETTINGS | {
-    "idp_slo_url": None, "name_id_format": None, "allow_idp_initiated": False}
+    "idp_slo_url": None, "idp_sso_binding": "HTTP-Redirect", "name_id_format": None, "allow_idp_initiated": False}
 # The fields update_provider may change besides the kind's own; kind and organization are fixed.
 UPDATABLE_FIELDS = frozenset({"name", "enabled", "client_id", "client_secret", "scopes", "trust_email",
                               "allow_signup"})
@@ -96,6 +102,15 @@ class UpstreamChecks(Protocol):
     def issuer_problem(self, *, issuer: str, discovery_url: str | None) -> str | None:
         """Why the OpenID provider at `issuer` cannot be used (its discovery document cannot be fetched
         or names another issuer), or None."""
+
+    def saml_idp_settings(self, *, metadata_xml: str | None = None, metadata_url: str | None = None
+                          ) -> dict[str, Any]:
+        """A SAML IdP's fields (SAML_METADATA_FIELDS) read from its metadata XML, or from the metadata fetched
+        from `metadata_url`.
+
+        Raises:
+            ValueError: not fetched, or not usable metadata (no IdP, no SSO service, no signing certificate).
+        """
 
 
 def decrypt_sp_private_key(cipher: FieldCipher, provider: IdentityProvider) -> str:
@@ -209,6 +224,8 @@ def _settings_problems(kind: ProviderKind, values: dict[str, Any], upstream: Ups
             add("idp_certificates", "Required for saml connections: the IdP's signing certificate(s), PEM.")
         if not all(_is_pem_certificate(c) for c in certificates):
             add("idp_certificates", "Each must be one PEM certificate.")
+        if values.get("idp_sso_binding") not in SAML_BINDINGS:
+            add("idp_sso_binding", f"Must be one of {', '.join(SAML_BINDINGS)}.")
     if kind in ATTRIBUTE_KEYS:
         unknown = set(values.get("attribute_mapping") or {}) - ATTRIBUTE_KEYS[kind]
         if unknown:
@@ -238,6 +255,32 @@ def _normalised_settings(kind: ProviderKind, values: dict[str, Any], *, organiza
         hosted_domain = values.get("hosted_domain")
         return {"hosted_domain": hosted_domain.lower() if hosted_domain else None}
     return {"discovery_url": None} | values  # oidc: the issuer exactly as given (it is compared exactly)
+
+
+def _read_saml_metadata(kind: ProviderKind, given: dict[str, Any], upstream: UpstreamChecks) -> dict[str, Any]:
+    """`given` with idp_metadata_xml or idp_metadata_url replaced by the IdP fields its metadata gives
+    (SAML_METADATA_FIELDS; an idp_slo_url it lacks is None).
+
+    Raises:
+        ValidationFailed: metadata for another kind, both sources, a field the metadata gives also given,
+            or metadata that cannot be fetched or used.
+    """
+    sources = {field: given[field] for field in SAML_METADATA_SOURCES if field in given}
+    if not sources:
+        return given
+    rest = {field: value for field, value in given.items() if field not in SAML_METADATA_SOURCES}
+    if kind != ProviderKind.SAML:
+        _raise_if({field: [f"Not a setting of {kind} providers."] for field in sources})
+    if len(sources) > 1:
+        _raise_if({field: ["Give the metadata one way: idp_metadata_xml or idp_metadata_url."] for field in sources})
+    _raise_if({field: ["Read from the metadata: leave it out, or give the fields without metadata."]
+               for field in SAML_METADATA_FIELDS if field in rest})
+    (source, value), = sources.items()
+    try:
+        read = upstream.saml_idp_settings(**{source.removeprefix("idp_"): value})
+    except ValueError as err:
+        raise errors.ValidationFailed(details={source: [str(err)]}) from None
+    return rest | read
 
 
 def _foreign_fields(kind: ProviderKind, given: dict[str, Any], *, organization_owned: bool) -> dict[str, list[str]]:
@@ -293,6 +336,7 @@ def create_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
     """
     kind = ProviderKind(kind)
     scopes = list(dict.fromkeys(scopes)) if scopes is not None else list(DEFAULT_SCOPES.get(kind, []))
+    kind_settings = _read_saml_metadata(kind, kind_settings, upstream)
     organization_owned = organization_id is not None
     _raise_if(_foreign_fields(kind, kind_settings, organization_owned=organization_owned))
     settings = _normalised_settings(kind, kind_settings, organization_owned=organization_owned)
@@ -354,10 +398,11 @@ def update_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
         ValidationFailed: the result breaks a rule, or a field belongs to another kind; details per field.
         TypeError: a field that cannot be updated (kind, organization_id) was passed.
     """
-    unknown = set(changes) - UPDATABLE_FIELDS - set(KIND_FIELDS)
+    unknown = set(changes) - UPDATABLE_FIELDS - set(KIND_FIELDS) - set(SAML_METADATA_SOURCES)
     if unknown:
         raise TypeError(f"update_provider() cannot change: {', '.join(sorted(unknown))}")
     kind = ProviderKind(provider.kind)
+    changes = _read_saml_metadata(kind, changes, upstream)
     kind_changes = {field: value for field, value in changes.items() if field in KIND_FIELDS}
     organization_owned = provider.organization_id is not None
     _raise_if(_foreign_fields(kind, kind_changes, organization_owned=organization_owned))

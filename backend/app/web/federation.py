@@ -12,14 +12,13 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 from app import errors
 from app.extensions import csrf, current_settings, db, field_cipher, limiter, upstream_fetcher, upstream_metadata
 from app.federation.adapters import Adapter, adapter_for
-from app.federation.saml import SAMLConnection
+from app.federation.saml import OutgoingMessage, SAMLConnection
 from app.models import IdentityProvider, ProviderKind
 from app.models.base import utcnow
 from app.request_context import request_actor
 from app.security.browser_session import current_browser_session
 from app.security.tokens import new_token
 from app.services import identities
-from app.services.identity_providers import decrypt_sp_private_key
 from app.web.pages import login_page, safe_next, signed_in_response
 
 bp = Blueprint("federation", __name__)
@@ -36,8 +35,16 @@ def _adapter(provider: IdentityProvider) -> Adapter:
 
 
 def saml_connection(provider: IdentityProvider) -> SAMLConnection:
-    return SAMLConnection(provider, our_issuer=current_settings().ISSUER,
-                          sp_private_key=decrypt_sp_private_key(field_cipher(), provider))
+    return SAMLConnection.for_provider(provider, our_issuer=current_settings().ISSUER, cipher=field_cipher())
+
+
+def to_saml_idp(message: OutgoingMessage) -> Response:
+    """The browser on its way to the IdP with `message`: a redirect (HTTP-Redirect binding), or a form it
+    POSTs (HTTP-POST binding, SAML Bindings §3.5.3) — submitted by a script from our own origin (the CSP
+    allows no inline script), or by the person's click without JavaScript."""
+    if message.form is None:
+        return redirect(message.url)
+    return Response(render_template("saml_post.html", action=message.url, fields=message.form))
 
 
 def _failed(provider: IdentityProvider | None, error: errors.FederationFailed, next_url: str | None) -> Response:
@@ -72,11 +79,11 @@ def start(provider_id: str):
 def _start_saml(provider: IdentityProvider, next_url: str | None) -> Response:
     """A signed AuthnRequest; the RelayState is a random key to the request kept server-side, never a URL."""
     relay_state = new_token()
-    target, request_id = saml_connection(provider).authn_request(relay_state=relay_state)
-    identities.remember_saml_request(db.session, provider=provider, relay_state=relay_state, request_id=request_id,
-                                     next_url=next_url)
+    message = saml_connection(provider).authn_request(relay_state=relay_state)
+    identities.remember_saml_request(db.session, provider=provider, relay_state=relay_state,
+                                     request_id=message.message_id, next_url=next_url)
     db.session.commit()
-    return redirect(target)
+    return to_saml_idp(message)
 
 
 @bp.get("/federation/<provider_id>/callback")

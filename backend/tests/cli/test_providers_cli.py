@@ -15,6 +15,7 @@ from app.models import AuditEvent, IdentityProvider
 from app.security.crypto import FieldCipher
 from app.services import identity_providers
 from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
+from tests.saml_idp import TestIdP
 
 SECRET = "upstream-client-secret-91bd"
 
@@ -114,3 +115,56 @@ def test_secrets_rotate_without_the_old_key_fails_and_changes_nothing(run, datab
     assert result.exit_code == 1 and "no key in ENCRYPTION_KEYS decrypts" in result.output
     db_session.expire_all()
     assert db_session.scalars(select(IdentityProvider)).one().client_secret_ciphertext == before
+
+
+# --- saml connections: the same service as the API, no client id or secret --------------------------------
+
+SAML_IDP = TestIdP()
+
+
+def test_create_saml_connection_from_a_metadata_file(run, tmp_path, settings, db_session):
+    metadata = tmp_path / "idp-metadata.xml"
+    metadata.write_text(SAML_IDP.metadata())
+
+    result = run("providers", "create", "--kind", "saml", "--name", "Corp SAML", "--idp-metadata-file", str(metadata))
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    assert data["idp_entity_id"] == SAML_IDP.entity_id and data["idp_slo_url"] == SAML_IDP.slo_url
+    assert data["sls_url"] == f"{settings.ISSUER}/saml/{data['id']}/sls"
+    assert "Client secret" not in result.output
+    assert db_session.get(IdentityProvider, uuid.UUID(data["id"])).sp_private_key_ciphertext
+
+
+def test_create_saml_connection_from_a_metadata_url(run, upstream):
+    upstream.serve("/metadata", SAML_IDP.metadata(sso_bindings=("HTTP-POST",)).encode())
+
+    result = run("providers", "create", "--kind", "saml", "--name", "Corp SAML",
+                 "--idp-metadata-url", f"{upstream.url}/metadata")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["idp_sso_binding"] == "HTTP-POST"
+
+
+def test_create_saml_connection_field_by_field(run, tmp_path):
+    certificate = tmp_path / "idp.pem"
+    certificate.write_text(SAML_IDP.certificate_pem)
+
+    result = run("providers", "create", "--kind", "saml", "--name", "Corp SAML", "--idp-entity-id",
+                 SAML_IDP.entity_id, "--idp-sso-url", SAML_IDP.sso_url, "--idp-sso-binding", "HTTP-POST",
+                 "--idp-certificate-file", str(certificate), "--allow-idp-initiated")
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    assert data["idp_certificates"] == [SAML_IDP.certificate_pem] and data["allow_idp_initiated"] is True
+
+
+def test_create_saml_connection_with_certless_metadata_fails_naming_the_field(run, tmp_path, db_session):
+    metadata = tmp_path / "idp-metadata.xml"
+    metadata.write_text(SAML_IDP.metadata(certificates=[]))
+
+    result = run("providers", "create", "--kind", "saml", "--name", "Corp SAML", "--idp-metadata-file", str(metadata))
+
+    assert result.exit_code == 1
+    assert "idp_metadata_xml:" in result.output and "no signing certificate" in result.output
+    assert db_session.scalar(select(IdentityProvider)) is None

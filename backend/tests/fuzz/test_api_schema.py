@@ -52,7 +52,8 @@ ROLE_REFERENCE = {"role"}  # must name a role that exists in the organization
 # Which fields each provider kind takes and requires (the operations' descriptions say so).
 PROVIDER_RULES = {"kind", "name", "client_id", "client_secret", "scopes", "issuer", "discovery_url", "tenant",
                   "allowed_tenants", "allow_any_tenant", "authority", "base_url", "hosted_domain", "idp_entity_id",
-                  "idp_sso_url", "idp_slo_url", "idp_certificates", "attribute_mapping", "name_id_format",
+                  "idp_sso_url", "idp_sso_binding", "idp_slo_url", "idp_certificates", "idp_metadata_xml",
+                  "idp_metadata_url", "attribute_mapping", "name_id_format",
                   "default_role", "group_role_map", "jit_membership", "allow_idp_initiated"}
 RULES_IN_WORDS = {
     "POST /api/v1/auth/register": PASSWORD_RULE,
