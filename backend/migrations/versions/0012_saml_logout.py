@@ -1,6 +1,6 @@
 """sessions: the SAML NameID and SessionIndex of a session signed in through a SAML connection, for single logout
 
-Revision ID: 0012_saml_logout
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-07 13:00:00
 
