@@ -17,8 +17,12 @@ from app.services.saml_replay import (DatabaseAssertionReplayCache, RedisAsserti
                                       accept_assertion_once)
 from tests.conftest import SHARED_REDIS_URL
 
-# Redis lapses keys on its own clock: the assertions' times are around the real present.
-NOW = datetime.now(UTC)
+
+@pytest.fixture
+def now() -> datetime:
+    """Redis lapses keys on its own clock, so the assertions' times are around the real present: read when
+    the test runs, not when the module was collected (a long run would make now + 5 minutes the past)."""
+    return datetime.now(UTC)
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -36,41 +40,40 @@ def saml_provider_id(db_session) -> uuid.UUID:
     return provider.id
 
 
-def test_an_assertion_is_accepted_once(cache, saml_provider_id):
-    expires = NOW + timedelta(minutes=5)
-    accept_assertion_once(cache, provider_id=saml_provider_id, assertion_id="_a1", expires_at=expires, now=NOW)
+def test_an_assertion_is_accepted_once(cache, saml_provider_id, now):
+    expires = now + timedelta(minutes=5)
+    accept_assertion_once(cache, provider_id=saml_provider_id, assertion_id="_a1", expires_at=expires, now=now)
     with pytest.raises(errors.FederationFailed) as refused:
-        accept_assertion_once(cache, provider_id=saml_provider_id, assertion_id="_a1", expires_at=expires, now=NOW)
+        accept_assertion_once(cache, provider_id=saml_provider_id, assertion_id="_a1", expires_at=expires, now=now)
     assert refused.value.reason == "saml_replayed"
 
 
-def test_another_assertion_is_not_a_replay(cache, saml_provider_id):
-    expires = NOW + timedelta(minutes=5)
-    assert cache.accept_once(provider_id=saml_provider_id, assertion_id="_a1", expires_at=expires, now=NOW)
-    assert cache.accept_once(provider_id=saml_provider_id, assertion_id="_a2", expires_at=expires, now=NOW)
+def test_another_assertion_is_not_a_replay(cache, saml_provider_id, now):
+    expires = now + timedelta(minutes=5)
+    assert cache.accept_once(provider_id=saml_provider_id, assertion_id="_a1", expires_at=expires, now=now)
+    assert cache.accept_once(provider_id=saml_provider_id, assertion_id="_a2", expires_at=expires, now=now)
 
 
-def test_redis_keeps_the_assertion_until_it_expires():
+def test_redis_keeps_the_assertion_until_it_expires(now):
     redis, prefix = Redis.from_url(SHARED_REDIS_URL), f"test-saml-{uuid.uuid4().hex}"
     cache, provider_id = RedisAssertionReplayCache(redis, prefix), uuid.uuid4()
-    now = datetime.now(UTC)
     assert cache.accept_once(provider_id=provider_id, assertion_id="_a1", expires_at=now + timedelta(minutes=7),
                              now=now)
     key = f"{prefix}:saml-assertion:{provider_id}:_a1"
     assert redis.expiretime(key) == int((now + timedelta(minutes=7)).timestamp())
 
 
-def test_redis_unreachable_refuses_rather_than_risk_a_replay():
+def test_redis_unreachable_refuses_rather_than_risk_a_replay(now):
     cache = RedisAssertionReplayCache(Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.5), "x")
     with pytest.raises(errors.FederationFailed) as refused:
-        cache.accept_once(provider_id=uuid.uuid4(), assertion_id="_a1", expires_at=NOW, now=NOW)
+        cache.accept_once(provider_id=uuid.uuid4(), assertion_id="_a1", expires_at=now, now=now)
     assert refused.value.reason == "saml_replay_cache_unavailable"
 
 
-def test_the_database_forgets_expired_assertions(db_session, saml_provider_id):
+def test_the_database_forgets_expired_assertions(db_session, saml_provider_id, now):
     cache = DatabaseAssertionReplayCache(lambda: db_session)
-    cache.accept_once(provider_id=saml_provider_id, assertion_id="_old", expires_at=NOW, now=NOW - timedelta(1))
-    cache.accept_once(provider_id=saml_provider_id, assertion_id="_new", expires_at=NOW + timedelta(1), now=NOW)
+    cache.accept_once(provider_id=saml_provider_id, assertion_id="_old", expires_at=now, now=now - timedelta(1))
+    cache.accept_once(provider_id=saml_provider_id, assertion_id="_new", expires_at=now + timedelta(1), now=now)
     assert db_session.scalars(select(SAMLAssertionUse.assertion_id)).all() == ["_new"]
     assert db_session.scalar(select(func.count()).select_from(SAMLAssertionUse)) == 1
 
