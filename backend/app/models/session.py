@@ -24,6 +24,7 @@ class SessionEndReason(enum.StrEnum):
     REVOKED = "revoked"
     PASSWORD_CHANGED = "password_changed"
     EXPIRED = "expired"
+    SUSPENDED = "suspended"
 
 
 def _str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:

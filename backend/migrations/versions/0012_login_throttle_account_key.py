@@ -1,0 +1,30 @@
+"""login_throttles.account_key: a source counter names its email's account counter, so that a
+platform administrator can lift every lock on an account (POST /api/v1/admin/users/<id>/unlock)
+
+Revision ID: 0012_login_history
+Revises: 0011
+Create Date: 2026-12-07 13:00:00
+
+Counters already there keep no account_key: they lapse within LOGIN_LOCKOUT_SECONDS anyway.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0012_login_history'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('login_throttles', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('account_key', sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f('ix_login_throttles_account_key'), ['account_key'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('login_throttles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_throttles_account_key'))
+        batch_op.drop_column('account_key')
