@@ -75,7 +75,7 @@ class UnlockOut(Schema):
         "description": "Failed sign-in counters removed (the account's, and one per address that failed)."})
 
 
-SIGN_IN_METHODS = ["password", "federation", "invitation", "api_key"]
+SIGN_IN_METHODS = ["password", "federation", "invitation"]
 
 
 class SignInOut(Schema):
@@ -85,10 +85,10 @@ class SignInOut(Schema):
     occurred_at = fields.AwareDateTime()
     result = fields.String(metadata={"enum": ["success", "failure"]})
     method = fields.Function(lambda event: event.details.get("method"), metadata={
-        "enum": SIGN_IN_METHODS, "nullable": True,
+        "type": "string", "enum": [*SIGN_IN_METHODS, None], "nullable": True,
         "description": "How the person proved who they are; null for sign-ins recorded before methods were."})
     reason = fields.Function(lambda event: event.details.get("reason"), metadata={
-        "nullable": True, "example": "bad_password",
+        "type": "string", "nullable": True, "example": "bad_password",
         "description": "Why a failure failed (bad_password, locked, throttled, suspended, ...); null on success."})
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)

@@ -1,5 +1,7 @@
-"""login_throttles.account_key: a source counter names its email's account counter, so that a
-platform administrator can lift every lock on an account (POST /api/v1/admin/users/<id>/unlock)
+"""login_throttles.account_key: an administrator's unlock finds an email's per-address counters
+
+A per-address counter's key hashes the address in, so the counter now also names its email's
+account counter; POST /api/v1/admin/users/<id>/unlock deletes both.
 
 Revision ID: 0012_login_history
 Revises: 0011
