@@ -44,7 +44,7 @@ class Suspension:
     refresh_tokens_revoked: int
 
 
-def list_users(db: Session, *, q: str | None = None, status: UserStatus | None = None, page: int,
+def list_users(db: Session, *, q: str | None = None, status: str | None = None, page: int,
                per_page: int) -> tuple[list[User], int]:
     """One page of accounts, newest first, and how many match: `q` is a case-insensitive substring of
     the email or the name, `status` the account's status."""
@@ -149,6 +149,7 @@ def suspend_user(db: Session, *, actor: Actor, user_id: object, denylist: TokenD
     user.status = UserStatus.SUSPENDED
     ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.SUSPENDED)
     revoked = grants.revoke_user_grants(db, user_id=user.id, denylist=denylist)
+    # The account's API keys (issue 15 §3, built beside this) are disabled here too, at merge.
     audit.record_event(db, actor=actor, action="user.suspended", target_type="user", target_id=user.id,
                        details={"sessions_ended": ended, "refresh_tokens_revoked": revoked})
     return Suspension(user=user, sessions_ended=ended, refresh_tokens_revoked=revoked)
