@@ -209,6 +209,7 @@ def _drop_queued_mail(session: Session) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.api import auth, clients, envelope, health, organization_audit, organization_clients, users
     from app.api import identity_providers, invitations, organization_connections, organizations
+    from app.api import admin, login_history
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
     from app.web import accounts as account_pages
@@ -221,7 +222,7 @@ def _register_blueprints(app: Flask) -> None:
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
                    invitations, identity_providers, organization_connections, endpoints, pages, invitation_pages,
-                   federation_pages, saml_pages, account_pages):
+                   federation_pages, saml_pages, account_pages, admin, login_history):
         app.register_blueprint(module.bp)
 
 

@@ -20,6 +20,10 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttles"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A source counter's account counter (None on the account counter itself): the source
+    # address is hashed into the key, so an administrator's unlock finds an email's source
+    # counters through this.
+    account_key: Mapped[str | None] = mapped_column(String(64), index=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     # The count is forgotten from then on; the row can go once this and locked_until have passed.
     window_ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

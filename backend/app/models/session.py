@@ -26,6 +26,7 @@ class SessionEndReason(enum.StrEnum):
     EXPIRED = "expired"
     # The SAML IdP's LogoutRequest (single logout) ended it.
     IDP_LOGOUT = "idp_logout"
+    SUSPENDED = "suspended"
 
 
 def _str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:

@@ -122,12 +122,18 @@ def request_password_reset(db: Session, *, actor: Actor, email: str, settings: S
         audit.record_event(db, actor=actor, action="auth.password_reset_requested", result="failure",
                            details={"reason": "unknown_email" if user is None else "suspended"})
         return
+    send_reset_link(db, user=user, settings=settings, now=now)
+    audit.record_event(db, actor=actor.as_user(user), action="auth.password_reset_requested",
+                       target_type="user", target_id=user.id)
+
+
+def send_reset_link(db: Session, *, user: User, settings: Settings, now: datetime | None = None) -> None:
+    """Email `user` a password-reset link (earlier unused ones die); nobody else ever sees its token."""
+    now = now or utcnow()
     lifetime = timedelta(seconds=settings.PASSWORD_RESET_TTL_SECONDS)
     token = _issue_link(db, user=user, purpose=AccountTokenPurpose.PASSWORD_RESET, lifetime=lifetime, now=now)
     mail.queue(db, _reset_message(user=user, link=link_url(settings.ISSUER, RESET_PATH, token),
                                   expires_at=now + lifetime))
-    audit.record_event(db, actor=actor.as_user(user), action="auth.password_reset_requested",
-                       target_type="user", target_id=user.id)
 
 
 def reset_password(db: Session, *, actor: Actor, token: str, new_password: str, settings: Settings,

@@ -19,7 +19,7 @@ from app.services.actor import Actor
 def _record_failure(db: Session, actor: Actor, user: User | None, reason: str) -> None:
     audit.record_event(db, actor=actor.as_user(user) if user else actor, action="auth.login", result="failure",
                        target_type="user" if user else None, target_id=user.id if user else None,
-                       details={"reason": reason})
+                       details={"method": "password", "reason": reason})
 
 
 def login(db: Session, *, actor: Actor, email: str, password: str, settings: Settings,
@@ -70,12 +70,14 @@ def sign_in(db: Session, *, actor: Actor, user: User, settings: Settings, kind: 
             previous_session_id: uuid.UUID | None = None, details: dict | None = None,
             now: datetime | None = None) -> sessions.IssuedSession:
     """Start a session for `user`, whose credentials were checked, and audit it (auth.login, with
-    `details`). `previous_session_id`, the session this one replaces (a browser signing in again,
-    perhaps as someone else), ends first: one browser, one signed-in user."""
+    `details`, whose `method` says how they were checked: "password" unless the caller says
+    otherwise; a user's login history reads it). `previous_session_id`, the session this one
+    replaces (a browser signing in again, perhaps as someone else), ends first: one browser, one
+    signed-in user."""
     if previous_session_id is not None:
         sessions.end_session(db, session_id=previous_session_id, reason=SessionEndReason.LOGOUT)
     issued = sessions.start_session(db, user=user, settings=settings, kind=kind, ip=actor.ip,
                                     user_agent=actor.user_agent, now=now)
     audit.record_event(db, actor=actor.as_user(user), action="auth.login", target_type="session",
-                       target_id=issued.session.id, details=details)
+                       target_id=issued.session.id, details={"method": "password", **(details or {})})
     return issued

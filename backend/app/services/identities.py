@@ -202,7 +202,7 @@ def _session_through(db: Session, *, actor: Actor, user: User, provider: Identit
         raise errors.FederationFailed("suspended", errors.AccountSuspended.message)
     issued = authentication.sign_in(db, actor=actor, user=user, settings=settings, kind=SessionKind.BROWSER,
                                     previous_session_id=previous_session_id, now=now,
-                                    details={"provider_id": str(provider.id)})
+                                    details={"method": "federation", "provider_id": str(provider.id)})
     # OIDC amr: "fed", then what the upstream said of its own authentication.
     issued.session.amr = [AMR_FEDERATED, *[value for value in identity.amr if value != AMR_FEDERATED]]
     issued.session.identity_provider_id = provider.id

@@ -84,11 +84,13 @@ def refusal(db: Session, *, keys: Keys, now: datetime) -> errors.AppError | None
     return None
 
 
-def _row_for_update(db: Session, key: str, *, window: timedelta, now: datetime) -> LoginThrottle:
+def _row_for_update(db: Session, key: str, *, window: timedelta, now: datetime,
+                    account_key: str | None = None) -> LoginThrottle:
     """The counter `key`, created if missing and locked for this transaction: concurrent failures
     count one after the other, and two first failures do not both insert."""
     dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
-    db.execute(dialect.insert(LoginThrottle).values(key=key, failures=0, window_ends_at=now + window)
+    db.execute(dialect.insert(LoginThrottle).values(key=key, account_key=account_key, failures=0,
+                                                    window_ends_at=now + window)
                .on_conflict_do_nothing(index_elements=["key"]))
     row = db.scalars(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()
                      .execution_options(populate_existing=True)).one()
@@ -108,7 +110,7 @@ def count_failure(db: Session, *, keys: Keys, settings: Settings, now: datetime)
     account = _row_for_update(db, keys.account, window=window, now=now)
     if account.failures >= settings.LOGIN_ACCOUNT_THROTTLE_FAILURES:
         account.locked_until = now + timedelta(seconds=settings.LOGIN_ACCOUNT_THROTTLE_SECONDS)
-    source = _row_for_update(db, keys.source, window=window, now=now)
+    source = _row_for_update(db, keys.source, window=window, now=now, account_key=keys.account)
     if source.failures < settings.LOGIN_MAX_FAILURES:
         return None
     # The lock ends the window: after it, the address starts from a clean count.
@@ -121,6 +123,14 @@ def clear_source(db: Session, *, keys: Keys) -> None:
     """Forget this address's failures for this email (it signed in); the email's own count stays,
     so signing in does not reopen the full rate to everyone else."""
     db.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.source))
+
+
+def clear_account(db: Session, *, email: str, settings: Settings) -> int:
+    """Lift every lock and forget every failure counted for `email` (as stored: normalised), from
+    every address: a platform administrator's unlock. Returns how many counters went."""
+    account = keys_for(email=email, ip=None, settings=settings).account
+    return db.execute(delete(LoginThrottle).where(
+        or_(LoginThrottle.key == account, LoginThrottle.account_key == account))).rowcount
 
 
 def prune(db: Session, *, now: datetime | None = None) -> int:

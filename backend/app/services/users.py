@@ -144,6 +144,16 @@ def delete_account(db: Session, *, actor: Actor, user: User, password: str, sett
         Conflict: the user is the only owner of an organization; details list their slugs.
     """
     _require_current_password(db, actor=actor, user=user, password=password, settings=settings)
+    return remove_account(db, actor=actor, user=user)
+
+
+def remove_account(db: Session, *, actor: Actor, user: User) -> uuid.UUID:
+    """Delete the user as delete_account does, once whoever asked is entitled to (the user with
+    their password, or a platform administrator).
+
+    Raises:
+        Conflict: the user is the only owner of an organization; details list their slugs.
+    """
     user_id = user.id
     _leave_organizations(db, actor=actor, user_id=user_id)
     audit.record_event(db, actor=actor, action="user.deleted", target_type="user", target_id=user_id)

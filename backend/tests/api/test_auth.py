@@ -379,7 +379,7 @@ def test_login_failure_records_audit_reason(api, db_session, user_fields, email,
     assert response.status >= 400
     [event] = audit_events(db_session, "auth.login")
     assert event.result == "failure"
-    assert event.details == {"reason": reason}
+    assert event.details == {"method": "password", "reason": reason}
     assert event.actor_user_id == (None if reason == "unknown_email" else user.id)
     assert event.request_id == response.headers["X-Request-ID"]
 
@@ -404,7 +404,7 @@ def test_login_throttled_attempt_is_audited(api, db_session, user, settings):
     response = attempt(api, user.email, DEFAULT_PASSWORD, ip="198.51.100.7")
 
     [event] = [e for e in audit_events(db_session, "auth.login") if e.request_id == response.headers["X-Request-ID"]]
-    assert (event.result, event.details, event.actor_user_id) == ("failure", {"reason": "throttled"}, user.id)
+    assert (event.result, event.details, event.actor_user_id) == ("failure", {"method": "password", "reason": "throttled"}, user.id)
 
 
 def test_login_success_records_audit_event_with_request_context(api, db_session, user):

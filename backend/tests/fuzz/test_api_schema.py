@@ -68,6 +68,7 @@ RULES_IN_WORDS = {
     "PATCH /api/v1/organizations/{org_id}/members/{user_id}/role": ROLE_REFERENCE,
     "POST /api/v1/organizations/{org_id}/invitations": ROLE_REFERENCE,
     "GET /api/v1/organizations/{org_id}/audit-events": {"until"},  # not before since
+    "GET /api/v1/admin/audit-events": {"until"},  # not before since
     "POST /api/v1/identity-providers": PROVIDER_RULES,
     "PATCH /api/v1/identity-providers/{provider_id}": PROVIDER_RULES,
     "POST /api/v1/organizations/{org_id}/identity-providers": PROVIDER_RULES,

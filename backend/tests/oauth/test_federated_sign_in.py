@@ -117,6 +117,10 @@ def test_callback_creates_an_account_just_in_time(via, provider, upstream, db_se
     assert session.amr == ["fed"] and session.identity_provider_id == provider.id
     assert [e.action for e in audit_events(db_session, "federation.signup")] == ["federation.signup"]
     assert len(audit_events(db_session, "federation.login")) == 1
+    # The login history (GET /api/v1/users/me/login-history) reads the method from the sign-in event.
+    [sign_in] = audit_events(db_session, "auth.login")
+    assert (sign_in.actor_user_id, sign_in.details) == (user.id, {"method": "federation",
+                                                                   "provider_id": str(provider.id)})
     token_request = [r for r in upstream.requests_to("/token")][0]
     assert b"code_verifier=" in token_request.body and b"code=corp-code" in token_request.body
     assert token_request.headers["Authorization"].startswith("Basic ")

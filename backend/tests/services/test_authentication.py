@@ -289,7 +289,7 @@ def test_login_failure_is_recorded_in_the_transaction(db_session, user, settings
     fail(db_session, settings, user, 1)
 
     [event] = db_session.scalars(select(AuditEvent)).all()
-    assert (event.action, event.result, event.details) == ("auth.login", "failure", {"reason": "bad_password"})
+    assert (event.action, event.result, event.details) == ("auth.login", "failure", {"method": "password", "reason": "bad_password"})
     assert (event.actor_user_id, event.ip, event.request_id) == (user.id, "192.0.2.1", "req-00000001")
 
 
