@@ -108,7 +108,8 @@ def test_organization_operations_declare_the_access_token_scheme_and_their_permi
         view = op.view(app)
         declared = documented[(op.openapi_path, op.method)]
         if hasattr(view, "org_permission"):
-            assert declared["security"] == [{"sessionToken": []}, {"orgAdminAccessToken": []}]
+            key = [{"apiKey": []}] if hasattr(view, "api_key_scope") else []
+            assert declared["security"] == [{"sessionToken": []}, {"orgAdminAccessToken": []}, *key]
             assert declared["x-required-permission"] == view.org_permission
         else:
             assert {"orgAdminAccessToken": []} not in declared["security"]
