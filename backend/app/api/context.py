@@ -98,7 +98,7 @@ def _refuse_api_key_in_query() -> None:
 
 def _authenticate_api_key(key: str, scope: str | None) -> ApiKey:
     """Authenticate a personal API key for a view needing `scope` (None: no key may call it);
-    sets g.user and g.api_key.
+    sets g.user.
 
     Its last use, when due to be recorded, and the audit event of an expired key's use are
     committed whatever happens next. Failed presentations count against the per-IP budget
@@ -114,7 +114,7 @@ def _authenticate_api_key(key: str, scope: str | None) -> ApiKey:
     if db.session.is_modified(api_key):
         db.session.commit()
     api_keys.require_scope(api_key, scope)
-    g.user, g.api_key = api_key.user, api_key
+    g.user = api_key.user
     return api_key
 
 
@@ -137,7 +137,7 @@ def require_session(view: Callable) -> Callable:
     where the view allows one (allow_api_key).
 
     Sets g.user, and for a session g.session and g.session_token (see _authenticate_session for
-    the idle window), for a key g.api_key.
+    the idle window).
     """
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
