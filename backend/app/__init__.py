@@ -71,7 +71,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
-    limiter.init_app(app)
     csrf.init_app(app)
     _init_redis_stores(app, settings)
     _init_mail(app, settings)
@@ -89,6 +88,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         referrer_policy="no-referrer",
     )
     init_request_id(app)
+    # After the request id: the application-wide limit (extensions.py) refuses in a before_request
+    # hook, and its 429 carries the id like every other response.
+    limiter.init_app(app)
     init_request_input(app)
     init_page_caching(app)
     _register_blueprints(app)

@@ -99,6 +99,9 @@ class Settings:
     # (whether or not an account has it, so a 429 tells nothing), page and API together.
     RATELIMIT_ACCOUNT_MAIL: str = "10 per hour"
     RATELIMIT_ACCOUNT_MAIL_PER_ADDRESS: str = "3 per hour"
+    # Refused personal API keys (X-API-Key on /api, answered 401) per client IP; beyond it every
+    # request from that IP that sends a key is 429 until the window passes.
+    RATELIMIT_API_KEY_FAILURES: str = "10 per minute"
     # Prefix for rate-limit keys in Redis (lets several deployments share one Redis).
     RATELIMIT_KEY_PREFIX: str = "gatehouse"
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers

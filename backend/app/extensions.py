@@ -14,6 +14,7 @@ from app.config import Settings
 from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
+from app.security import api_keys
 from app.security.crypto import FieldCipher
 from app.security.client_ip import client_ip
 from app.services.clients import ClientCache
@@ -43,6 +44,12 @@ def address_rate_limit_key() -> str:
     return f"{settings.RATELIMIT_KEY_PREFIX}/address/{digest}"
 
 
+def sends_no_api_key() -> bool:
+    """Whether the request is not an /api one carrying a personal API key (exempt from the
+    failed-key budget)."""
+    return not (request.path.startswith("/api/") and api_keys.HEADER in request.headers)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # CSRF is checked explicitly by the HTML form handlers (WTF_CSRF_CHECK_DEFAULT=False):
@@ -53,7 +60,12 @@ csrf = CSRFProtect()
 # limited route (200, 401, 413 …), and HTTP clients honour it; the 429 handler in
 # api/envelope.py sets Retry-After itself. If Redis is unreachable, limits fall back
 # to per-process memory rather than failing every sign-in with a 500.
-limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fallback_enabled=True)
+# The one application-wide limit is the budget of refused API keys per client IP: only requests
+# that send a key are checked against it, and only their 401s spend it (services/api_keys.py).
+limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fallback_enabled=True,
+                  application_limits=[lambda: current_settings().RATELIMIT_API_KEY_FAILURES],
+                  application_limits_exempt_when=sends_no_api_key,
+                  application_limits_deduct_when=lambda response: response.status_code == 401)
 
 
 def account_mail_limits(view):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import factory
 from flask import Flask
@@ -17,9 +17,11 @@ from joserfc import jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import Membership, OAuthClient, Organization, RefreshToken, Role, SessionKind, User, UserSession
+from app.models import (ApiKey, Membership, OAuthClient, Organization, RefreshToken, Role, SessionKind, User,
+                        UserSession)
 from app.models.base import utcnow
 from app.oauth.tokens import private_keyset
+from app.security import api_keys as key_format
 from app.security.passwords import hash_password
 from app.security.tokens import hash_token, new_token
 from app.services import grants, organizations
@@ -152,6 +154,17 @@ def session_token(user: User) -> str:
     token = new_token()
     UserSessionFactory(user=user, token=token)
     return token
+
+
+def api_key(session: Session, user: User, scopes: list[str] | None = None, *,
+            expires_at: datetime | None = None, name: str = "test key") -> tuple[ApiKey, str]:
+    """A personal API key of `user` (every scope by default), committed; returns its row and the key."""
+    generated = key_format.generate_key()
+    row = ApiKey(user_id=user.id, name=name, prefix=generated.prefix, key_hash=generated.key_hash,
+                 scopes=list(key_format.SCOPES) if scopes is None else scopes, expires_at=expires_at)
+    session.add(row)
+    session.commit()
+    return row, generated.key
 
 
 def access_token(app: Flask, *, user: User, organization: Organization | None = None,

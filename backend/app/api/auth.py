@@ -63,9 +63,11 @@ def reset_password():
 
 
 @bp.post("/email/verify")
-@documented(summary="Verify the account's email with the token of a verification link", tag="auth",
-            body=EmailVerifyIn, response=UserOut, errors=(404,),
-            description="404 for a token that is unknown, expired (48 hours), used or superseded.")
+@documented(summary="Verify the account's email, or confirm a new one, with the token of an emailed link",
+            tag="auth", body=EmailVerifyIn, response=UserOut, errors=(403, 404, 409),
+            description="404 for a token that is unknown, expired (48 hours), used or superseded. A link from "
+                        "POST /api/v1/users/me/email makes its address the account's: 409 when another account "
+                        "took it meanwhile, 403 when the account is suspended.")
 def verify_email():
     data = load_body(EmailVerifyIn())
     user = account_tokens.verify_email(db.session, actor=current_actor(), token=data["token"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api.context import (current_access, current_actor, load_body, load_query, optional_session,
+from app.api.context import (allow_api_key, current_access, current_actor, load_body, load_query, optional_session,
                              require_org_permission, sends_bearer_token)
 from app.api.envelope import created, ok, page
 from app.api.openapi import documented
 from app.extensions import current_settings, db, limiter
 from app.schemas.invitations import (AcceptedInvitationOut, AcceptInvitationIn, InvitationIn, InvitationListIn,
                                      InvitationOut)
+from app.security.api_keys import ORGANIZATIONS_READ, ORGANIZATIONS_WRITE
 from app.services import invitations
 
 bp = Blueprint("invitations", __name__, url_prefix="/api/v1")
@@ -23,6 +24,7 @@ bp = Blueprint("invitations", __name__, url_prefix="/api/v1")
                         "email belongs to a member or already has a pending invitation. The email is sent once "
                         "the invitation is stored; it expires after the organization's invitation_ttl_hours.")
 @require_org_permission("members:invite")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def create_invitation(org_id: str):
     data = load_body(InvitationIn())
     details = invitations.invite_member(db.session, actor=current_actor(), access=current_access(),
@@ -35,6 +37,7 @@ def create_invitation(org_id: str):
 @documented(summary="List the organization's invitations, newest first", tag="invitations", query=InvitationListIn,
             response=InvitationOut, many=True, paginated=True, errors=(403, 404))
 @require_org_permission("members:invite")
+@allow_api_key(ORGANIZATIONS_READ)
 def list_invitations(org_id: str):
     query = load_query(InvitationListIn())
     items, total = invitations.list_invitations(db.session, organization_id=current_access().organization.id,
@@ -46,6 +49,7 @@ def list_invitations(org_id: str):
 @documented(summary="Revoke an invitation; its link stops working", tag="invitations", response=InvitationOut,
             errors=(403, 404, 409), description="409 once accepted. Revoking a revoked invitation changes nothing.")
 @require_org_permission("members:invite")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def revoke_invitation(org_id: str, invitation_id: str):
     details = invitations.revoke_invitation(db.session, actor=current_actor(), access=current_access(),
                                             invitation_id=invitation_id)

@@ -16,6 +16,7 @@ from flask import Flask
 from marshmallow import Schema
 
 from app.schemas.common import EnvelopeBase, ErrorEnvelope, PageMeta
+from app.security import api_keys
 
 _STATUS_TEXT = {
     400: "Malformed request: invalid JSON, JSON nested deeper than 32 levels, or a value holding NUL or a "
@@ -100,6 +101,10 @@ def _operation(view: Callable, rule: str, envelope: dict[str, Any]) -> dict[str,
             # Organization endpoints also take an access token with scope org:admin (api/context.py).
             operation["security"].append({"orgAdminAccessToken": []})
             operation["x-required-permission"] = view.org_permission
+        if hasattr(view, "api_key_scope"):
+            operation["security"].append({"apiKey": []})
+            operation["x-api-key-scope"] = view.api_key_scope
+            statuses.add(403)  # a key without the scope
         statuses.add(401)
     elif getattr(view, "optional_session", False):
         # Anonymous, or signed in (a bad token is still 401): {} makes the scheme optional.
@@ -129,6 +134,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
         "description": "A Gatehouse access token (RFC 9068) with scope org:admin, issued for the organization "
                        "in the path (authorize with organization=<id or slug>). It acts with the user's current "
                        "membership permissions, in that organization only; platform-admin rights need a session."})
+    scopes = "".join(f"\n- `{scope}`: {meaning}" for scope, meaning in api_keys.SCOPES.items())
+    spec.components.security_scheme("apiKey", {
+        "type": "apiKey", "in": "header", "name": api_keys.HEADER,
+        "description": "A personal API key (POST /api/v1/users/me/api-keys), acting as its user within its scopes. "
+                       "An operation takes one only if it lists this scheme, and its `x-api-key-scope` names the "
+                       "scope needed; elsewhere, or without that scope, a key is 403 with the missing scope in "
+                       "`error.details.required_scope`. A key in a query string is refused (400). Scopes:" + scopes})
     spec.components.schema("ErrorEnvelope", schema=ErrorEnvelope)
     envelope = marshmallow.converter.schema2jsonschema(EnvelopeBase)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api.context import current_access, current_actor, load_body, load_query, require_org_permission
+from app.api.context import (allow_api_key, current_access, current_actor, load_body, load_query,
+                             require_org_permission)
 from app.api.envelope import created, no_store, ok, page
 from app.api.openapi import documented
 from app.extensions import db
@@ -21,6 +22,7 @@ from app.schemas.clients import (
     OrganizationClientIn,
     OrganizationClientUpdateIn,
 )
+from app.security.api_keys import ORGANIZATIONS_READ, ORGANIZATIONS_WRITE
 from app.services import organization_clients
 
 bp = Blueprint("organization_clients", __name__, url_prefix="/api/v1/organizations/<org_id>/clients")
@@ -32,6 +34,7 @@ TAG = "organization clients"
 @documented(summary="List the organization's OAuth clients", tag=TAG, query=ClientListIn, response=ClientOut,
             many=True, paginated=True, errors=(403, 404))
 @require_org_permission("clients:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def list_clients(org_id: str):
     query = load_query(ClientListIn())
     items, total = organization_clients.list_organization_clients(db.session, access=current_access(),
@@ -46,6 +49,7 @@ def list_clients(org_id: str):
             description="As POST /api/v1/clients, except that first_party is not accepted: only platform "
                         "administrators let a client skip consent.")
 @require_org_permission("clients:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def create_client(org_id: str):
     data = load_body(OrganizationClientIn())
     issued = organization_clients.create_organization_client(db.session, actor=current_actor(),
@@ -59,6 +63,7 @@ def create_client(org_id: str):
 @documented(summary="One of the organization's OAuth clients (never its secret)", tag=TAG, response=ClientOut,
             errors=(403, 404))
 @require_org_permission("clients:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def get_client(org_id: str, client_id: str):
     client = organization_clients.get_organization_client(db.session, access=current_access(), client_id=client_id)
     return ok(ClientOut().dump(client))
@@ -68,6 +73,7 @@ def get_client(org_id: str, client_id: str):
 @documented(summary="Change some of the organization's client's settings", tag=TAG,
             body=OrganizationClientUpdateIn, response=ClientOut, errors=(403, 404))
 @require_org_permission("clients:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def update_client(org_id: str, client_id: str):
     data = load_body(OrganizationClientUpdateIn())
     client = organization_clients.update_organization_client(db.session, actor=current_actor(),
@@ -80,6 +86,7 @@ def update_client(org_id: str, client_id: str):
 @documented(summary="Delete the organization's client with its codes, refresh tokens and consents", tag=TAG,
             errors=(403, 404))
 @require_org_permission("clients:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def delete_client(org_id: str, client_id: str):
     organization_clients.delete_organization_client(db.session, actor=current_actor(), access=current_access(),
                                                     client_id=client_id)
@@ -92,6 +99,7 @@ def delete_client(org_id: str, client_id: str):
             tag=TAG, response=IssuedClientOut, errors=(403, 404, 409),
             description="409 for public and private_key_jwt clients, which have no secret.")
 @require_org_permission("clients:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def rotate_client_secret(org_id: str, client_id: str):
     issued = organization_clients.rotate_organization_client_secret(db.session, actor=current_actor(),
                                                                     access=current_access(), client_id=client_id)

@@ -13,13 +13,15 @@ import uuid
 
 from flask import Blueprint
 
-from app.api.context import current_access, current_actor, load_body, load_query, require_org_permission
+from app.api.context import (allow_api_key, current_access, current_actor, load_body, load_query,
+                             require_org_permission)
 from app.api.envelope import created, ok, page
 from app.api.identity_providers import KINDS_DESCRIPTION, provider_out, upstream_checks
 from app.api.openapi import documented
 from app.extensions import db, field_cipher
 from app.schemas.identity_providers import (IdentityProviderIn, IdentityProviderListIn, IdentityProviderOut,
                                             IdentityProviderUpdateIn)
+from app.security.api_keys import ORGANIZATIONS_READ, ORGANIZATIONS_WRITE
 from app.services import organization_connections
 
 bp = Blueprint("organization_connections", __name__,
@@ -34,6 +36,7 @@ _ORG_KINDS = ("Kinds: saml, oidc, and microsoft with one tenant (its tenant id).
 @documented(summary="List the organization's identity-provider connections", tag=TAG, query=IdentityProviderListIn,
             response=IdentityProviderOut, many=True, paginated=True, errors=(403, 404))
 @require_org_permission("connections:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def list_connections(org_id: str):
     query = load_query(IdentityProviderListIn())
     items, total = organization_connections.list_connections(db.session, access=current_access(),
@@ -45,6 +48,7 @@ def list_connections(org_id: str):
 @documented(summary="Connect an identity provider to the organization", tag=TAG, body=IdentityProviderIn,
             response=IdentityProviderOut, status=201, errors=(403, 404), description=_ORG_KINDS)
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def create_connection(org_id: str):
     data = load_body(IdentityProviderIn())
     provider = organization_connections.create_connection(db.session, actor=current_actor(), access=current_access(),
@@ -57,6 +61,7 @@ def create_connection(org_id: str):
 @documented(summary="One of the organization's connections (never its secrets)", tag=TAG,
             response=IdentityProviderOut, errors=(403, 404))
 @require_org_permission("connections:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def get_connection(org_id: str, provider_id: uuid.UUID):
     return ok(provider_out().dump(organization_connections.get_connection(db.session, access=current_access(),
                                                                   provider_id=provider_id)))
@@ -66,6 +71,7 @@ def get_connection(org_id: str, provider_id: uuid.UUID):
 @documented(summary="Change some of the organization's connection's settings", tag=TAG,
             body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404), description=_ORG_KINDS)
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def update_connection(org_id: str, provider_id: uuid.UUID):
     data = load_body(IdentityProviderUpdateIn())
     provider = organization_connections.update_connection(db.session, actor=current_actor(), access=current_access(),
@@ -79,6 +85,7 @@ def update_connection(org_id: str, provider_id: uuid.UUID):
 @documented(summary="Delete the organization's connection and unlink every identity linked through it", tag=TAG,
             errors=(403, 404, 409), description="Refused with 409 while an account can sign in only through it.")
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def delete_connection(org_id: str, provider_id: uuid.UUID):
     organization_connections.delete_connection(db.session, actor=current_actor(), access=current_access(),
                                                provider_id=provider_id)

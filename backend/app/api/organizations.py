@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.api.context import (
+    allow_api_key,
     current_access,
     current_actor,
     current_user,
@@ -34,6 +35,7 @@ from app.schemas.organizations import (
     RoleUpdateIn,
     UserOrganizationOut,
 )
+from app.security.api_keys import ORGANIZATIONS_READ, ORGANIZATIONS_WRITE
 from app.services import memberships, organizations, roles
 
 bp = Blueprint("organizations", __name__, url_prefix="/api/v1")
@@ -60,6 +62,7 @@ def _doc(*parts: str) -> str:
             response=OrganizationOut, status=201, errors=(409,),
             description="409 when the slug is taken. Needs an API session (access tokens cannot create one).")
 @require_session
+@allow_api_key(ORGANIZATIONS_WRITE)
 def create_organization():
     data = load_body(OrganizationIn())
     organization = organizations.create_organization(db.session, actor=current_actor(), **data)
@@ -71,6 +74,7 @@ def create_organization():
 @documented(summary="Your organizations, with your role and permissions in each", tag=TAG,
             response=UserOrganizationOut, many=True)
 @require_session
+@allow_api_key(ORGANIZATIONS_READ)
 def list_my_organizations():
     mine = organizations.user_organizations(db.session, user_id=current_user().id)
     return ok(UserOrganizationOut(many=True).dump(mine))
@@ -80,6 +84,7 @@ def list_my_organizations():
 @documented(summary="One organization", tag=TAG, response=OrganizationOut, errors=(403, 404),
             description=_doc("Needs org:read. 404 when it does not exist or you are not a member."))
 @require_org_permission("org:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def get_organization(org_id: str):
     return ok(OrganizationOut().dump(current_access().organization))
 
@@ -88,6 +93,7 @@ def get_organization(org_id: str):
 @documented(summary="Rename an organization or change its settings", tag=TAG, body=OrganizationUpdateIn,
             response=OrganizationOut, errors=(403, 404, 409), description=_doc("Needs org:update."))
 @require_org_permission("org:update")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def update_organization(org_id: str):
     data = load_body(OrganizationUpdateIn())
     organization = organizations.update_organization(db.session, actor=current_actor(), access=current_access(),
@@ -115,6 +121,7 @@ def delete_organization(org_id: str):
 @documented(summary="List members", tag=TAG, query=MemberListIn, response=MemberOut, many=True, paginated=True,
             errors=(403, 404), description=_doc("Needs members:read. Sorted by email."))
 @require_org_permission("members:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def list_members(org_id: str):
     query = load_query(MemberListIn())
     items, total = memberships.list_members(db.session, organization_id=current_access().organization.id, **query)
@@ -128,6 +135,7 @@ def list_members(org_id: str):
                              "owner, and nobody grants a role that allows more than their own (403). 404 when no "
                              "user has the email, 409 when they are already a member, 422 for an unknown role."))
 @require_org_permission("members:invite")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def add_member(org_id: str):
     data = load_body(MemberIn())
     membership = memberships.add_member(db.session, actor=current_actor(), access=current_access(), **data)
@@ -141,6 +149,7 @@ def add_member(org_id: str):
             description=_doc("Needs members:update_role; both the member's current role and the new one must be "
                              "within your reach (403). 409 when it would leave the organization without an owner."))
 @require_org_permission("members:update_role")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def change_member_role(org_id: str, user_id: str):
     data = load_body(MemberRoleIn())
     membership = memberships.change_member_role(db.session, actor=current_actor(), access=current_access(),
@@ -155,6 +164,7 @@ def change_member_role(org_id: str, user_id: str):
                              "leaving needs only your membership. 409 for the last owner. The member's refresh "
                              "tokens issued in this organization are revoked."))
 @require_org_permission("org:read")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def remove_member(org_id: str, user_id: str):
     memberships.remove_member(db.session, actor=current_actor(), access=current_access(), user_id=user_id,
                               denylist=token_denylist())
@@ -169,6 +179,7 @@ def remove_member(org_id: str, user_id: str):
             many=True, errors=(403, 404), description=_doc("Needs roles:read.", BUILTIN_CATALOGUE,
                                                            PERMISSION_CATALOGUE))
 @require_org_permission("roles:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def list_roles(org_id: str):
     return ok(RoleOut(many=True).dump(roles.list_roles(db.session, organization_id=current_access().organization.id)))
 
@@ -179,6 +190,7 @@ def list_roles(org_id: str):
             description=_doc("Needs roles:write. 409 when the name is taken (built-in names included); 422 lists "
                              "unknown permissions.", ROLE_RULES, PERMISSION_CATALOGUE))
 @require_org_permission("roles:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def create_role(org_id: str):
     data = load_body(RoleIn())
     role = roles.create_role(db.session, actor=current_actor(), access=current_access(), **data)
@@ -191,6 +203,7 @@ def create_role(org_id: str):
             body=RoleUpdateIn, response=RoleOut, errors=(403, 404, 409),
             description=_doc("Needs roles:write.", ROLE_RULES, PERMISSION_CATALOGUE))
 @require_org_permission("roles:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def update_role(org_id: str, role_id: str):
     data = load_body(RoleUpdateIn())
     role = roles.update_role(db.session, actor=current_actor(), access=current_access(), role_id=role_id, **data)
@@ -203,6 +216,7 @@ def update_role(org_id: str, role_id: str):
             description=_doc("Needs roles:write. 409 for built-in roles and for roles members still hold "
                              "(details.member_count). Invitations to the role are deleted with it.", ROLE_RULES))
 @require_org_permission("roles:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def delete_role(org_id: str, role_id: str):
     roles.delete_role(db.session, actor=current_actor(), access=current_access(), role_id=role_id)
     db.session.commit()

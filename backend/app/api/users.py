@@ -6,14 +6,17 @@ import uuid
 
 from flask import Blueprint
 
-from app.api.context import current_actor, current_user, load_body, require_session
-from app.api.envelope import ok
+from app.api.context import allow_api_key, current_actor, current_user, load_body, require_session
+from app.api.envelope import created, no_store, ok
 from app.api.openapi import documented
 from app.errors import AccountLocked, InvalidCredentials
-from app.extensions import current_settings, db
+from app.extensions import account_mail_limits, current_settings, db
+from app.schemas.api_keys import ApiKeyIn, ApiKeyOut, IssuedApiKeyOut
 from app.schemas.sessions import SessionsEndedOut
-from app.schemas.users import AccountDeleteIn, ExternalIdentityOut, PasswordChangeIn, UserOut, UserUpdateIn
-from app.services import identities, users
+from app.schemas.users import (AccountDeleteIn, AccountEmailIn, ExternalIdentityOut, PasswordChangeIn, UserOut,
+                               UserUpdateIn)
+from app.security.api_keys import PROFILE_READ
+from app.services import account_tokens, api_keys, identities, users
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
 
@@ -21,6 +24,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
 @bp.get("/me")
 @documented(summary="The current user's profile", tag="users", response=UserOut)
 @require_session
+@allow_api_key(PROFILE_READ)
 def get_me():
     return ok(UserOut().dump(current_user()))
 
@@ -72,6 +76,7 @@ def change_password():
 @documented(summary="The identities at upstream providers linked to the current user's account", tag="users",
             response=ExternalIdentityOut, many=True)
 @require_session
+@allow_api_key(PROFILE_READ)
 def list_identities():
     return ok(ExternalIdentityOut(many=True).dump(identities.list_identities(db.session, user=current_user())))
 
@@ -85,3 +90,60 @@ def unlink_identity(identity_id: uuid.UUID):
     identities.unlink_identity(db.session, actor=current_actor(), user=current_user(), identity_id=identity_id)
     db.session.commit()
     return ok(message="Identity unlinked.")
+
+
+@bp.post("/me/email")
+@documented(summary="Change the email: a link goes to the new address, and the change happens when it is opened",
+            tag="users", body=AccountEmailIn, status=202, errors=(409, 429),
+            description="The link (48 hours, single use) opens /email/verify, or its token goes to POST "
+                        "/api/v1/auth/email/verify; the new address is then the account's, verified, every other "
+                        "unused emailed link dies and the old address gets a notice. Asking again replaces the "
+                        "pending change; a password change or reset cancels it. 409 when another account has the "
+                        "address; 422 when it is already yours. Rate-limited as /password/forgot, sharing its "
+                        "budgets (per client IP and per address typed).")
+@account_mail_limits
+@require_session
+def change_email():
+    data = load_body(AccountEmailIn())
+    account_tokens.request_email_change(db.session, actor=current_actor(), user=current_user(),
+                                        settings=current_settings(), **data)
+    db.session.commit()
+    return ok(status=202, message="A confirmation link was emailed to the new address; until it is opened, "
+                                  "the email stays as it is.")
+
+
+@bp.get("/me/api-keys")
+@documented(summary="The current user's personal API keys (never the keys themselves)", tag="api-keys",
+            response=ApiKeyOut, many=True, description="Unrevoked keys, expired ones included, newest first.")
+@require_session
+def list_api_keys():
+    return ok(ApiKeyOut(many=True).dump(api_keys.list_keys(db.session, user=current_user())))
+
+
+@bp.post("/me/api-keys")
+@documented(summary="Create a personal API key (requires the password); the key is in this response only",
+            tag="api-keys", body=ApiKeyIn, response=IssuedApiKeyOut, status=201, errors=(403, 423, 429),
+            description="Send the key as `X-API-Key: <key>` on the /api/v1 operations whose `x-api-key-scope` "
+                        "it holds; it acts as you there. Only a session creates keys (an API key here is 403).")
+@require_session
+def create_api_key():
+    data = load_body(ApiKeyIn())
+    try:
+        issued = api_keys.create_key(db.session, actor=current_actor(), user=current_user(),
+                                     settings=current_settings(), **data)
+    except (AccountLocked, InvalidCredentials):
+        db.session.commit()  # the wrong password's failure count is kept (nothing else is written before)
+        raise
+    db.session.commit()
+    return no_store(created(IssuedApiKeyOut().dump(issued), message="API key created. Store it now: it is not "
+                                                                    "shown again."))
+
+
+@bp.delete("/me/api-keys/<uuid:key_id>")
+@documented(summary="Revoke one of the current user's API keys; it stops working at once", tag="api-keys",
+            response=ApiKeyOut, errors=(404,))
+@require_session
+def revoke_api_key(key_id: uuid.UUID):
+    api_key = api_keys.revoke_key(db.session, actor=current_actor(), user=current_user(), key_id=key_id)
+    db.session.commit()
+    return ok(ApiKeyOut().dump(api_key), message="API key revoked.")

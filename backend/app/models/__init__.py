@@ -1,6 +1,7 @@
 """All models, imported so metadata (and Alembic autogenerate) sees every table."""
 
 from app.models.account_token import AccountToken, AccountTokenPurpose
+from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient, TokenEndpointAuthMethod
@@ -13,7 +14,7 @@ from app.models.session import SessionEndReason, SessionKind, UserSession
 from app.models.tokens import AuthorizationCode, RefreshToken, RevokedToken
 from app.models.user import User, UserStatus
 
-__all__ = ["AccountToken", "AccountTokenPurpose", "AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
+__all__ = ["AccountToken", "AccountTokenPurpose", "ApiKey", "AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
            "IdentityProvider", "Invitation", "InvitationStatus", "LoginThrottle", "Membership", "OAuthClient",
            "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SAMLAssertionUse",
            "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]

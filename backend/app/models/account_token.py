@@ -1,4 +1,4 @@
-"""One-time tokens emailed to an account's owner: password reset and email verification."""
+"""One-time tokens emailed to an account's owner: password reset, email verification and email change."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from app.models.user import User
 class AccountTokenPurpose(enum.StrEnum):
     PASSWORD_RESET = "password_reset"
     EMAIL_VERIFICATION = "email_verification"
+    # Sent to the address the account is to change to; `email` holds that new address.
+    EMAIL_CHANGE = "email_change"
 
 
 class AccountToken(UUIDPrimaryKey, Base):

@@ -3,6 +3,7 @@ platform's audit trail."""
 
 from marshmallow import Schema, fields, validate
 
+from app.schemas.api_keys import ApiKeyOut
 from app.schemas.audit import AuditEventListIn, AuditEventOut
 from app.schemas.common import PageIn
 from app.schemas.organizations import OrganizationRefOut, RoleNameOut
@@ -60,6 +61,8 @@ class AccountOverviewOut(Schema):
     organizations = fields.Nested(AccountMembershipOut, many=True, attribute="memberships")
     live_sessions = fields.Nested(AccountSessionOut, many=True)
     identities = fields.Nested(ExternalIdentityOut, many=True)
+    api_keys = fields.Nested(ApiKeyOut, many=True, metadata={
+        "description": "The account's live personal API keys: never the keys themselves or their hashes."})
 
 
 class SuspensionOut(Schema):
@@ -68,6 +71,7 @@ class SuspensionOut(Schema):
     refresh_tokens_revoked = fields.Integer(metadata={
         "description": "Refresh tokens that were still live; the access tokens issued with them, or from "
                        "authorization codes, are denied until they expire."})
+    api_keys_revoked = fields.Integer(metadata={"description": "Personal API keys that were live."})
 
 
 class UnlockOut(Schema):
@@ -75,7 +79,7 @@ class UnlockOut(Schema):
         "description": "Failed sign-in counters removed (the account's, and one per address that failed)."})
 
 
-SIGN_IN_METHODS = ["password", "federation", "invitation"]
+SIGN_IN_METHODS = ["password", "federation", "invitation", "api_key"]
 
 
 class SignInOut(Schema):

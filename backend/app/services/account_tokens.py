@@ -1,14 +1,15 @@
-"""Emailed one-time links that act on an account: password reset and email verification, and
-the self-service sign-up that sends the first verification link.
+"""Emailed one-time links that act on an account: password reset, email verification and email
+change, and the self-service sign-up that sends the first verification link.
 
 A link carries only its token; the database keeps the token's SHA-256 (AccountToken). Using a
 link claims its row with one conditional UPDATE, so of two concurrent uses exactly one wins.
-Issuing a link kills the earlier unused ones of the same purpose, and a password change or
-reset kills every unused reset link.
+Issuing a link kills the earlier unused ones of the same purpose, a password change or reset
+kills every unused reset and email-change link, and an email change kills every unused link.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -44,43 +45,46 @@ def link_url(issuer: str, path: str, token: str) -> str:
     return f"{issuer.rstrip('/')}{path}?{urlencode({'token': token})}"
 
 
-def _kill_links(db: Session, *, user_id, purpose: AccountTokenPurpose, now: datetime) -> None:
-    """Mark every unused link of this purpose used: none of them works any more."""
+def _kill_links(db: Session, *, user_id, purposes: Collection[AccountTokenPurpose], now: datetime) -> None:
+    """Mark every unused link of these purposes used: none of them works any more."""
     db.execute(update(AccountToken)
-               .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose,
+               .where(AccountToken.user_id == user_id, AccountToken.purpose.in_(purposes),
                       AccountToken.used_at.is_(None))
                .values(used_at=now)
                .execution_options(synchronize_session=False))
 
 
 def _issue_link(db: Session, *, user: User, purpose: AccountTokenPurpose, lifetime: timedelta,
-                now: datetime) -> str:
-    """A new link token for `user`, the earlier ones of this purpose killed; returns the token."""
-    _kill_links(db, user_id=user.id, purpose=purpose, now=now)
+                now: datetime, email: str | None = None) -> str:
+    """A new link token for `user`, sent to `email` (by default the account's), the earlier ones
+    of this purpose killed; returns the token."""
+    _kill_links(db, user_id=user.id, purposes=[purpose], now=now)
     token = new_token()
-    db.add(AccountToken(user_id=user.id, purpose=purpose, token_hash=hash_token(token), email=user.email,
+    db.add(AccountToken(user_id=user.id, purpose=purpose, token_hash=hash_token(token), email=email or user.email,
                         created_at=now, expires_at=now + lifetime))
     return token
 
 
-def _live_link(purpose: AccountTokenPurpose, token: str, now: datetime) -> list:
-    return [AccountToken.token_hash == hash_token(token), AccountToken.purpose == purpose,
+def _live_link(purposes: Collection[AccountTokenPurpose], token: str, now: datetime) -> list:
+    return [AccountToken.token_hash == hash_token(token), AccountToken.purpose.in_(purposes),
             AccountToken.used_at.is_(None), AccountToken.expires_at > now]
 
 
 def find_live_link(db: Session, *, purpose: AccountTokenPurpose, token: str,
                    now: datetime | None = None) -> AccountToken | None:
     """The unused, unexpired link with this token, or None. Looks only: nothing is claimed."""
-    return db.scalar(select(AccountToken).where(*_live_link(purpose, token, now or utcnow())))
+    return db.scalar(select(AccountToken).where(*_live_link([purpose], token, now or utcnow())))
 
 
-def _claim_link(db: Session, *, purpose: AccountTokenPurpose, token: str, now: datetime) -> AccountToken:
-    """Use the link: one conditional UPDATE, so two concurrent uses cannot both win.
+def _claim_link(db: Session, *, purposes: Collection[AccountTokenPurpose], token: str,
+                now: datetime) -> AccountToken:
+    """Use the link, of one of these purposes: one conditional UPDATE, so two concurrent uses
+    cannot both win.
 
     Raises:
         LinkUnusable: no such link, or expired, used or superseded (by a concurrent use too).
     """
-    claimed = db.execute(update(AccountToken).where(*_live_link(purpose, token, now)).values(used_at=now)
+    claimed = db.execute(update(AccountToken).where(*_live_link(purposes, token, now)).values(used_at=now)
                          .execution_options(synchronize_session=False))
     if claimed.rowcount != 1:
         raise LinkUnusable()
@@ -88,9 +92,11 @@ def _claim_link(db: Session, *, purpose: AccountTokenPurpose, token: str, now: d
                       .execution_options(populate_existing=True)).one()
 
 
-def kill_reset_links(db: Session, *, user_id, now: datetime | None = None) -> None:
-    """A password change: the reset links sent before it stop working."""
-    _kill_links(db, user_id=user_id, purpose=AccountTokenPurpose.PASSWORD_RESET, now=now or utcnow())
+def kill_links_after_password_change(db: Session, *, user_id, now: datetime | None = None) -> None:
+    """A password change: the reset links sent before it stop working, and so do pending email
+    changes (one asked for with a stolen session must not outlive the owner's new password)."""
+    _kill_links(db, user_id=user_id, purposes=[AccountTokenPurpose.PASSWORD_RESET, AccountTokenPurpose.EMAIL_CHANGE],
+                now=now or utcnow())
 
 
 # --- Password reset ---
@@ -139,8 +145,8 @@ def send_reset_link(db: Session, *, user: User, settings: Settings, now: datetim
 def reset_password(db: Session, *, actor: Actor, token: str, new_password: str, settings: Settings,
                    denylist: TokenDenylist, now: datetime | None = None) -> User:
     """Set a new password through a reset link, and end everything the old one may have opened:
-    every session, every refresh-token family (with their live access tokens) and the other
-    reset links. Signs nothing in. The link proves the address, so it counts as verified.
+    every session, every refresh-token family (with their live access tokens), the other
+    reset links and any pending email change. Signs nothing in. The link proves the address, so it counts as verified.
 
     Raises:
         ValidationFailed: the password breaks the policy (the link stays usable).
@@ -149,14 +155,14 @@ def reset_password(db: Session, *, actor: Actor, token: str, new_password: str, 
     """
     now = now or utcnow()
     users.require_password_policy(new_password)
-    link = _claim_link(db, purpose=AccountTokenPurpose.PASSWORD_RESET, token=token, now=now)
+    link = _claim_link(db, purposes=[AccountTokenPurpose.PASSWORD_RESET], token=token, now=now)
     user = link.user
     if not user.is_active:
         raise errors.AccountSuspended()
     user.password_hash = passwords.hash_password(new_password, settings.BCRYPT_ROUNDS)
     if link.email == user.email:
         user.email_verified = True
-    kill_reset_links(db, user_id=user.id, now=now)
+    kill_links_after_password_change(db, user_id=user.id, now=now)
     ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.PASSWORD_CHANGED)
     revoked = grants.revoke_user_grants(db, user_id=user.id, denylist=denylist, now=now)
     audit.record_event(db, actor=actor.as_user(user), action="user.password_reset", target_type="user",
@@ -214,17 +220,93 @@ def resend_verification(db: Session, *, actor: Actor, email: str, settings: Sett
 
 
 def verify_email(db: Session, *, actor: Actor, token: str, now: datetime | None = None) -> User:
-    """Mark the address verified through its emailed link.
+    """Confirm the address an emailed link went to: a verification link marks the account's
+    address verified; an email-change link makes its address the account's (_change_email).
 
     Raises:
-        LinkUnusable: the link is unknown, expired, used or superseded, or the account's address
-            changed since it was sent.
+        LinkUnusable: the link is unknown, expired, used or superseded, or (a verification link)
+            the account's address changed since it was sent.
+        AccountSuspended, Conflict: as _change_email.
     """
-    link = _claim_link(db, purpose=AccountTokenPurpose.EMAIL_VERIFICATION, token=token, now=now or utcnow())
+    now = now or utcnow()
+    link = _claim_link(db, purposes=[AccountTokenPurpose.EMAIL_VERIFICATION, AccountTokenPurpose.EMAIL_CHANGE],
+                       token=token, now=now)
+    if link.purpose == AccountTokenPurpose.EMAIL_CHANGE:
+        return _change_email(db, actor=actor, link=link, now=now)
     user = link.user
     if link.email != user.email:
         raise LinkUnusable()
     user.email_verified = True
     audit.record_event(db, actor=actor.as_user(user), action="user.email_verified", target_type="user",
+                       target_id=user.id)
+    return user
+
+
+# --- Email change ---
+
+
+def _email_change_message(*, user: User, new_email: str, link: str, expires_at: datetime) -> mail.Message:
+    body = (
+        f"Hello,\n\n"
+        f"Someone, probably you, asked to make {new_email} the address of the Gatehouse account {user.email}.\n\n"
+        f"To confirm it, open this link:\n{link}\n\n"
+        f"The link works once and expires at {expires_at:%Y-%m-%d %H:%M} UTC. Until it is opened, nothing changes.\n"
+        f"If you did not ask for this, ignore this message.\n"
+    )
+    return mail.Message(to=new_email, subject="Confirm your new email address for Gatehouse", body=body)
+
+
+def _email_changed_notice(*, old_email: str, new_email: str) -> mail.Message:
+    body = (
+        f"Hello,\n\n"
+        f"The address of your Gatehouse account is now {new_email}, no longer {old_email}: the change was "
+        f"confirmed through a link sent to the new address. Sign in with the new address from now on.\n\n"
+        f"If you did not ask for this, someone else may control your account: contact your administrator.\n"
+    )
+    return mail.Message(to=old_email, subject="The email address of your Gatehouse account changed", body=body)
+
+
+def request_email_change(db: Session, *, actor: Actor, user: User, email: str, settings: Settings,
+                         now: datetime | None = None) -> None:
+    """Email `email` a link that, once opened, makes it the account's address (verify_email);
+    until then nothing changes. An earlier pending change dies.
+
+    Raises:
+        ValidationFailed: `email` is already the account's address.
+        Conflict: another account has it.
+    """
+    now = now or utcnow()
+    new_email = users.normalize_email(email)
+    if new_email == user.email:
+        raise errors.ValidationFailed(details={"email": ["This is already your address."]})
+    if users.get_user_by_email(db, new_email) is not None:
+        raise errors.Conflict("An account with this email already exists.", details={"email": ["Already registered."]})
+    lifetime = timedelta(seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS)
+    token = _issue_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_CHANGE, lifetime=lifetime, now=now,
+                        email=new_email)
+    mail.queue(db, _email_change_message(user=user, new_email=new_email, expires_at=now + lifetime,
+                                         link=link_url(settings.ISSUER, VERIFY_PATH, token)))
+    audit.record_event(db, actor=actor, action="user.email_change_requested", target_type="user", target_id=user.id)
+
+
+def _change_email(db: Session, *, actor: Actor, link: AccountToken, now: datetime) -> User:
+    """Make the address an email-change link went to the account's, verified (the link proved it).
+    Every other unused link of the account dies (they went to, or prove, the old address), and
+    the old address gets a notice.
+
+    Raises:
+        AccountSuspended: the account was suspended after the link was sent.
+        Conflict: another account took the address meanwhile.
+    """
+    user = link.user
+    if not user.is_active:
+        raise errors.AccountSuspended()
+    if users.get_user_by_email(db, link.email) is not None:
+        raise errors.Conflict("Another account has this email now.", details={"email": ["Already registered."]})
+    old_email = user.email
+    user.email, user.email_verified = link.email, True
+    _kill_links(db, user_id=user.id, purposes=list(AccountTokenPurpose), now=now)
+    mail.queue(db, _email_changed_notice(old_email=old_email, new_email=user.email))
+    audit.record_event(db, actor=actor.as_user(user), action="user.email_changed", target_type="user",
                        target_id=user.id)
     return user

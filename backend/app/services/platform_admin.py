@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from app import errors
 from app.config import Settings
-from app.models import AuditEvent, ExternalIdentity, Membership, SessionEndReason, User, UserSession, UserStatus
-from app.services import account_tokens, audit, grants, identities, login_throttle, organizations, sessions, users
+from app.models import ApiKey, AuditEvent, ExternalIdentity, Membership, SessionEndReason, User, UserSession, UserStatus
+from app.services import account_tokens, api_keys, audit, grants, identities, login_throttle, organizations, sessions, users
 from app.services.actor import Actor
 from app.services.denylist import TokenDenylist
 from app.services.pagination import paginate
@@ -32,7 +32,7 @@ class AccountOverview:
     memberships: list[Membership]
     live_sessions: list[UserSession]
     identities: list[ExternalIdentity]
-    # The account's API keys (issue 15 §3, built beside this) join here, without their secrets.
+    api_keys: list[ApiKey]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Suspension:
     user: User
     sessions_ended: int
     refresh_tokens_revoked: int
+    api_keys_revoked: int
 
 
 def list_users(db: Session, *, q: str | None = None, status: str | None = None, page: int,
@@ -89,7 +90,8 @@ def overview(db: Session, *, user_id: object) -> AccountOverview:
     user = require_user(db, user_id)
     return AccountOverview(user=user, memberships=organizations.organizations_of(db, user_id=user.id),
                            live_sessions=sessions.list_live_sessions(db, user_id=user.id),
-                           identities=identities.list_identities(db, user=user))
+                           identities=identities.list_identities(db, user=user),
+                           api_keys=api_keys.list_keys(db, user=user))
 
 
 def create_user(db: Session, *, actor: Actor, email: str, name: str = "", is_platform_admin: bool = False,
@@ -149,10 +151,11 @@ def suspend_user(db: Session, *, actor: Actor, user_id: object, denylist: TokenD
     user.status = UserStatus.SUSPENDED
     ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.SUSPENDED)
     revoked = grants.revoke_user_grants(db, user_id=user.id, denylist=denylist)
-    # The account's API keys (issue 15 §3, built beside this) are disabled here too, at merge.
+    keys_revoked = api_keys.revoke_all_for_user(db, actor=actor, user_id=user.id)
     audit.record_event(db, actor=actor, action="user.suspended", target_type="user", target_id=user.id,
-                       details={"sessions_ended": ended, "refresh_tokens_revoked": revoked})
-    return Suspension(user=user, sessions_ended=ended, refresh_tokens_revoked=revoked)
+                       details={"sessions_ended": ended, "refresh_tokens_revoked": revoked,
+                                "api_keys_revoked": keys_revoked})
+    return Suspension(user=user, sessions_ended=ended, refresh_tokens_revoked=revoked, api_keys_revoked=keys_revoked)
 
 
 def unsuspend_user(db: Session, *, actor: Actor, user_id: object) -> User:

@@ -92,7 +92,7 @@ def update_profile(db: Session, *, actor: Actor, user: User, name: str | None = 
     return user
 
 
-def _require_current_password(db: Session, *, actor: Actor, user: User, password: str, settings: Settings,
+def require_current_password(db: Session, *, actor: Actor, user: User, password: str, settings: Settings,
                                now: datetime | None = None) -> None:
     """Check the signed-in user's password against the sign-in counters (services/login_throttle.py):
     a session, stolen perhaps, guesses its owner's password no faster than a sign-in form would, and
@@ -114,18 +114,19 @@ def _require_current_password(db: Session, *, actor: Actor, user: User, password
 
 def change_password(db: Session, *, actor: Actor, user: User, current_password: str, new_password: str,
                     settings: Settings) -> int:
-    """Set a new password, end every other session of the user and kill their unused reset links.
+    """Set a new password, end every other session of the user and kill their unused reset and
+    email-change links.
 
     Returns the number of sessions ended.
 
     Raises:
-        InvalidCredentials, AccountLocked, SignInThrottled: as _require_current_password.
+        InvalidCredentials, AccountLocked, SignInThrottled: as require_current_password.
         ValidationFailed: the new password breaks the policy.
     """
-    _require_current_password(db, actor=actor, user=user, password=current_password, settings=settings)
+    require_current_password(db, actor=actor, user=user, password=current_password, settings=settings)
     require_password_policy(new_password, field="new_password")
     user.password_hash = passwords.hash_password(new_password, settings.BCRYPT_ROUNDS)
-    account_tokens.kill_reset_links(db, user_id=user.id)
+    account_tokens.kill_links_after_password_change(db, user_id=user.id)
     ended = sessions.end_user_sessions(db, user_id=user.id, reason=SessionEndReason.PASSWORD_CHANGED,
                                        keep_session_id=actor.session_id)
     audit.record_event(db, actor=actor, action="user.password_changed", target_type="user", target_id=user.id,
@@ -140,10 +141,10 @@ def delete_account(db: Session, *, actor: Actor, user: User, password: str, sett
     memberships go with the user (ON DELETE CASCADE).
 
     Raises:
-        InvalidCredentials, AccountLocked, SignInThrottled: as _require_current_password.
+        InvalidCredentials, AccountLocked, SignInThrottled: as require_current_password.
         Conflict: the user is the only owner of an organization; details list their slugs.
     """
-    _require_current_password(db, actor=actor, user=user, password=password, settings=settings)
+    require_current_password(db, actor=actor, user=user, password=password, settings=settings)
     return remove_account(db, actor=actor, user=user)
 
 

@@ -116,7 +116,7 @@ def signup():
 def verify_email():
     try:
         user = account_tokens.verify_email(db.session, actor=request_actor(), token=request.args.get("token", ""))
-    except account_tokens.LinkUnusable as err:
+    except AppError as err:  # an unusable link; for an email change, a taken address or a suspended account
         return Response(render_template("email_verify.html", error=err.message), status=err.status)
     db.session.commit()
     return render_template("email_verify.html", verified_email=user.email)

@@ -151,11 +151,12 @@ def test_create_refuses_a_password_field(api, admin_token):
     assert response.status == 422 and "password" in response.body["error"]["details"]
 
 
-def test_overview_shows_organizations_live_sessions_and_identities_without_secrets(api, db_session, admin_token,
+def test_overview_shows_organizations_sessions_identities_and_keys_without_secrets(api, db_session, admin_token,
                                                                                    target, org):
     factories.add_member(db_session, org, target, "admin")
     live = factories.UserSessionFactory(user=target)
     ended = factories.UserSessionFactory(user=target, ended_at=live.created_at)
+    key_row, key = factories.api_key(db_session, target)
 
     response = api.get(f"{BASE}/{target.id}", token=admin_token)
 
@@ -166,6 +167,8 @@ def test_overview_shows_organizations_live_sessions_and_identities_without_secre
     assert [s["id"] for s in response.data["live_sessions"]] == [str(live.id)]
     assert ended.ended_at is not None
     assert response.data["identities"] == []
+    assert [k["id"] for k in response.data["api_keys"]] == [str(key_row.id)]
+    assert key not in str(response.body) and key_row.key_hash not in str(response.body)
     assert "password_hash" not in str(response.body) and "token_hash" not in str(response.body)
 
 
@@ -231,7 +234,8 @@ def test_suspend_ends_sessions_revokes_refresh_tokens_and_denies_their_access_to
     response = api.post(f"{BASE}/{target.id}/suspend", token=admin_token)
 
     assert response.status == 200
-    assert (response.data["sessions_ended"], response.data["refresh_tokens_revoked"]) == (2, 1)
+    assert (response.data["sessions_ended"], response.data["refresh_tokens_revoked"],
+            response.data["api_keys_revoked"]) == (2, 1, 0)
     assert response.data["user"]["status"] == "suspended"
     for session in sessions:
         db_session.refresh(session)
@@ -241,7 +245,21 @@ def test_suspend_ends_sessions_revokes_refresh_tokens_and_denies_their_access_to
     assert db_session.get(RevokedToken, "live-jti") is not None
     [event] = audit_of(db_session, "user.suspended")
     assert (event.actor_user_id, event.target_id, event.details) == (
-        platform_admin.id, str(target.id), {"sessions_ended": 2, "refresh_tokens_revoked": 1})
+        platform_admin.id, str(target.id), {"sessions_ended": 2, "refresh_tokens_revoked": 1, "api_keys_revoked": 0})
+
+
+def test_suspend_revokes_the_users_api_keys_for_good(api, db_session, admin_token, target):
+    """Issue 15 §3: a key dies with its user's suspension; unsuspending does not bring it back."""
+    row, key = factories.api_key(db_session, target)
+    assert api.get("/api/v1/users/me", headers={"X-API-Key": key}).status == 200
+
+    response = api.post(f"{BASE}/{target.id}/suspend", token=admin_token)
+
+    assert response.status == 200 and response.data["api_keys_revoked"] == 1
+    db_session.refresh(row)
+    assert row.revoked_at is not None
+    assert api.post(f"{BASE}/{target.id}/unsuspend", token=admin_token).status == 200
+    assert api.get("/api/v1/users/me", headers={"X-API-Key": key}).status == 401
 
 
 def test_suspended_user_cannot_sign_in_or_use_a_session(api, admin_token, target, login):

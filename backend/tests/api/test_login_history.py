@@ -72,3 +72,25 @@ def test_admin_reads_a_users_login_history(api, user, history):
 
     assert response.status == 200 and rows(response.data) == EXPECTED
 
+
+
+def test_api_key_uses_and_refusals_are_in_the_login_history(api, db_session, user, login):
+    """Issue 15 §4: the history names the method api_key; a use is recorded as often as the key's last
+    use (once a minute), every refused presentation of the key (wrong secret, revoked) each time."""
+    row, key = factories.api_key(db_session, user)
+    forged = key[:-4] + ("BBBB" if key.endswith("AAAA") else "AAAA")
+
+    def present(presented: str) -> int:
+        return api.get("/api/v1/users/me", headers={"X-API-Key": presented, **SCRIPT},
+                       environ_base={"REMOTE_ADDR": "192.0.2.8"}).status
+
+    assert [present(key), present(key), present(forged)] == [200, 200, 401]
+    assert api.delete(f"/api/v1/users/me/api-keys/{row.id}", token=login(user)).status == 200
+    assert present(key) == 401
+
+    response = api.get("/api/v1/users/me/login-history", token=login(user))
+
+    assert [r for r in rows(response.data) if r[1] == "api_key"] == [
+        ("failure", "api_key", "api_key_revoked", "192.0.2.8", SCRIPT["User-Agent"]),
+        ("failure", "api_key", "bad_api_key", "192.0.2.8", SCRIPT["User-Agent"]),
+        ("success", "api_key", None, "192.0.2.8", SCRIPT["User-Agent"])]

@@ -11,7 +11,7 @@ from app.api.openapi import undocumented_api_rules
 from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models.client import API_SCOPE, GRANT_TYPES, ID_TOKEN_ALGS, MAX_LIFETIME
 from app.models.organization import INVITATION_TTL_HOURS_MAX, ROLE_NAME
-from app.security import passwords
+from app.security import api_keys, passwords
 from app.security.permissions import PERMISSIONS
 from tests.api.routes import api_operations
 
@@ -108,11 +108,36 @@ def test_organization_operations_declare_the_access_token_scheme_and_their_permi
         view = op.view(app)
         declared = documented[(op.openapi_path, op.method)]
         if hasattr(view, "org_permission"):
-            assert declared["security"] == [{"sessionToken": []}, {"orgAdminAccessToken": []}]
+            key = [{"apiKey": []}] if hasattr(view, "api_key_scope") else []
+            assert declared["security"] == [{"sessionToken": []}, {"orgAdminAccessToken": []}, *key]
             assert declared["x-required-permission"] == view.org_permission
         else:
             assert {"orgAdminAccessToken": []} not in declared["security"]
     assert spec["components"]["securitySchemes"]["orgAdminAccessToken"]["bearerFormat"] == "JWT"
+
+
+def test_operations_that_take_api_keys_declare_the_scheme_and_their_scope(app, spec):
+    documented = _operations(spec)
+    taking = 0
+    for op in api_operations(app):
+        view = op.view(app)
+        declared = documented[(op.openapi_path, op.method)]
+        if hasattr(view, "api_key_scope"):
+            taking += 1
+            assert {"apiKey": []} in declared["security"] and "403" in declared["responses"]
+            assert declared["x-api-key-scope"] == view.api_key_scope
+        else:
+            assert {"apiKey": []} not in declared["security"] and "x-api-key-scope" not in declared
+    assert taking > 0
+    scheme = spec["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    assert all(f"`{scope}`: {meaning}" in scheme["description"] for scope, meaning in api_keys.SCOPES.items())
+
+
+def test_api_key_input_documents_the_scope_catalogue(spec):
+    properties = _body_schema(spec, "/api/v1/users/me/api-keys", "post")["properties"]
+
+    assert properties["scopes"]["items"]["enum"] == list(api_keys.SCOPES)
 
 
 def test_operation_with_request_body_declares_body_errors(spec):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.models import RefreshToken
 from app.security import passwords
 from tests.conftest import make_settings
-from tests.factories import OAuthClientFactory, issue_refresh_token
+from tests.factories import OAuthClientFactory, UserFactory, issue_refresh_token
 from tests.mailbox import read_outbox, reset_token
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -78,3 +78,14 @@ def test_reset_with_invalid_fields_is_422(api, body, field):
 
     assert response.status == 422 and field in response.body["error"]["details"]
 
+
+
+def test_a_federated_account_without_a_password_sets_one_through_the_reset_flow(api, db_session, settings):
+    federated = UserFactory(password_hash=None)
+    assert api.post("/api/v1/auth/login", json={"email": federated.email, "password": NEW_PASSWORD}).status == 401
+
+    assert api.post("/api/v1/auth/password/forgot", json={"email": federated.email}).status == 202
+    reset = api.post("/api/v1/auth/password/reset", json={"token": emailed_token(settings), "password": NEW_PASSWORD})
+
+    assert reset.status == 200
+    assert api.post("/api/v1/auth/login", json={"email": federated.email, "password": NEW_PASSWORD}).status == 200

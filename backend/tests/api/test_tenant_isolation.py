@@ -293,3 +293,52 @@ def test_another_organizations_resources_are_404_under_ones_own(api, tenants, db
         assert response.status == 404, (caller.email, response.body)
         assert response.error_type == "NOT_FOUND"
     assert _snapshot(db_session) == before
+
+
+# --- personal API keys (X-API-Key): the key acts as its user, so the same matrix holds ---
+
+KEY_OPERATIONS = [op for op in ORG_OPERATIONS if hasattr(op.view(collection_app()), "api_key_scope")]
+
+
+def _call_with_key(api, operation: Operation, path: str, key: str):
+    body = SAMPLE_BODIES.get((operation.method, plain_rule(operation.rule)))
+    return api.request(operation.method, path, headers={"X-API-Key": key}, json=body)
+
+
+@pytest.mark.parametrize("operation", KEY_OPERATIONS, ids=_op_id)
+def test_outsiders_keys_with_every_scope_get_404(api, tenants, db_session, operation):
+    alpha, bravo = tenants
+    keys = [factories.api_key(db_session, outsider)[1]
+            for outsider in (factories.UserFactory(email="loner@example.com"), bravo.owner)]
+    before = _snapshot(db_session)
+    for key in keys:
+        response = _call_with_key(api, operation, _path(operation, alpha), key)
+        assert response.status == 404, response.body
+    assert _snapshot(db_session) == before
+
+
+@pytest.mark.parametrize("operation", [op for op in KEY_OPERATIONS
+                                       if _required_permission(op) not in HELD_BY_EVERY_INSIDER], ids=_op_id)
+def test_members_keys_without_the_permission_get_403(api, tenants, db_session, operation):
+    alpha, _ = tenants
+    permission = _required_permission(operation)
+    keys = {insider.email: factories.api_key(db_session, insider)[1]
+            for insider in (alpha.member, alpha.support, alpha.admin)
+            if permission not in _role_permissions(db_session, insider, alpha.organization)}
+    before = _snapshot(db_session)
+    for email, key in keys.items():
+        response = _call_with_key(api, operation, _path(operation, alpha), key)
+        # The role refuses, not the key (which would name the scope in the details).
+        assert response.status == 403 and response.body["error"]["details"] == {}, (email, response.body)
+    assert keys, "no insider lacks the permission: the operation belongs in HELD_BY_EVERY_INSIDER"
+    assert _snapshot(db_session) == before
+
+
+@pytest.mark.parametrize("operation", KEY_OPERATIONS, ids=_op_id)
+def test_owners_keys_with_every_scope_pass_the_guard(api, tenants, db_session, operation):
+    alpha, _ = tenants
+    _, key = factories.api_key(db_session, alpha.owner)
+
+    response = _call_with_key(api, operation, _path(operation, alpha), key)
+
+    assert response.status not in {401, 403, 404} and response.status < 500, response.body
