@@ -7,9 +7,6 @@ from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
 from flask_talisman import Talisman
-from redis import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -24,11 +21,10 @@ from app.security.crypto import FieldCipher
 from app.security.headers import init_page_caching
 from app.security.request_id import init_request_id
 from app.security.request_input import init_request_input
-from app.services import clients as client_service
-from app.services import mail, revocations
-from app.services.denylist import MemoryDenylist, RedisDenylist
-from app.services.redis_feed import RedisFeed
+from app.services import client_origins, clients, mail, revocations
 from app.services.keys import KeyringError, KeyStore, ensure_keys
+from app.stores import build_stores
+from app.stores.client_cache import take_changed_clients, track_client_changes
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
     limiter.init_app(app)
     csrf.init_app(app)
-    _init_redis_stores(app, settings)
+    _init_stores(app, settings)
     _init_mail(app, settings)
     Talisman(
         app,
@@ -140,46 +136,29 @@ def _init_federation(app: Flask, settings: Settings) -> None:
     app.extensions["gatehouse.upstream_metadata"] = UpstreamMetadata(fetcher)
 
 
-def _init_redis_stores(app: Flask, settings: Settings) -> None:
-    """The token denylist and the protocol endpoints' client cache: shared through Redis when it is
-    configured, with one feed (services.redis_feed) telling each process of denials and client
-    changes; in-process otherwise. The client cache is told about every committed client change,
-    the denylist about every committed denial; the database's record of denials
-    (services.revocations), read through the session at hand, restores it."""
-    record = revocations.DatabaseDenials(lambda: db.session)
-    if settings.REDIS_URL:
-        redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        # The subscription's own client: no retries, so a broken connection shows (RedisFeed).
-        feed = RedisFeed(Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)))
-        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX,
-                                                             feed=feed if settings.DENYLIST_MIRROR else None,
-                                                             record=record)
-        versions = client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, feed)
-    else:
-        app.extensions["gatehouse.denylist"] = MemoryDenylist(record)
-        versions = client_service.MemoryClientVersions()
-    ttl = settings.client_cache_seconds
-    app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
-    # One listener for every app: db.session is shared by all apps built in this process.
-    if not event.contains(db.session, "after_commit", _publish_client_changes):
-        event.listen(db.session, "after_commit", _publish_client_changes)
-        event.listen(db.session, "after_rollback", _drop_client_changes)
-    # Every session's, not only db.session's: a denial is published by whichever session commits it.
+def _init_stores(app: Flask, settings: Settings) -> None:
+    """The process-wide stores (app/stores), on the app. The client cache is told about every
+    committed client change (stores.client_cache.track_client_changes notes them), the denylist
+    about every committed denial; the database's record of denials (services.revocations), read
+    through the session at hand, restores it."""
+    app.extensions["gatehouse.stores"] = build_stores(
+        settings, denial_record=revocations.DatabaseDenials(lambda: db.session),
+        load_client=clients.get_client, load_origins=client_origins.all_cors_origins)
+    track_client_changes()
+    # Every session's, not only db.session's: a change is published by whichever session commits it.
+    if not event.contains(Session, "after_commit", _publish_client_changes):
+        event.listen(Session, "after_commit", _publish_client_changes)
     if not event.contains(Session, "after_commit", revocations.publish_denials):
         event.listen(Session, "after_commit", revocations.publish_denials)
         event.listen(Session, "after_rollback", revocations.drop_denials)
 
 
 def _publish_client_changes(session: Session) -> None:
-    changed = session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
-    if changed and has_app_context():
-        cache = current_app.extensions.get("gatehouse.client_cache")
-        if cache is not None:
-            cache.invalidate(changed)
-
-
-def _drop_client_changes(session: Session) -> None:
-    session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
+    changed = take_changed_clients(session)
+    if changed is not None and has_app_context():
+        stores = current_app.extensions.get("gatehouse.stores")
+        if stores is not None:
+            stores.client_cache.invalidate(changed)
 
 
 def _init_mail(app: Flask, settings: Settings) -> None:

@@ -8,7 +8,6 @@ from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from redis import Redis
 
 from app.config import Settings
 from app.federation.http import GuardedFetcher
@@ -16,9 +15,11 @@ from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
 from app.security.crypto import FieldCipher
 from app.security.client_ip import client_ip
-from app.services.clients import ClientCache
-from app.services.denylist import TokenDenylist
 from app.services.keys import KeyStore
+from app.stores import Stores
+from app.stores.client_cache import ClientCache
+from app.stores.denylist import TokenDenylist
+from app.stores.keysets import PrivateKeySets, VerifiedTokens
 
 
 def rate_limit_key() -> str:
@@ -63,9 +64,9 @@ def account_mail_limits(view):
     return limiter.shared_limit(lambda: current_settings().RATELIMIT_ACCOUNT_MAIL, scope="account-mail")(view)
 
 
-def redis_client() -> Redis | None:
-    """The app's Redis client, or None when REDIS_URL is not set."""
-    return current_app.extensions.get("gatehouse.redis")
+def stores() -> Stores:
+    """The process-wide stores of the app handling this request or CLI command (app/stores)."""
+    return current_app.extensions["gatehouse.stores"]
 
 
 def current_settings() -> Settings:
@@ -79,13 +80,23 @@ def key_store() -> KeyStore:
 
 
 def client_cache() -> ClientCache:
-    """The client cache of the app handling this request (see services/clients.py)."""
-    return current_app.extensions["gatehouse.client_cache"]
+    """The client cache of the app handling this request (stores/client_cache.py)."""
+    return stores().client_cache
 
 
 def token_denylist() -> TokenDenylist:
     """Revoked token ids of the app handling this request (Redis when configured)."""
-    return current_app.extensions["gatehouse.denylist"]
+    return stores().denylist
+
+
+def private_keysets() -> PrivateKeySets:
+    """The signing keys of the app handling this request, parsed once."""
+    return stores().private_keysets
+
+
+def verified_tokens() -> VerifiedTokens:
+    """The access tokens the app handling this request has verified."""
+    return stores().verified_tokens
 
 
 def field_cipher() -> FieldCipher:

@@ -10,7 +10,7 @@ from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from app import errors
-from app.extensions import current_settings, db, key_store, token_denylist
+from app.extensions import current_settings, db, key_store, token_denylist, verified_tokens
 from app.models import User, UserSession
 from app.request_context import request_actor
 from app.services import access_tokens, organizations, sessions
@@ -139,7 +139,8 @@ def require_org_permission(permission: str) -> Callable[[Callable], Callable]:
                     "Send a session token or an access token with scope org:admin: Authorization: Bearer <token>.")
             if _looks_like_jwt(token):
                 user, token_org_id = access_tokens.authenticate_org_admin_token(
-                    db.session, token, settings=current_settings(), keys=key_store(), denied=token_denylist())
+                    db.session, token, settings=current_settings(), keys=key_store(),
+                    verified_tokens=verified_tokens(), denied=token_denylist())
                 g.user = user
                 g.access = organizations.require_access(db.session, user=user, organization_id=kwargs["org_id"],
                                                         permission=permission, token_organization_id=token_org_id,

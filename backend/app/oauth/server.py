@@ -31,7 +31,7 @@ from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 from redis.exceptions import RedisError
 
-from app.extensions import client_cache, current_settings, db, key_store, token_denylist
+from app.extensions import client_cache, current_settings, db, key_store, token_denylist, verified_tokens
 from app.models import OAuthClient, RefreshToken, User
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
@@ -39,7 +39,7 @@ from app.request_context import request_actor
 from app.security.request_input import shown
 from app.services import audit, authorization_context, revocations
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
-from app.services.denylist import CLAIM_PREFIX
+from app.stores.denylist import CLAIM_PREFIX
 from app.services import grants as grant_store
 
 
@@ -226,7 +226,8 @@ class AccessTokenRecord:
 
 
 def _find_access_token(token_string: str) -> AccessTokenRecord | None:
-    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(), denied=token_denylist())
+    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(),
+                                   verified_tokens=verified_tokens(), denied=token_denylist())
     return AccessTokenRecord(verified) if verified else None
 
 
@@ -449,7 +450,8 @@ def init_oauth(app: Flask) -> GatehouseAuthorizationServer:
     singleton): Authlib's registries accumulate, and tests build many apps."""
     server = GatehouseAuthorizationServer()
     server.init_app(app)
-    generator = AccessTokenGenerator(app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"])
+    generator = AccessTokenGenerator(app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"],
+                                     app.extensions["gatehouse.stores"].private_keysets)
     server.token_generator = generator
     server.register_token_generator("default", generator)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
