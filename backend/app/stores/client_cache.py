@@ -69,15 +69,17 @@ def _forget_changes(session: Session) -> None:
 
 def _note_flushed_changes(session: Session, _flush_context, _instances) -> None:
     changed_clients, organization_ids = [], []
-    for instance in (*session.new, *session.dirty, *session.deleted):
+    for instance in (*session.new, *session.deleted):
         if isinstance(instance, OAuthClient):
-            if instance in session.new or instance in session.deleted or session.is_modified(instance):
-                changed_clients.append(instance.client_id)
-        elif isinstance(instance, Organization) and instance not in session.new:
-            state = inspect(instance)
-            if instance in session.deleted or any(state.attrs[field].history.has_changes()
-                                                  for field in _CLAIMED_ORGANIZATION_FIELDS):
-                organization_ids.append(instance.id)
+            changed_clients.append(instance.client_id)
+        elif isinstance(instance, Organization) and inspect(instance).persistent:  # a new one has no clients
+            organization_ids.append(instance.id)
+    for instance in session.dirty:
+        if isinstance(instance, OAuthClient) and session.is_modified(instance):
+            changed_clients.append(instance.client_id)
+        elif isinstance(instance, Organization) and any(inspect(instance).attrs[field].history.has_changes()
+                                                        for field in _CLAIMED_ORGANIZATION_FIELDS):
+            organization_ids.append(instance.id)
     if organization_ids:
         # Read before the flush: a deleted organization's clients go with it (ON DELETE CASCADE).
         changed_clients += _clients_of(session, organization_ids)
