@@ -590,7 +590,7 @@ class ClientCache:
     A hit returns the instance the caller's session already holds, if it holds this client;
     otherwise a new, detached OAuthClient with every column loaded, which no other request
     sees. Detached, so that a hit opens no session: a client-credentials token or an
-    introspection then runs without one (oauth/hot_path.py), and a commit has no instance to
+    introspection then runs without a database connection, and a commit has no instance to
     expire and reload. Nothing stores a client through a relationship (rows take `client.id`),
     and a detached copy that is added to a session joins it as persistent, unmodified.
     Safe to share between threads. ttl <= 0: no caching.
