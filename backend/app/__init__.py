@@ -93,11 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _wrap_wsgi(app: Flask, settings: Settings) -> None:
-    """The hot protocol path in front of Flask (oauth/hot_path.py), once every hook it copies
-    headers from is registered; ProxyFix outermost, so both see the client's address and scheme."""
-    from app.oauth.hot_path import ProtocolHotPath
-
-    app.wsgi_app = ProtocolHotPath(app, app.wsgi_app)
+    """ProxyFix, so that the app sees the client's address and scheme as the trusted proxies report them."""
     if settings.TRUSTED_PROXY_COUNT:
         n = settings.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)

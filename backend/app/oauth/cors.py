@@ -43,5 +43,4 @@ def with_cors(view: Callable) -> Callable:
             response.headers["Access-Control-Allow-Origin"] = origin
         response.vary.add("Origin")
         return response
-    wrapper.answers_cors = True  # oauth/hot_path.py adds Vary: Origin to these routes' answers too
     return wrapper

@@ -9,7 +9,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import datetime
 from functools import cached_property
 
@@ -42,10 +41,6 @@ from app.services.access_tokens import AccessToken, token_user, verify_access_to
 from app.stores.denylist import CLAIM_PREFIX
 from app.services import grants as grant_store
 
-
-# Set by oauth/hot_path.py, which answers outside Flask's request cycle: the server's answers are then
-# (status code, body, headers) for it to send, not Flask responses built only to be taken apart again.
-answering_in_wsgi: ContextVar[bool] = ContextVar("answering_in_wsgi", default=False)
 log = logging.getLogger(__name__)
 
 
@@ -86,8 +81,8 @@ class GatehouseAuthorizationServer(AuthorizationServer):
 
     def create_oauth2_request(self, request: OAuth2Request | None) -> OAuth2Request:
         # The authorization, UserInfo and logout views pass no request (Flask's own is used); the token,
-        # introspection and revocation views a FormBodyRequest, oauth/hot_path.py its FormRequest, and
-        # create_token_response below the one it made: OAuth2Requests already.
+        # introspection and revocation views a FormBodyRequest, and create_token_response below the
+        # one it made: OAuth2Requests already.
         if isinstance(request, OAuth2Request):
             return request
         return FlaskOAuth2Request(flask_request)
@@ -163,8 +158,6 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         # Compact JSON, as jsonify sends it; Authlib's Flask integration writes ", " and ": ".
         if isinstance(payload, dict):
             payload = current_app.json.dumps(payload, separators=(",", ":"))
-        if answering_in_wsgi.get():
-            return status_code, payload, headers
         return super().handle_response(status_code, payload, headers)
 
     def handle_error_response(self, request, error):
@@ -184,7 +177,7 @@ class TemporarilyUnavailable(OAuth2Error):
 
 
 def database_unavailable(error: Exception) -> TemporarilyUnavailable:
-    """The protocol error for a request the database failed (Flask views and oauth/hot_path.py), logged."""
+    """The protocol error for a request the database failed, logged."""
     # The exception's class only: its text may carry the statement's parameters.
     log.warning("database unavailable: %s", type(error).__name__)
     return TemporarilyUnavailable()

@@ -15,7 +15,6 @@ _WELL_FORMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 
 
 def current_request_id() -> str | None:
-    # On the app context, not the request context: oauth/hot_path.py serves requests with only the former.
     return g.get("request_id") if has_app_context() else None
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from flask import Flask, request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 
 # U+0000 (PostgreSQL text cannot hold it) and the UTF-16 surrogates (not encodable as UTF-8).
@@ -96,14 +95,6 @@ def basic_credentials(authorization: str) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return unquote(decoded, errors="replace")
-
-
-def form_is_refused(form: MultiDict, authorization: str) -> bool:
-    """Whether a form request (its fields and HTTP Basic credentials) would be refused: for
-    oauth/hot_path.py, which then hands the request to Flask to answer."""
-    values = [value for name, items in form.lists() for value in (name, *items)]
-    values.append(basic_credentials(authorization) or "")
-    return any(has_refused_character(value) for value in values)
 
 
 def _parsed_json() -> Any:

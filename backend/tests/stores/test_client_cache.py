@@ -127,7 +127,7 @@ def test_a_hit_added_to_a_session_joins_it_unmodified(engine, machine):
 
 def test_a_hit_opens_no_session(app, engine, machine):
     """Through Flask-SQLAlchemy's scoped session, a hit leaves the request without a session: there is
-    nothing to commit or close (oauth/hot_path.py serves client credentials without one)."""
+    nothing to commit or close (a client-credentials token then needs no database connection)."""
     cache = new_cache(MemoryClientVersions(), ttl=30)
     with app.app_context():
         cache.get(db.session, machine.client_id)
