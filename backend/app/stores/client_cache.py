@@ -5,7 +5,8 @@ No service calls the cache or marks anything changed: `track_client_changes` see
 organization that any session flushes, or changes with an ORM UPDATE or DELETE statement, and
 notes the client_ids in the session; once the transaction commits, the app hands them to
 `ClientCache.invalidate` (app/__init__.py). A new way of changing a client cannot forget it. Only
-SQL written by hand (text()) goes unseen, for the cache's ttl at most.
+SQL that bypasses the ORM (text(), statements on the bare tables) goes unseen, for the cache's ttl
+at most.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The per-process Redis feed that client versions and the denylist mirror read (services.redis_feed)."""
+"""The per-process Redis feed that client versions and the denylist mirror read (stores.redis_feed)."""
 
 from __future__ import annotations
 
