@@ -41,6 +41,10 @@ def with_cors(view: Callable) -> Callable:
             response = make_response(view(*args, **kwargs))
         if origin and _allowed(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
-        response.vary.add("Origin")
+        # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.
+        if "Vary" in response.headers:
+            response.vary.add("Origin")
+        else:
+            response.headers["Vary"] = "Origin"
         return response
     return wrapper

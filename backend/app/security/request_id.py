@@ -6,7 +6,7 @@ import logging
 import re
 import uuid
 
-from flask import Flask, Response, g, has_app_context, request
+from flask import Flask, Response, g, has_request_context, request
 
 HEADER = "X-Request-ID"
 # An incoming id is echoed only if it is a plain token: no spaces, no control
@@ -15,7 +15,13 @@ _WELL_FORMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 
 
 def current_request_id() -> str | None:
-    return g.get("request_id") if has_app_context() else None
+    """The id of the request being handled (made on first use), or None outside a request."""
+    if not has_request_context():
+        return None
+    request_id = g.get("request_id")
+    if request_id is None:
+        request_id = g.request_id = request_id_from(request.headers.get(HEADER, ""))
+    return request_id
 
 
 def request_id_from(incoming: str) -> str:
@@ -32,11 +38,7 @@ class RequestIdFilter(logging.Filter):
 
 
 def init_request_id(app: Flask) -> None:
-    @app.before_request
-    def assign_request_id() -> None:
-        g.request_id = request_id_from(request.headers.get(HEADER, ""))
-
     @app.after_request
     def send_request_id(response: Response) -> Response:
-        response.headers[HEADER] = current_request_id() or str(uuid.uuid4())
+        response.headers[HEADER] = current_request_id()
         return response
