@@ -4,6 +4,9 @@ as serve.py builds it), in a process of its own:
     python scripts/bench_app.py sessions EMAIL COUNT   browser sessions for the code-flow driver (JSON list of tokens)
     python scripts/bench_app.py overhead [--requests N] [--profile]
                                                        framework overhead per request (JSON)
+    python scripts/bench_app.py exchange CLIENT_ID CLIENT_SECRET SESSION_TOKEN REDIRECT_URI SCOPE [--profile]
+                                                       what one code + PKCE exchange asks of PostgreSQL
+                                                       and Redis (JSON)
 
 The framework overhead is what a request costs through the app's Flask stack (its hooks, error
 handlers, extensions) against a bare Flask app answering the same JSON document: GET /oauth2/jwks,
@@ -15,16 +18,22 @@ of ten rounds of N requests each, the two apps taking turns; no server, no socke
 from __future__ import annotations
 
 import argparse
+import base64
 import cProfile
+import hashlib
 import io
 import json
 import pstats
+import secrets
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import Flask, jsonify
+from sqlalchemy import event
 
 JWKS_PATH = "/oauth2/jwks"
 ROUNDS = 10
@@ -117,6 +126,79 @@ def framework_overhead(requests: int, profile: bool) -> dict[str, Any]:
     return result
 
 
+def exchange_once(client: Any, web: dict[str, str], redirect_uri: str, scope: str) -> None:
+    """authorize (the browser's session cookie already set on `client`) -> token, with PKCE."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"client_id": web["client_id"], "response_type": "code", "redirect_uri": redirect_uri,
+                       "scope": scope, "state": "s", "nonce": secrets.token_urlsafe(12), "code_challenge": challenge,
+                       "code_challenge_method": "S256"})
+    authorized = client.get(f"/oauth2/authorize?{query}", base_url="https://bench.local")
+    code = parse_qs(urlsplit(authorized.headers.get("Location", "")).query).get("code")
+    if authorized.status_code not in (302, 303) or not code:
+        raise SystemExit(f"authorize answered {authorized.status_code} {authorized.headers.get('Location')}")
+    token = client.post("/oauth2/token", base_url="https://bench.local",
+                        auth=(web["client_id"], web["client_secret"]),
+                        data={"grant_type": "authorization_code", "code": code[0], "redirect_uri": redirect_uri,
+                              "code_verifier": verifier})
+    if token.status_code != 200:
+        raise SystemExit(f"token answered {token.status_code} {token.get_data(as_text=True)[:200]}")
+
+
+def exchange_cost(web: dict[str, str], session_token: str, redirect_uri: str, scope: str, *,
+                  exchanges: int = 20, profile: bool = False) -> dict[str, Any]:
+    """Statements, transactions, pool checkouts (each a ping: pool_pre_ping) and Redis commands per
+    code + PKCE exchange, counted over `exchanges` exchanges after a first one (which fills caches)."""
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app()
+    client = app.test_client()
+    client.set_cookie(app.extensions["gatehouse.settings"].BROWSER_SESSION_COOKIE, session_token,
+                      domain="bench.local")
+    exchange_once(client, web, redirect_uri, scope)
+    counts: Counter[str] = Counter()
+    statements: Counter[str] = Counter()
+    with app.app_context():
+        engine = db.engine
+
+    def on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        counts["statements"] += 1
+        statements[statement.split(" WHERE ")[0][:90]] += 1
+
+    listeners = [(engine, "before_cursor_execute", on_statement),
+                 (engine, "begin", lambda conn: counts.update(["transactions"])),
+                 (engine.pool, "checkout", lambda *args: counts.update(["pool checkouts (ping)"]))]
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    redis = app.extensions.get("gatehouse.redis")
+    if redis is not None:
+        execute = redis.execute_command
+        redis.execute_command = lambda *args, **kwargs: counts.update(["redis commands"]) or execute(*args, **kwargs)
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    started = time.process_time()
+    if profiler:
+        profiler.enable()
+    for _ in range(exchanges):
+        exchange_once(client, web, redirect_uri, scope)
+    if profiler:
+        profiler.disable()
+    cpu_ms = (time.process_time() - started) / exchanges * 1000
+    for target, name, listener in listeners:
+        event.remove(target, name, listener)
+    per = {name: round(count / exchanges, 2) for name, count in counts.items()}
+    # psycopg sends BEGIN and COMMIT (or ROLLBACK) as round trips of their own.
+    per["database round trips"] = round(per.get("statements", 0) + 2 * per.get("transactions", 0)
+                                        + per.get("pool checkouts (ping)", 0), 2)
+    result: dict[str, Any] = {"exchanges": exchanges, "per_exchange": per, "cpu_ms_in_process": round(cpu_ms, 2),
+                              "statements": {sql: round(n / exchanges, 2) for sql, n in statements.most_common()}}
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+        result["profile"] = out.getvalue()
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,9 +208,18 @@ def main() -> int:
     overhead = commands.add_parser("overhead")
     overhead.add_argument("--requests", type=int, default=1000)
     overhead.add_argument("--profile", action="store_true", help="add a cProfile of the app's requests")
+    exchange = commands.add_parser("exchange")
+    for name in ("client_id", "client_secret", "session_token", "redirect_uri", "scope"):
+        exchange.add_argument(name)
+    exchange.add_argument("--profile", action="store_true", help="add a cProfile of the exchanges")
     args = parser.parse_args()
     if args.command == "sessions":
         print(json.dumps(start_sessions(args.email, args.count)))
+    elif args.command == "exchange":
+        result = exchange_cost({"client_id": args.client_id, "client_secret": args.client_secret},
+                               args.session_token, args.redirect_uri, args.scope, profile=args.profile)
+        print(result.pop("profile", ""), file=sys.stderr)
+        print(json.dumps(result))
     else:
         result = framework_overhead(args.requests, args.profile)
         print(result.pop("profile", ""), file=sys.stderr)

@@ -11,8 +11,9 @@ What it does (loopback only, everything it creates is removed again, even on fai
 3. starts the production server as serve.py runs it: granian, `--server gunicorn`, or both
    (`--server granian,gunicorn`, one after the other on the same database), with GATEHOUSE_ENV=production,
    pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
-   and measures the framework overhead per request in-process on the same CPU (scripts/bench_app.py:
-   GET /oauth2/jwks through the app against a bare Flask app answering the same JSON);
+   and measures in-process on the same CPU (scripts/bench_app.py) the framework overhead per request
+   (GET /oauth2/jwks through the app against a bare Flask app answering the same JSON) and what one
+   code + PKCE exchange asks of PostgreSQL and Redis (statements, transactions, pings, commands);
 4. drives load for each scenario at a fixed concurrency and duration, `--runs` times after a
    warm-up, and reports the median:
      token       client-credentials issuance        (wrk, ../shared/peers/bench/loadtest.sh)
@@ -443,10 +444,10 @@ def start_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, prepared
     }
 
 
-def framework_overhead(a: argparse.Namespace, prepared: dict[str, Any]) -> dict[str, Any]:
-    """scripts/bench_app.py overhead, in the servers' environment and on their CPU."""
+def in_process(a: argparse.Namespace, prepared: dict[str, Any], *args: str) -> dict[str, Any]:
+    """scripts/bench_app.py `args`, in the servers' environment and on their CPU."""
     pin = ["taskset", "-c", a.server_cpus.split(",")[0]] if a.server_cpus else []
-    proc = run([*pin, sys.executable, str(BENCH_APP), "overhead"], env=prepared["env"], cwd=BACKEND)
+    proc = run([*pin, sys.executable, str(BENCH_APP), *args], env=prepared["env"], cwd=BACKEND)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -763,11 +764,14 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
         stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         live: dict[str, dict[str, Any]] = {}
-        overhead = None
+        overhead = exchange = None
         if "gatehouse" in targets:
             prepared = setup_gatehouse(stack, a, tmp, out)
-            overhead = framework_overhead(a, prepared)
+            overhead = in_process(a, prepared, "overhead")
             log(f"framework overhead: {overhead}")
+            exchange = in_process(a, prepared, "exchange", prepared["web"]["client_id"],
+                                  prepared["web"]["client_secret"], prepared["tokens"][0], REDIRECT_URI, CODE_SCOPE)
+            log(f"one code + PKCE exchange: {exchange}")
             for server in servers:
                 target = start_gatehouse(stack, a, prepared, server, tmp, out)
                 live[target["name"]] = target
@@ -799,6 +803,7 @@ def main() -> int:
             "git": run(["git", "-C", str(BACKEND), "describe", "--always", "--dirty"], check=False).stdout.strip(),
             "targets": {n: {k: t.get(k) for k in ("server", "env")} for n, t in live.items()},
             "code_scope": CODE_SCOPE, "peers_dir": str(a.peers_dir), "framework_overhead": overhead,
+            "code_exchange_in_process": exchange,
         }
         print(f"\n{label}: server on CPU(s) {a.server_cpus}, load on {a.wrk_cpus or 'any'}; "
               f"-c {a.connections}, {a.duration}s x {a.runs} runs x {a.rounds} round(s), median")
@@ -809,6 +814,11 @@ def main() -> int:
             line = (f"framework overhead per request, in-process on the server's CPU: GET {overhead['path']} "
                     f"{overhead['app_us']} us through the app, {overhead['bare_flask_us']} us through a bare "
                     f"Flask app answering the same JSON: {overhead['ratio']}x")
+            print(line)
+            table += "\n" + line
+        if exchange:
+            line = (f"one code + PKCE exchange, in-process: {exchange['per_exchange']}, "
+                    f"{exchange['cpu_ms_in_process']} ms CPU")
             print(line)
             table += "\n" + line
         path = out / "summary.json"
