@@ -28,7 +28,8 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         return serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if not request.cookies.get(self.get_cookie_name(app)):
+        # No Cookie header at all (machine clients): not even the header's parse.
+        if "HTTP_COOKIE" not in request.environ or not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class() if app.secret_key else None
         return super().open_session(app, request)
 

@@ -53,6 +53,7 @@ def init_security_headers(app: Flask, *, hsts: bool) -> None:
                 headers[name] = value
             nonce = g.get("csp_nonce")
             headers["Content-Security-Policy"] = PAGE_CSP.format(nonce=f" 'nonce-{nonce}'" if nonce else "")
-        if hsts and (request.scheme == "https" or request.headers.get("X-Forwarded-Proto") == "https"):
+        environ = request.environ
+        if hsts and (environ["wsgi.url_scheme"] == "https" or environ.get("HTTP_X_FORWARDED_PROTO") == "https"):
             headers["Strict-Transport-Security"] = HSTS
         return response
