@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
-from flask_talisman import Talisman
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -18,7 +18,8 @@ from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.logging_setup import configure_logging
 from app.security.crypto import FieldCipher
-from app.security.headers import init_page_caching
+from app.security.cookie_session import CookieSessionInterface
+from app.security.headers import init_security_headers
 from app.security.request_id import init_request_id
 from app.security.request_input import init_request_input
 from app.services import client_origins, clients, mail, revocations
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False
+    app.session_interface = CookieSessionInterface()
     app.extensions["gatehouse.settings"] = settings
     _init_keys(app, settings)
     _init_field_cipher(app, settings)
@@ -66,26 +68,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
-    limiter.init_app(app)
-    csrf.init_app(app)
+    _init_without_request_hooks(app, limiter.init_app)
+    _init_without_request_hooks(app, csrf.init_app)
     _init_stores(app, settings)
     _init_mail(app, settings)
-    Talisman(
-        app,
-        force_https=False,  # TLS ends at the proxy; HSTS below tells browsers to stay on https
-        strict_transport_security=settings.is_production,
-        session_cookie_secure=settings.secure_cookies,
-        frame_options="DENY",
-        # Talisman only appends the nonce to directives listed here: without an
-        # explicit style-src, default-src 'self' blocks the nonce'd inline styles.
-        content_security_policy={"default-src": "'self'", "style-src": "'self'", "frame-ancestors": "'none'"},
-        content_security_policy_nonce_in=["style-src"],
-        # Pages carry codes and invitation tokens in their URLs; no Referer may leak them (RFC 9700 §4.2.4).
-        referrer_policy="no-referrer",
-    )
+    init_security_headers(app, hsts=settings.is_production)
     init_request_id(app)
     init_request_input(app)
-    init_page_caching(app)
     _register_blueprints(app)
     _register_cli(app)
     _wrap_wsgi(app, settings)
@@ -97,6 +86,22 @@ def _wrap_wsgi(app: Flask, settings: Settings) -> None:
     if settings.TRUSTED_PROXY_COUNT:
         n = settings.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+
+
+def _init_without_request_hooks(app: Flask, init: Callable[[Flask], None]) -> None:
+    """`init(app)`, less the hooks it adds to every request of the app.
+
+    Flask-Limiter's hooks look for default, application-wide and blueprint limits on every request,
+    inject rate-limit headers (disabled) and deduct conditional costs; Gatehouse declares none of
+    those: a limited route checks its own limits in its decorator, per request. Flask-WTF's hook
+    checks a CSRF token on every request only under WTF_CSRF_CHECK_DEFAULT, which is off: the form
+    handlers call csrf.protect(). So these hooks only cost every request that has no use for them."""
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    before = [dict((key, list(funcs)) for key, funcs in registry.items()) for registry in hooks]
+    init(app)
+    for registry, kept in zip(hooks, before):
+        registry.clear()
+        registry.update(kept)
 
 
 def _init_keys(app: Flask, settings: Settings) -> None:

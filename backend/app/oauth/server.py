@@ -65,7 +65,12 @@ class FormBodyRequest(FlaskOAuth2Request):
     Authlib's Flask request reads both, so `?grant_type=` chose the grant."""
 
     def __init__(self, request: Request) -> None:
-        super().__init__(request)
+        # Not FlaskOAuth2Request's __init__: of the URL, Authlib reads only the scheme and host
+        # (InsecureTransportError), while request.url turns the whole URL into an IRI on every read;
+        # and OAuth2Request tests `headers or {}`, which counts every key of the WSGI environ.
+        OAuth2Request.__init__(self, request.method, f"{request.scheme}://{request.host}{request.path}")
+        self.headers = request.headers
+        self._request = request
         self.payload = FormPayload(request.form)
 
     @property

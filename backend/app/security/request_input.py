@@ -54,6 +54,10 @@ def check_request_input() -> None:
     Raises:
         RefusedInput: naming where the value is (its name quoted with `shown`).
     """
+    environ = request.environ
+    if not (request.view_args or environ.get("QUERY_STRING") or "HTTP_AUTHORIZATION" in environ
+            or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ):
+        return  # nothing a value could be in (most GETs)
     for where, value in _request_values():
         if has_refused_character(value):
             raise RefusedInput(f"The {where} holds a character this server does not accept (NUL or a lone surrogate).")
@@ -64,10 +68,12 @@ def _request_values() -> Iterator[tuple[str, str]]:
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str):
             yield f"path segment {name}", value
-    yield from _named(request.args, "query parameter")
+    if request.query_string:  # nothing to parse otherwise
+        yield from _named(request.args, "query parameter")
     if request.mimetype in FORM_MIMETYPES:
         yield from _named(request.form, "form field")
-    credentials = basic_credentials(request.headers.get("Authorization", ""))
+    authorization = request.headers.get("Authorization")
+    credentials = basic_credentials(authorization) if authorization else None
     if credentials is not None:
         yield "HTTP Basic credentials", credentials
     if request.is_json:
