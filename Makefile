@@ -32,7 +32,7 @@ test: install
 # Benchmark the token endpoints on PostgreSQL + Redis side by side with node-oidc-provider
 # (needs wrk; see backend/scripts/bench_token.py): make bench BENCH_ARGS="--scenarios token --runs 2"
 bench: install
-	cd backend && PYTHONPATH=$(CURDIR)/backend $(BIN)/python scripts/bench_token.py --cpus 1 --targets gatehouse,peer $(BENCH_ARGS)
+	cd backend && PYTHONPATH=$(CURDIR)/backend $(BIN)/python scripts/bench_token.py --cpus 1 --targets gatehouse,peer --server granian,gunicorn $(BENCH_ARGS)
 
 # Autogenerate a migration from the models: make migrate m="add invitations"; then read and edit it.
 migrate: install

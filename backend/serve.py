@@ -1,24 +1,43 @@
-"""Run Gatehouse in production: `python serve.py` execs granian serving the WSGI app.
+"""Run Gatehouse in production: `python serve.py` execs the server that serves the WSGI app.
 
-Granian rather than gunicorn, by measurement (scripts/bench_token.py, one CPU, 16 connections): a
-WSGI app answering fixed bytes served 4,081 requests/s under gunicorn's gthread worker, 3,301 under
-its sync worker, and 44,126 under granian, whose HTTP/1.1 handling is in Rust. Gunicorn's own
-per-request cost was thus above the whole budget of a JWKS or introspection request at the rates
-the benchmark asks for. Every option below can be overridden from the environment.
+GATEHOUSE_SERVER chooses it: `granian` (the default) or `gunicorn`. Both are supported, tested and
+measured (scripts/bench_token.py reports both). Granian is the default by measurement: its HTTP/1.1
+handling is in Rust, and a WSGI app answering fixed bytes served 44,126 requests/s under it on one
+CPU against 4,081 under gunicorn's gthread worker (16 connections), so gunicorn's own per-request
+cost weighs on the cheapest endpoints (JWKS, introspection). Gunicorn is the server many operators
+already run, monitor and tune; with it, serve.py runs gthread workers with the same worker and
+thread counts. The server is taken from beside this interpreter (a virtualenv's bin/, the image's
+/usr/local/bin), so that `.venv/bin/python serve.py` works without the virtualenv on PATH; PATH
+only when it is not there. Every option below can be overridden from the environment:
+
+    GATEHOUSE_SERVER        granian (default) or gunicorn
+    GATEHOUSE_BIND          host:port to listen on (0.0.0.0:8000)
+    GATEHOUSE_WORKERS       worker processes (one per CPU this container may use)
+    GATEHOUSE_THREADS       threads per worker (2)
+    GATEHOUSE_WORKER_CLASS  gunicorn only: gthread (default) or sync
+    GATEHOUSE_ACCESS_LOG    1: the server writes an access log (off: nginx logs every request)
+    GATEHOUSE_SCHED_BATCH   0: granian keeps the default scheduling policy (see schedule_for_throughput)
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import shutil
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from flask import Flask
 
-# Path only (%(path)s), never the query string: authorization codes, tokens and reset links travel
-# in query strings. The X-Request-ID of each response is in nginx's line and the application's own.
+SERVERS = ("granian", "gunicorn")
+# Path only (granian's %(path)s, gunicorn's %(U)s), never the query string: authorization codes, tokens
+# and reset links travel in query strings. The X-Request-ID of each response is in nginx's line and
+# the application's own.
 ACCESS_LOG_FORMAT = '%(addr)s [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
+GUNICORN_ACCESS_LOG_FORMAT = '%(h)s [%(t)s] "%(m)s %(U)s %(H)s" %(s)s %(M)sms'
+# A stopping worker gets 30 s to finish what it is serving (nginx's proxy_read_timeout is 60 s).
+GRACEFUL_STOP_SECONDS = "30"
 
 
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
@@ -46,7 +65,8 @@ def cpu_count(cgroup_cpu_max: str | os.PathLike[str] = CGROUP_CPU_MAX) -> int:
 
 
 def production_app() -> Flask:
-    """The app each granian worker serves (--factory): create_app(), then gc.freeze().
+    """The app each worker serves (granian's --factory, gunicorn's serve:production_app()): create_app(),
+    then gc.freeze().
 
     What exists once the app is built (modules, the app and its extensions, mappers, the keyring)
     lives as long as the worker. Frozen, the cyclic collector stops traversing it on every full
@@ -77,8 +97,7 @@ def granian_command(env: Mapping[str, str]) -> list[str]:
         "--blocking-threads", env.get("GATEHOUSE_THREADS", "2"),
         "--http", "1",  # nginx speaks HTTP/1.1 to its upstreams
         "--respawn-failed-workers",
-        # A stopping worker gets 30 s to finish what it is serving (nginx's proxy_read_timeout is 60 s).
-        "--workers-kill-timeout", "30",
+        "--workers-kill-timeout", GRACEFUL_STOP_SECONDS,
     ]
     # nginx (docker-compose.yml) logs every request, with its request id: a second access log here,
     # written in Python per request, measured at half the JWKS throughput (6,524 against 12,150
@@ -111,7 +130,53 @@ def schedule_for_throughput(env: Mapping[str, str]) -> None:
             print(f"serve.py: keeping the default scheduling policy ({error})", file=sys.stderr)
 
 
+def gunicorn_command(env: Mapping[str, str]) -> list[str]:
+    """Gunicorn with the workers and threads granian would have (gthread: a thread per request,
+    so that a worker keeps serving while a request waits on PostgreSQL, Redis or an upstream)."""
+    worker_class = env.get("GATEHOUSE_WORKER_CLASS", "gthread")
+    if worker_class not in ("gthread", "sync"):
+        raise SystemExit(f"serve.py: GATEHOUSE_WORKER_CLASS must be gthread or sync, not {worker_class!r}")
+    command = [
+        "gunicorn", "serve:production_app()",
+        "--bind", env.get("GATEHOUSE_BIND", "0.0.0.0:8000"),
+        "--workers", env.get("GATEHOUSE_WORKERS", str(cpu_count())),
+        "--worker-class", worker_class,
+        "--threads", env.get("GATEHOUSE_THREADS", "2") if worker_class == "gthread" else "1",
+        "--graceful-timeout", GRACEFUL_STOP_SECONDS,
+        # The heartbeat file on tmpfs: a container's disk-backed /tmp can stall a worker's heartbeat.
+        "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+        # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every gunicorn of a user.
+        "--no-control-socket",
+    ]
+    if env.get("GATEHOUSE_ACCESS_LOG", "0") == "1":
+        command += ["--access-logfile", "-", "--access-logformat", GUNICORN_ACCESS_LOG_FORMAT]
+    return command
+
+
+def server_command(env: Mapping[str, str]) -> list[str]:
+    """The command of the server GATEHOUSE_SERVER names, its program found beside this interpreter."""
+    server = env.get("GATEHOUSE_SERVER", "granian")
+    if server not in SERVERS:
+        raise SystemExit(f"serve.py: GATEHOUSE_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
+    command = granian_command(env) if server == "granian" else gunicorn_command(env)
+    return [server_program(command[0]), *command[1:]]
+
+
+def server_program(name: str, interpreter: str = sys.executable) -> str:
+    """`name` installed beside `interpreter` (not resolved: a virtualenv's python is a link out of
+    its bin/), else as PATH finds it."""
+    beside = Path(interpreter).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"serve.py: {name} is neither beside {interpreter} nor on PATH; install the backend")
+    return found
+
+
 if __name__ == "__main__":
-    schedule_for_throughput(os.environ)
-    command = granian_command(os.environ)
-    os.execvp(command[0], command + sys.argv[1:])
+    environment = os.environ
+    command = server_command(environment)
+    if environment.get("GATEHOUSE_SERVER", "granian") == "granian":
+        schedule_for_throughput(environment)
+    os.execv(command[0], command + sys.argv[1:])

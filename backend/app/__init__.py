@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
-from flask_talisman import Talisman
-from redis import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -21,15 +18,14 @@ from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.logging_setup import configure_logging
 from app.security.crypto import FieldCipher
-from app.security.headers import init_page_caching
+from app.security.cookie_session import CookieSessionInterface
+from app.security.headers import init_security_headers
 from app.security.request_id import init_request_id
 from app.security.request_input import init_request_input
-from app.services import clients as client_service
-from app.services import mail, revocations
-from app.services.denylist import MemoryDenylist, RedisDenylist
-from app.services.redis_feed import RedisFeed
-from app.services.saml_replay import DatabaseAssertionReplayCache, RedisAssertionReplayCache
+from app.services import client_origins, clients, mail, revocations
 from app.services.keys import KeyringError, KeyStore, ensure_keys
+from app.stores import build_stores
+from app.stores.client_cache import take_changed_clients, track_client_changes
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.json.sort_keys = False
+    app.session_interface = CookieSessionInterface()
     app.extensions["gatehouse.settings"] = settings
     _init_keys(app, settings)
     _init_field_cipher(app, settings)
@@ -71,28 +68,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(BACKEND_DIR / "migrations"), render_as_batch=True)
-    csrf.init_app(app)
-    _init_redis_stores(app, settings)
+    _init_without_request_hooks(app, limiter.init_app)
+    _init_without_request_hooks(app, csrf.init_app)
+    _init_stores(app, settings)
     _init_mail(app, settings)
-    Talisman(
-        app,
-        force_https=False,  # TLS ends at the proxy; HSTS below tells browsers to stay on https
-        strict_transport_security=settings.is_production,
-        session_cookie_secure=settings.secure_cookies,
-        frame_options="DENY",
-        # Talisman only appends the nonce to directives listed here: without an
-        # explicit style-src, default-src 'self' blocks the nonce'd inline styles.
-        content_security_policy={"default-src": "'self'", "style-src": "'self'", "frame-ancestors": "'none'"},
-        content_security_policy_nonce_in=["style-src"],
-        # Pages carry codes and invitation tokens in their URLs; no Referer may leak them (RFC 9700 §4.2.4).
-        referrer_policy="no-referrer",
-    )
+    init_security_headers(app, hsts=settings.is_production)
     init_request_id(app)
-    # After the request id: the application-wide limit (extensions.py) refuses in a before_request
-    # hook, and its 429 carries the id like every other response.
-    limiter.init_app(app)
     init_request_input(app)
-    init_page_caching(app)
     _register_blueprints(app)
     _register_cli(app)
     _wrap_wsgi(app, settings)
@@ -100,14 +82,26 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _wrap_wsgi(app: Flask, settings: Settings) -> None:
-    """The hot protocol path in front of Flask (oauth/hot_path.py), once every hook it copies
-    headers from is registered; ProxyFix outermost, so both see the client's address and scheme."""
-    from app.oauth.hot_path import ProtocolHotPath
-
-    app.wsgi_app = ProtocolHotPath(app, app.wsgi_app)
+    """ProxyFix, so that the app sees the client's address and scheme as the trusted proxies report them."""
     if settings.TRUSTED_PROXY_COUNT:
         n = settings.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+
+
+def _init_without_request_hooks(app: Flask, init: Callable[[Flask], None]) -> None:
+    """`init(app)`, less the hooks it adds to every request of the app.
+
+    Flask-Limiter's hooks look for default, application-wide and blueprint limits on every request,
+    inject rate-limit headers (disabled) and deduct conditional costs; Gatehouse declares none of
+    those: a limited route checks its own limits in its decorator, per request. Flask-WTF's hook
+    checks a CSRF token on every request only under WTF_CSRF_CHECK_DEFAULT, which is off: the form
+    handlers call csrf.protect(). So these hooks only cost every request that has no use for them."""
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    before = [dict((key, list(funcs)) for key, funcs in registry.items()) for registry in hooks]
+    init(app)
+    for registry, kept in zip(hooks, before):
+        registry.clear()
+        registry.update(kept)
 
 
 def _init_keys(app: Flask, settings: Settings) -> None:
@@ -143,49 +137,30 @@ def _init_federation(app: Flask, settings: Settings) -> None:
     app.extensions["gatehouse.upstream_metadata"] = UpstreamMetadata(fetcher)
 
 
-def _init_redis_stores(app: Flask, settings: Settings) -> None:
-    """The token denylist and the protocol endpoints' client cache: shared through Redis when it is
-    configured, with one feed (services.redis_feed) telling each process of denials and client
-    changes; in-process otherwise. The client cache is told about every committed client change,
-    the denylist about every committed denial; the database's record of denials
-    (services.revocations), read through the session at hand, restores it. The SAML replay cache:
-    Redis when configured, the database otherwise (services.saml_replay)."""
-    record = revocations.DatabaseDenials(lambda: db.session)
-    if settings.REDIS_URL:
-        redis = app.extensions["gatehouse.redis"] = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        # The subscription's own client: no retries, so a broken connection shows (RedisFeed).
-        feed = RedisFeed(Redis.from_url(settings.REDIS_URL, socket_timeout=2, retry=Retry(NoBackoff(), 0)))
-        app.extensions["gatehouse.denylist"] = RedisDenylist(redis, prefix=settings.RATELIMIT_KEY_PREFIX,
-                                                             feed=feed if settings.DENYLIST_MIRROR else None,
-                                                             record=record)
-        versions = client_service.RedisClientVersions(redis, settings.RATELIMIT_KEY_PREFIX, feed)
-        app.extensions["gatehouse.saml_replay_cache"] = RedisAssertionReplayCache(redis, settings.RATELIMIT_KEY_PREFIX)
-    else:
-        app.extensions["gatehouse.denylist"] = MemoryDenylist(record)
-        versions = client_service.MemoryClientVersions()
-        app.extensions["gatehouse.saml_replay_cache"] = DatabaseAssertionReplayCache(lambda: db.session)
-    ttl = settings.client_cache_seconds
-    app.extensions["gatehouse.client_cache"] = client_service.ClientCache(versions, ttl=ttl)
-    # One listener for every app: db.session is shared by all apps built in this process.
-    if not event.contains(db.session, "after_commit", _publish_client_changes):
-        event.listen(db.session, "after_commit", _publish_client_changes)
-        event.listen(db.session, "after_rollback", _drop_client_changes)
-    # Every session's, not only db.session's: a denial is published by whichever session commits it.
+def _init_stores(app: Flask, settings: Settings) -> None:
+    """The process-wide stores (app/stores), on the app. The client cache is told about every
+    committed client change (stores.client_cache.track_client_changes notes them), the denylist
+    about every committed denial; the database's record of denials (services.revocations), read
+    through the session at hand, restores it."""
+    app.extensions["gatehouse.stores"] = build_stores(
+        settings, denial_record=revocations.DatabaseDenials(lambda: db.session),
+        load_client=clients.get_client, load_origins=client_origins.all_cors_origins,
+        current_session=lambda: db.session)
+    track_client_changes()
+    # Every session's, not only db.session's: a change is published by whichever session commits it.
+    if not event.contains(Session, "after_commit", _publish_client_changes):
+        event.listen(Session, "after_commit", _publish_client_changes)
     if not event.contains(Session, "after_commit", revocations.publish_denials):
         event.listen(Session, "after_commit", revocations.publish_denials)
         event.listen(Session, "after_rollback", revocations.drop_denials)
 
 
 def _publish_client_changes(session: Session) -> None:
-    changed = session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
-    if changed and has_app_context():
-        cache = current_app.extensions.get("gatehouse.client_cache")
-        if cache is not None:
-            cache.invalidate(changed)
-
-
-def _drop_client_changes(session: Session) -> None:
-    session.info.pop(client_service.CHANGED_CLIENTS_KEY, None)
+    changed = take_changed_clients(session)
+    if changed is not None and has_app_context():
+        stores = current_app.extensions.get("gatehouse.stores")
+        if stores is not None:
+            stores.client_cache.invalidate(changed)
 
 
 def _init_mail(app: Flask, settings: Settings) -> None:

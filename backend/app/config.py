@@ -126,14 +126,13 @@ class Settings:
     CORS_EXTRA_ORIGINS: str = ""
     # Name of the browser sign-in cookie.
     BROWSER_SESSION_COOKIE: str = "gatehouse_session"
-    # Seconds the protocol endpoints may reuse a client they looked up (services/clients.py,
-    # ClientCache). Every use still checks the client's version (changes are published through
-    # Redis when configured), so changes made through the services apply everywhere as soon as
-    # Redis delivers them; this only bounds changes that
-    # bypass them (SQL by hand) or whose version bump was lost. 0 turns the cache off. Unset:
-    # 30, or 0 in testing, where tests change client rows directly.
+    # Seconds the protocol endpoints may reuse a client they looked up (stores/client_cache.py,
+    # ClientCache). Every use still checks the client's version (every committed change bumps it,
+    # published through Redis when configured), so changes apply everywhere as soon as Redis
+    # delivers them; this only bounds changes made in SQL written by hand or whose version bump
+    # was lost. 0 turns the cache off. Unset: 30, or 0 in testing, where tests change client rows directly.
     CLIENT_CACHE_SECONDS: int | None = None
-    # Whether each process mirrors the Redis denylist (services/denylist.py, RedisDenylist) and answers
+    # Whether each process mirrors the Redis denylist (stores/denylist.py, RedisDenylist) and answers
     # lookups from it. Turn it off while instances of a build before the mirror still run: the
     # revocations they make reach no mirror (every lookup then asks Redis).
     DENYLIST_MIRROR: bool = True

@@ -74,6 +74,11 @@ class SignInThrottled(AppError):
     type, status, message = "RATE_LIMITED", 429, "Too many failed sign-in attempts; try again later."
 
 
+class TooManyRequests(AppError):
+    """A budget of this client address is spent; `headers` carry Retry-After (RFC 6585 §4)."""
+    type, status, message = "RATE_LIMITED", 429, "Too many requests; slow down and retry later."
+
+
 class ServiceUnavailable(AppError):
     type, status, message = "SERVICE_UNAVAILABLE", 503, "A dependency is unavailable."
 

@@ -2,25 +2,28 @@
 
 import hashlib
 import hmac
+import time
 
 from flask import current_app, request
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from redis import Redis
+from limits import parse as parse_limit
 
+from app import errors
 from app.config import Settings
 from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
-from app.security import api_keys
 from app.security.crypto import FieldCipher
 from app.security.client_ip import client_ip
-from app.services.clients import ClientCache
-from app.services.denylist import TokenDenylist
 from app.services.keys import KeyStore
-from app.services.saml_replay import AssertionReplayCache
+from app.stores import Stores
+from app.stores.client_cache import ClientCache
+from app.stores.denylist import TokenDenylist
+from app.stores.keysets import PrivateKeySets, VerifiedTokens
+from app.stores.saml_replay import AssertionReplayCache
 
 
 def rate_limit_key() -> str:
@@ -44,12 +47,6 @@ def address_rate_limit_key() -> str:
     return f"{settings.RATELIMIT_KEY_PREFIX}/address/{digest}"
 
 
-def sends_no_api_key() -> bool:
-    """Whether the request is not an /api one carrying a personal API key (exempt from the
-    failed-key budget)."""
-    return not (request.path.startswith("/api/") and api_keys.HEADER in request.headers)
-
-
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # CSRF is checked explicitly by the HTML form handlers (WTF_CSRF_CHECK_DEFAULT=False):
@@ -60,12 +57,24 @@ csrf = CSRFProtect()
 # limited route (200, 401, 413 …), and HTTP clients honour it; the 429 handler in
 # api/envelope.py sets Retry-After itself. If Redis is unreachable, limits fall back
 # to per-process memory rather than failing every sign-in with a 500.
-# The one application-wide limit is the budget of refused API keys per client IP: only requests
-# that send a key are checked against it, and only their 401s spend it (services/api_keys.py).
-limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fallback_enabled=True,
-                  application_limits=[lambda: current_settings().RATELIMIT_API_KEY_FAILURES],
-                  application_limits_exempt_when=sends_no_api_key,
-                  application_limits_deduct_when=lambda response: response.status_code == 401)
+limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fallback_enabled=True)
+# The budget of refused API keys per client IP (RATELIMIT_API_KEY_FAILURES), in the limiter's storage:
+# checked and spent where a key is authenticated (api/context.py), so no other request pays for it.
+API_KEY_FAILURES = "api-key-failures"
+
+
+def refuse_when_api_key_failures_spent() -> None:
+    """Raise TooManyRequests (with Retry-After) once this client IP's refused keys spent the budget."""
+    limit = parse_limit(current_settings().RATELIMIT_API_KEY_FAILURES)
+    if not limiter.limiter.test(limit, API_KEY_FAILURES, rate_limit_key()):
+        reset_at = limiter.limiter.get_window_stats(limit, API_KEY_FAILURES, rate_limit_key()).reset_time
+        raise errors.TooManyRequests(headers={"Retry-After": str(max(1, int(reset_at - time.time())))})
+
+
+def spend_api_key_failure() -> None:
+    """Count one refused key of this client IP against RATELIMIT_API_KEY_FAILURES."""
+    limiter.limiter.hit(parse_limit(current_settings().RATELIMIT_API_KEY_FAILURES), API_KEY_FAILURES,
+                        rate_limit_key())
 
 
 def account_mail_limits(view):
@@ -76,9 +85,9 @@ def account_mail_limits(view):
     return limiter.shared_limit(lambda: current_settings().RATELIMIT_ACCOUNT_MAIL, scope="account-mail")(view)
 
 
-def redis_client() -> Redis | None:
-    """The app's Redis client, or None when REDIS_URL is not set."""
-    return current_app.extensions.get("gatehouse.redis")
+def stores() -> Stores:
+    """The process-wide stores of the app handling this request or CLI command (app/stores)."""
+    return current_app.extensions["gatehouse.stores"]
 
 
 def current_settings() -> Settings:
@@ -92,18 +101,28 @@ def key_store() -> KeyStore:
 
 
 def client_cache() -> ClientCache:
-    """The client cache of the app handling this request (see services/clients.py)."""
-    return current_app.extensions["gatehouse.client_cache"]
+    """The client cache of the app handling this request (stores/client_cache.py)."""
+    return stores().client_cache
 
 
 def token_denylist() -> TokenDenylist:
     """Revoked token ids of the app handling this request (Redis when configured)."""
-    return current_app.extensions["gatehouse.denylist"]
+    return stores().denylist
+
+
+def private_keysets() -> PrivateKeySets:
+    """The signing keys of the app handling this request, parsed once."""
+    return stores().private_keysets
+
+
+def verified_tokens() -> VerifiedTokens:
+    """The access tokens the app handling this request has verified."""
+    return stores().verified_tokens
 
 
 def saml_replay_cache() -> AssertionReplayCache:
     """The SAML assertion replay cache of the app handling this request (Redis when configured, else the database)."""
-    return current_app.extensions["gatehouse.saml_replay_cache"]
+    return stores().saml_replay_cache
 
 
 def field_cipher() -> FieldCipher:

@@ -8,8 +8,12 @@ What it does (loopback only, everything it creates is removed again, even on fai
 2. prepares a signing-key directory (`flask keys ensure`), runs `flask db upgrade`, registers a
    machine client and a first-party web client (`flask clients create`), a user
    (`flask users create`) and one browser session per load connection (the sessions service);
-3. starts the production server as serve.py runs it (granian), or `--server gunicorn` for a
-   comparison, with GATEHOUSE_ENV=production, pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
+3. starts the production server as serve.py runs it: granian, `--server gunicorn`, or both
+   (`--server granian,gunicorn`, one after the other on the same database), with GATEHOUSE_ENV=production,
+   pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
+   and measures in-process on the same CPU (scripts/bench_app.py) the framework overhead per request
+   (GET /oauth2/jwks through the app against a bare Flask app answering the same JSON) and what one
+   code + PKCE exchange asks of PostgreSQL and Redis (statements, transactions, pings, commands);
 4. drives load for each scenario at a fixed concurrency and duration, `--runs` times after a
    warm-up, and reports the median:
      token       client-credentials issuance        (wrk, ../shared/peers/bench/loadtest.sh)
@@ -17,19 +21,23 @@ What it does (loopback only, everything it creates is removed again, even on fai
      jwks        GET jwks_uri                         (same)
      code        authorize with an existing session -> token, with PKCE (the Python driver below;
                  one exchange = both requests; latency is per exchange)
-5. with `--targets gatehouse,peer`, starts the oidc-provider peer too (its own start.sh,
+5. with `--targets gatehouse,peer` (the default), starts the oidc-provider peer too (its own start.sh,
    PORT=3100, pinned to the same CPUs), and measures both in rounds that alternate
    between them, so both are measured in the same sitting; then stops it.
 
-Prints a table (scenario, req/s, p50, p99, errors) and writes JSON to backend/scripts/out/.
+The peer and the wrk harness (loadtest.sh) live in the peers folder: `--peers-dir`, by default
+../shared/peers beside the repository. Without the peer, Gatehouse is measured alone; without
+loadtest.sh, only the code-flow scenario (this script's own driver) runs.
+
+Prints a table (scenario, req/s, p50, p99, errors), each Gatehouse server's ratio to the peer, and the
+framework overhead, and writes JSON to backend/scripts/out/.
 
 Run from backend/ with the project's venv, e.g.:
 
-    PYTHONPATH=$PWD ../.venv/bin/python scripts/bench_token.py --cpus 1 --targets gatehouse,peer
+    PYTHONPATH=$PWD ../.venv/bin/python scripts/bench_token.py --cpus 1 --server granian,gunicorn
 
 --workers and --threads override serve.py's defaults (GATEHOUSE_WORKERS, GATEHOUSE_THREADS);
---server gunicorn --worker-class sync|gthread runs the same app under gunicorn instead, to choose the
-server and worker model by measurement. --hold keeps the server running after setup (for py-spy) until Ctrl-C.
+--worker-class sync|gthread chooses gunicorn's worker (GATEHOUSE_WORKER_CLASS). --hold keeps the server running after setup (for py-spy) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -65,11 +73,10 @@ import serve  # backend/serve.py: PYTHONPATH=backend, as above
 HOST = "127.0.0.1"  # every server this script starts or loads listens here, and only here
 BACKEND = Path(__file__).resolve().parent.parent
 OUT_DIR = BACKEND / "scripts" / "out"
+BENCH_APP = BACKEND / "scripts" / "bench_app.py"
 VENV_BIN = Path(sys.executable).parent
-# The team's shared folder sits beside the repository (../shared); GATEHOUSE_PEERS_DIR overrides it.
-PEERS = Path(os.environ.get("GATEHOUSE_PEERS_DIR", BACKEND.parent.parent / "shared" / "peers"))
-LOADTEST = PEERS / "bench" / "loadtest.sh"
-PEER_DIR = PEERS / "oidc-provider"
+# The team's shared folder sits beside the repository (../shared).
+DEFAULT_PEERS_DIR = BACKEND.parent.parent / "shared" / "peers"
 PEER_PORT = 3100
 REDIRECT_URI = "http://127.0.0.1:8765/cb"  # never contacted: the driver reads the Location header
 WEB_SCOPES = "openid profile email offline_access api:read"  # registered (same as the peer's bench-web)
@@ -77,6 +84,8 @@ CODE_SCOPE = "openid profile email api:read"  # requested: access token + ID tok
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/14"
 SCENARIOS = ("token", "introspect", "jwks", "code")
+WRK_SCENARIOS = ("token", "introspect", "jwks")
+SERVERS = ("granian", "gunicorn")
 
 
 def log(msg: str) -> None:
@@ -319,7 +328,7 @@ def parse_loadtest_runs(out: Path, scenario: str) -> list[dict[str, Any]]:
 
 
 def run_loadtest(target: dict[str, Any], scenarios: list[str], a: argparse.Namespace, out: Path) -> dict[str, list]:
-    cmd = ["bash", str(LOADTEST), "--client-id", target["cc_id"], "--client-secret", target["cc_secret"],
+    cmd = ["bash", str(a.peers_dir / "bench" / "loadtest.sh"), "--client-id", target["cc_id"], "--client-secret", target["cc_secret"],
            "--scenarios", ",".join(scenarios), "-c", str(a.connections), "-t", "1", "-d", str(a.duration),
            "--runs", str(a.runs), "--warmup", str(a.warmup), "--server-pid", str(target["pid"]),
            "--max-req", str(a.max_req),
@@ -349,41 +358,27 @@ def flask(env: dict[str, str], *args: str) -> str:
     return run([str(VENV_BIN / "flask"), *args], env=env, cwd=BACKEND).stdout
 
 
-SESSIONS_SNIPPET = r"""
-import json, sys
-from app import create_app
-from app.extensions import db, current_settings
-from app.models import SessionKind
-from app.services import sessions, users
-app = create_app()
-with app.app_context():
-    user = users.get_user_by_email(db.session, sys.argv[1])
-    tokens = [sessions.start_session(db.session, user=user, settings=current_settings(), kind=SessionKind.BROWSER,
-                                     ip="127.0.0.1", user_agent="bench_token.py").token for _ in range(int(sys.argv[2]))]
-    db.session.commit()
-print(json.dumps(tokens))
-"""
-
-
 def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Path, out: Path) -> dict[str, Any]:
+    """The database, keys, clients, user and browser sessions every Gatehouse server measured here shares;
+    returns the environment the servers run in, and what the load needs."""
     run_id = f"{os.getpid()}_{secrets.token_hex(3)}"
     dbname = f"gatehouse_bench_{run_id}"
     prefix = f"gatehouse-bench-{run_id}"
-    port = a.port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEHOUSE_", "GRANIAN_", "DATABASE_", "REDIS_"))}
     env.update(
         PYTHONPATH=str(BACKEND), FLASK_APP="app:create_app", GATEHOUSE_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(48), ISSUER="https://bench.local",
         DATABASE_URL=f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{dbname}",
         REDIS_URL=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix, SIGNING_KEYS_DIR=str(tmp / "keys"),
-        GATEHOUSE_BIND=f"{HOST}:{port}", PYTHONDONTWRITEBYTECODE="1", PATH=f"{VENV_BIN}:{os.environ['PATH']}",
+        ENCRYPTION_KEYS=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(), PYTHONDONTWRITEBYTECODE="1",
         # The code-flow sessions are created at setup and must outlive long sittings (same work per request).
         SESSION_IDLE_TIMEOUT="28800",
         # Production requires an SMTP relay; no mail is sent while benchmarking.
         MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", MAIL_FROM="Gatehouse bench <bench@bench.local>",
     )
     # One worker per server CPU, as serve.py counts them inside the pinned server (not here, unpinned).
-    for name, value in (("GATEHOUSE_WORKERS", a.workers or a.cpus), ("GATEHOUSE_THREADS", a.threads)):
+    for name, value in (("GATEHOUSE_WORKERS", a.workers or a.cpus), ("GATEHOUSE_THREADS", a.threads),
+                        ("GATEHOUSE_WORKER_CLASS", a.worker_class)):
         if value is not None:
             env[name] = str(value)
     for extra in a.env or []:
@@ -410,62 +405,55 @@ def setup_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, tmp: Pat
                            "--scopes", WEB_SCOPES))
     email, password = "bench@example.test", "Bench-" + secrets.token_urlsafe(18)
     flask(env, "users", "create", "--email", email, "--password", password, "--name", "Bench User")
-    tokens = json.loads(run([sys.executable, "-c", SESSIONS_SNIPPET, email, str(a.connections)],
+    tokens = json.loads(run([sys.executable, str(BENCH_APP), "sessions", email, str(a.connections)],
                             env=env, cwd=BACKEND).stdout.strip().splitlines()[-1])
+    return {"env": env, "cc": cc, "web": web, "tokens": tokens}
 
+
+def start_gatehouse(stack: contextlib.ExitStack, a: argparse.Namespace, prepared: dict[str, Any], server: str,
+                    tmp: Path, out: Path) -> dict[str, Any]:
+    """`python serve.py` with GATEHOUSE_SERVER=`server`, pinned to the server CPUs; the target it serves."""
+    port = a.port or free_port()
+    env = {**prepared["env"], "GATEHOUSE_SERVER": server, "GATEHOUSE_BIND": f"{HOST}:{port}"}
+    name = "gatehouse" if server == "granian" else f"gatehouse-{server}"
     pin = ["taskset", "-c", a.server_cpus] if a.server_cpus else []
-    log_path = tmp / "server.log"
+    log_path = tmp / f"{name}.log"
     logf = open(log_path, "w")
-    stack.callback(_keep_log, log_path, out / "server.log")  # after the server has stopped
+    stack.callback(_keep_log, log_path, out / f"{name}.log")  # after the server has stopped
     stack.callback(logf.close)
-    cmd = [*pin, *server_command(a, env)]
+    # As the container starts it: serve.py finds the server beside this interpreter (not on PATH).
+    cmd = [*pin, sys.executable, str(BACKEND / "serve.py")]
     proc = subprocess.Popen(cmd, cwd=BACKEND, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    stack.callback(_stop_group, proc, a.server)
+    stack.callback(_stop_group, proc, server)
     base = f"http://{HOST}:{port}"
     _wait_ready(proc, f"{base}/.well-known/openid-configuration", log_path)
     n_workers = len([p for p in _children(proc.pid)])
-    log(f"{a.server} {proc.pid} on {base}, {n_workers} child processes, cpus {a.server_cpus or 'any'}")
-    cfg = {"server": a.server, "command": " ".join(cmd)}
-    if a.server == "granian":
-        cfg["granian"] = " ".join(serve.granian_command(env))
+    log(f"{server} {proc.pid} on {base}, {n_workers} child processes, cpus {a.server_cpus or 'any'}")
+    cc, web = prepared["cc"], prepared["web"]
     return {
-        "name": "gatehouse", "pid": proc.pid, "base": base, "log": str(log_path), "server": cfg,
+        "name": name, "pid": proc.pid, "base": base, "log": str(log_path),
+        "server": {"server": server, "command": " ".join(serve.server_command(env))},
         "token_url": f"{base}/oauth2/token", "jwks_url": f"{base}/oauth2/jwks",
         "introspect_url": f"{base}/oauth2/introspect",
         "cc_id": cc["client_id"], "cc_secret": cc["client_secret"],
         "web_id": web["client_id"], "web_secret": web["client_secret"],
         "authorize_path": "/oauth2/authorize", "token_path": "/oauth2/token",
-        "cookie_sets": [{"gatehouse_session": t} for t in tokens],
+        "cookie_sets": [{"gatehouse_session": t} for t in prepared["tokens"]],
         "env": {k: env[k] for k in ("GATEHOUSE_ENV", "ISSUER", "REDIS_URL")}
         | {k: env[k] for k in env if k.startswith(("GATEHOUSE_", "GRANIAN_"))},
     }
 
 
-def server_command(a: argparse.Namespace, env: dict[str, str]) -> list[str]:
-    """The server as serve.py starts it in production, or gunicorn with the same workers and threads
-    (under the default scheduling policy: serve.py's SCHED_BATCH is granian's)."""
-    if a.server == "granian":
-        # As the container starts it: serve.py sets the scheduling policy, then execs granian (PATH).
-        return [sys.executable, str(BACKEND / "serve.py")]
-    workers = env["GATEHOUSE_WORKERS"]
-    granian = serve.granian_command(env)
-    threads = granian[granian.index("--blocking-threads") + 1] if a.worker_class == "gthread" else "1"
-    # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared with any other gunicorn here.
-    return [str(VENV_BIN / "gunicorn"), "--bind", env["GATEHOUSE_BIND"], "--workers", workers,
-            "--worker-class", a.worker_class, "--threads", threads, "--no-control-socket",
-            "--access-logfile", "-", "serve:production_app()"]
+def in_process(a: argparse.Namespace, prepared: dict[str, Any], *args: str) -> dict[str, Any]:
+    """scripts/bench_app.py `args`, in the servers' environment and on their CPU."""
+    pin = ["taskset", "-c", a.server_cpus.split(",")[0]] if a.server_cpus else []
+    proc = run([*pin, sys.executable, str(BENCH_APP), *args], env=prepared["env"], cwd=BACKEND)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _keep_log(src: Path, dst: Path) -> None:
-    """Gunicorn's and the app's own lines; the access log (a line per request) is only counted."""
-    kept, access = [], 0
-    with open(src, errors="replace") as f:
-        for line in f:
-            if line[:1].isdigit():  # access log lines start with the client address
-                access += 1
-            else:
-                kept.append(line)
-    dst.write_text("".join(kept) + f"... and {access} access log lines\n")
+    """The server's log, kept with the results (the temporary directory is removed)."""
+    shutil.copyfile(src, dst)
 
 
 def _redis_cleanup(prefix: str) -> None:
@@ -525,7 +513,8 @@ def _stop_group(proc: subprocess.Popen, what: str) -> None:
 # --- the peer ----------------------------------------------------------------------------
 
 def setup_peer(stack: contextlib.ExitStack, a: argparse.Namespace) -> dict[str, Any]:
-    start = PEER_DIR / "start.sh"
+    peer_dir = a.peers_dir / "oidc-provider"
+    start = peer_dir / "start.sh"
     if subprocess.run([str(start), "status"], capture_output=True).returncode == 0:
         raise RuntimeError("the peer is already running (someone else's?); stop it first: "
                            f"{start} stop")
@@ -539,7 +528,7 @@ def setup_peer(stack: contextlib.ExitStack, a: argparse.Namespace) -> dict[str, 
     stack.callback(log, "stopping the peer")
     if proc.returncode != 0:
         raise RuntimeError(f"peer failed to start:\n{proc.stdout}{proc.stderr}")
-    pid = int((PEER_DIR / "run" / "server.pid").read_text())
+    pid = int((peer_dir / "run" / "server.pid").read_text())
     base = f"http://{HOST}:{PEER_PORT}"
     log(f"peer pid {pid} on {base}")
     return {
@@ -634,6 +623,15 @@ def print_table(results: dict[str, dict[str, Any]], scenarios: list[str]) -> str
                          f"{s['errors']} | {f(s.get('server_cpu_cores'), 2)} | {f(s.get('server_cpu_ms_per_req'), 3)} | "
                          f"{f(s.get('other_cpu_cores'), 2)} | "
                          f"{' / '.join(f(x, 0) for x in s['runs_rps'])} |")
+    peer = results.get("peer", {})
+    for name, res in results.items():
+        if name == "peer" or not peer:
+            continue
+        for sc in scenarios:
+            mine, theirs = res.get(sc), peer.get(sc)
+            if mine and theirs and mine.get("rps") and theirs.get("rps"):
+                lines.append(f"| {sc} | {name} / peer | {mine['rps'] / theirs['rps']:.2f}x | | "
+                             f"{f(mine.get('p99_ms'), 2)} vs {f(theirs.get('p99_ms'), 2)} | | | | | |")
     text = "\n".join(lines)
     print(text)
     for name, res in results.items():
@@ -705,11 +703,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate the targets this many times; medians are over every run of every round")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
-    ap.add_argument("--targets", default="gatehouse", help="gatehouse, peer, or gatehouse,peer")
-    ap.add_argument("--server", choices=("granian", "gunicorn"), default="granian",
-                    help="granian as serve.py runs it in production, or gunicorn for a comparison")
+    ap.add_argument("--targets", default="gatehouse,peer",
+                    help="gatehouse, peer, or gatehouse,peer (the peer is left out when it is absent)")
+    ap.add_argument("--server", default="granian",
+                    help="Gatehouse's server(s) as serve.py runs them: granian, gunicorn, or granian,gunicorn")
+    ap.add_argument("--peers-dir", type=Path, default=DEFAULT_PEERS_DIR,
+                    help="the folder of the oidc-provider peer and the wrk harness (default: ../shared/peers "
+                         "beside the repository)")
     ap.add_argument("--workers", type=int, help="worker processes (default: one per server CPU)")
-    ap.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread", help="with --server gunicorn")
+    ap.add_argument("--worker-class", choices=("sync", "gthread"), help="gunicorn's worker (serve.py's default: gthread)")
     ap.add_argument("--threads", type=int, help="threads per worker (default: serve.py's)")
     ap.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra environment for Gatehouse")
     ap.add_argument("--peer-alg", choices=("RS256", "ES256", "EdDSA"), help="the peer's access-token alg")
@@ -725,8 +727,17 @@ def main() -> int:
 
     scenarios = [s for s in a.scenarios.split(",") if s]
     targets = [t for t in a.targets.split(",") if t]
-    if set(scenarios) - set(SCENARIOS) or set(targets) - {"gatehouse", "peer"}:
-        ap.error("unknown scenario or target")
+    servers = [s for s in a.server.split(",") if s]
+    if set(scenarios) - set(SCENARIOS) or set(targets) - {"gatehouse", "peer"} or set(servers) - set(SERVERS):
+        ap.error("unknown scenario, target or server")
+    if "peer" in targets and not (a.peers_dir / "oidc-provider" / "start.sh").exists():
+        log(f"no peer in {a.peers_dir} (--peers-dir): measuring Gatehouse alone")
+        targets.remove("peer")
+    if not (a.peers_dir / "bench" / "loadtest.sh").exists() and set(scenarios) & set(WRK_SCENARIOS):
+        log(f"no wrk harness in {a.peers_dir / 'bench'} (--peers-dir): {', '.join(WRK_SCENARIOS)} left out")
+        scenarios = [s for s in scenarios if s not in WRK_SCENARIOS]
+    if not targets or not scenarios:
+        ap.error("nothing left to measure")
     if not (1 <= a.connections <= 256 and 1 <= a.duration <= 120 and 1 <= a.runs <= 10):
         ap.error("bounds: 1 <= connections <= 256, 1 <= duration <= 120, 1 <= runs <= 10")
     ncpu = len(os.sched_getaffinity(0))
@@ -735,8 +746,6 @@ def main() -> int:
     for tool in ("wrk", "taskset", "createdb", "dropdb"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found (apt-get install -y wrk postgresql-client util-linux)")
-    if not LOADTEST.exists():
-        raise SystemExit(f"{LOADTEST} not found; set GATEHOUSE_PEERS_DIR")
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     label = a.label or f"cpus{a.cpus}"
@@ -755,8 +764,17 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
         stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         live: dict[str, dict[str, Any]] = {}
+        overhead = exchange = None
         if "gatehouse" in targets:
-            live["gatehouse"] = setup_gatehouse(stack, a, tmp, out)
+            prepared = setup_gatehouse(stack, a, tmp, out)
+            overhead = in_process(a, prepared, "overhead")
+            log(f"framework overhead: {overhead}")
+            exchange = in_process(a, prepared, "exchange", prepared["web"]["client_id"],
+                                  prepared["web"]["client_secret"], prepared["tokens"][0], REDIRECT_URI, CODE_SCOPE)
+            log(f"one code + PKCE exchange: {exchange}")
+            for server in servers:
+                target = start_gatehouse(stack, a, prepared, server, tmp, out)
+                live[target["name"]] = target
         if "peer" in targets:
             live["peer"] = setup_peer(stack, a)
         if a.hold:
@@ -784,13 +802,25 @@ def main() -> int:
                         "?"),
             "git": run(["git", "-C", str(BACKEND), "describe", "--always", "--dirty"], check=False).stdout.strip(),
             "targets": {n: {k: t.get(k) for k in ("server", "env")} for n, t in live.items()},
-            "code_scope": CODE_SCOPE,
+            "code_scope": CODE_SCOPE, "peers_dir": str(a.peers_dir), "framework_overhead": overhead,
+            "code_exchange_in_process": exchange,
         }
         print(f"\n{label}: server on CPU(s) {a.server_cpus}, load on {a.wrk_cpus or 'any'}; "
               f"-c {a.connections}, {a.duration}s x {a.runs} runs x {a.rounds} round(s), median")
         for n, t in live.items():
             print(f"  {n}: {json.dumps(meta['targets'][n])}")
         table = print_table(results, scenarios)
+        if overhead:
+            line = (f"framework overhead per request, in-process on the server's CPU: GET {overhead['path']} "
+                    f"{overhead['app_us']} us through the app, {overhead['bare_flask_us']} us through a bare "
+                    f"Flask app answering the same JSON: {overhead['ratio']}x")
+            print(line)
+            table += "\n" + line
+        if exchange:
+            line = (f"one code + PKCE exchange, in-process: {exchange['per_exchange']}, "
+                    f"{exchange['cpu_ms_in_process']} ms CPU")
+            print(line)
+            table += "\n" + line
         path = out / "summary.json"
         path.write_text(json.dumps({"meta": meta, "results": results, "runs": all_runs, "table": table}, indent=1))
         (out / "summary.md").write_text(table + "\n")

@@ -41,7 +41,7 @@ from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.models import Base
-from app.services.redis_feed import RedisFeed
+from app.stores.redis_feed import RedisFeed
 from tests import factories
 from tests.upstream import UpstreamServer
 

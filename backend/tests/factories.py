@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from app.models import (ApiKey, Membership, OAuthClient, Organization, RefreshToken, Role, SessionKind, User,
                         UserSession)
 from app.models.base import utcnow
-from app.oauth.tokens import private_keyset
 from app.security import api_keys as key_format
 from app.security.passwords import hash_password
 from app.security.tokens import hash_token, new_token
 from app.services import grants, organizations
 from app.services.actor import Actor
+from app.stores.keysets import one_key_keyset
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 # Hashed once: bcrypt at cost 4 is cheap, but not free across hundreds of users.
@@ -181,7 +181,7 @@ def access_token(app: Flask, *, user: User, organization: Organization | None = 
               "iat": now, "exp": now + expires_in, "jti": jti or secrets.token_urlsafe(16)}
     if organization is not None:
         claims["org_id"] = str(organization.id)
-    return jwt.encode({"alg": "RS256", "typ": typ, "kid": signing.kid}, claims, private_keyset(signing))
+    return jwt.encode({"alg": "RS256", "typ": typ, "kid": signing.kid}, claims, one_key_keyset(signing))
 
 
 def issue_refresh_token(session: Session, *, client: OAuthClient, user: User, organization: Organization | None,

@@ -10,7 +10,8 @@ from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from app import errors
-from app.extensions import current_settings, db, key_store, token_denylist
+from app.extensions import (current_settings, db, key_store, refuse_when_api_key_failures_spent,
+                            spend_api_key_failure, token_denylist, verified_tokens)
 from app.models import ApiKey, User, UserSession
 from app.request_context import request_actor
 from app.security import api_keys as key_format
@@ -102,14 +103,16 @@ def _authenticate_api_key(key: str, scope: str | None) -> ApiKey:
 
     Its last use, when due to be recorded, and the audit event of an expired key's use are
     committed whatever happens next. Failed presentations count against the per-IP budget
-    RATELIMIT_API_KEY_FAILURES (extensions.py).
+    RATELIMIT_API_KEY_FAILURES (extensions.py); past it, every key of that IP waits (429).
     """
     if _bearer_token() is not None:
         raise errors.BadRequest(f"Send a bearer token or an {key_format.HEADER} header, not both.")
+    refuse_when_api_key_failures_spent()
     try:
         api_key = api_keys.authenticate_key(db.session, actor=current_actor(), presented=key)
     except errors.AuthenticationRequired:
         db.session.commit()  # keep the audit events of the refusal (nothing else is written before)
+        spend_api_key_failure()
         raise
     if db.session.is_modified(api_key):
         db.session.commit()
@@ -217,7 +220,8 @@ def require_org_permission(permission: str) -> Callable[[Callable], Callable]:
                     f"or an API key: {key_format.HEADER}: <key>.")
             if _looks_like_jwt(token):
                 user, token_org_id = access_tokens.authenticate_org_admin_token(
-                    db.session, token, settings=current_settings(), keys=key_store(), denied=token_denylist())
+                    db.session, token, settings=current_settings(), keys=key_store(),
+                    verified_tokens=verified_tokens(), denied=token_denylist())
                 g.user = user
                 g.access = organizations.require_access(db.session, user=user, organization_id=kwargs["org_id"],
                                                         permission=permission, token_organization_id=token_org_id,

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 
 from app.api.envelope import error_response, ok
 from app.api.openapi import build_spec, documented
-from app.extensions import db, redis_client
+from app.extensions import db, stores
 from app.schemas.health import HealthOut
 from app.services.health import check_components
 
@@ -17,7 +17,7 @@ bp = Blueprint("meta", __name__, url_prefix="/api", template_folder="templates")
 @documented(summary="Liveness and dependency status", tag="meta", response=HealthOut, errors=(503,),
             description="503 when any configured dependency is down; `data` has the status per component.")
 def health():
-    components = check_components(db.session, redis_client())
+    components = check_components(db.session, redis_answers=stores().redis_answers)
     healthy = all(status != "error" for status in components.values())
     data = {"status": "ok" if healthy else "degraded", "components": components}
     if healthy:

@@ -28,7 +28,7 @@ def with_cors(view: Callable) -> Callable:
     No credentials: these endpoints use bearer tokens or client authentication, never cookies."""
     @wraps(view)
     def wrapper(*args, **kwargs):
-        origin = request.headers.get("Origin")
+        origin = request.environ.get("HTTP_ORIGIN")
         if request.method == "OPTIONS":
             response = Response(status=204)
             if origin and _allowed(origin):
@@ -38,10 +38,15 @@ def with_cors(view: Callable) -> Callable:
                 response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
                 response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
         else:
-            response = make_response(view(*args, **kwargs))
+            response = view(*args, **kwargs)
+            if not isinstance(response, Response):
+                response = make_response(response)
         if origin and _allowed(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
-        response.vary.add("Origin")
+        # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.
+        if "Vary" in response.headers:
+            response.vary.add("Origin")
+        else:
+            response.headers["Vary"] = "Origin"
         return response
-    wrapper.answers_cors = True  # oauth/hot_path.py adds Vary: Origin to these routes' answers too
     return wrapper

@@ -241,8 +241,15 @@ def authorize():
 @with_cors
 def token():
     response = oauth_server().create_token_response(FormBodyRequest(request))
-    db.session.commit()  # failure paths commit too: reuse detection revokes and audits
+    _commit_what_began()  # failure paths commit too: reuse detection revokes and audits
     return response
+
+
+def _commit_what_began() -> None:
+    """Commit the request's transaction, if anything began one: a client-credentials token for a cached
+    client reads and writes nothing, and a commit of nothing still costs a session and its bookkeeping."""
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
 
 
 @bp.route("/oauth2/userinfo", methods=["GET", "POST", "OPTIONS"])
@@ -260,7 +267,7 @@ def introspect():
 @with_cors
 def revoke():
     response = oauth_server().create_endpoint_response("revocation", FormBodyRequest(request))
-    db.session.commit()
+    _commit_what_began()
     return response
 
 

@@ -23,22 +23,22 @@ from joserfc.jwk import KeySet
 from werkzeug.http import parse_options_header
 
 from app import errors
-from app.extensions import client_cache, current_settings, db, key_store, token_denylist
+from app.extensions import client_cache, current_settings, db, key_store, private_keysets, token_denylist
 from app.models import AuthorizationCode, OAuthClient, RefreshToken, TokenEndpointAuthMethod, User
 from app.models.tokens import MAX_NONCE_LENGTH
 from app.models.base import utcnow
-from app.oauth.tokens import current_organization_claims, issuing_in_organization, private_keyset, unverified_claims
+from app.oauth.tokens import current_organization_claims, issuing_in_organization, unverified_claims
 from app.request_context import request_actor
 from app.security.crypto import decrypt, encrypt, fernet_for
 from app.security.request_input import shown
-from app.services import authorization_context, clients, users
+from app.services import authorization_context, client_rules, users
 from app.services import grants as grant_store
 
 # Client authentication: what the endpoints accept (here and in oauth/server.py) and discovery
-# advertises (oauth/metadata.py), derived from what a client may register (services.clients), so
+# advertises (oauth/metadata.py), derived from what a client may register (services.client_rules), so
 # none of them can drift. Each client uses the one it registered (OAuthClient.check_endpoint_auth_method).
 # A confidential client authenticates with a secret or a signed assertion (RFC 6749 §2.3.1, RFC 7523 §2.2);
-CONFIDENTIAL_AUTH_METHODS = tuple(method.value for method in clients.CONFIDENTIAL_METHODS)
+CONFIDENTIAL_AUTH_METHODS = tuple(method.value for method in client_rules.CONFIDENTIAL_METHODS)
 # a public client sends its client_id alone, "none" (RFC 7591 §2).
 CLIENT_AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, TokenEndpointAuthMethod.NONE.value)
 REFRESH_SUCCESSOR_PURPOSE = "refresh-token-successor"
@@ -336,7 +336,7 @@ class GatehouseOpenIDCode(OpenIDCode):
         return client.id_token_signed_response_alg or "RS256"
 
     def resolve_client_private_key(self, client: OAuthClient) -> KeySet:
-        return private_keyset(key_store().signing_key(self.get_client_algorithm(client)))
+        return private_keysets().of(key_store().signing_key(self.get_client_algorithm(client)))
 
     def get_client_claims(self, client: OAuthClient) -> dict:
         settings = current_settings()

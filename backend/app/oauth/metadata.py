@@ -12,7 +12,7 @@ from typing import Any
 from app.config import Settings
 from app.oauth.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, RESPONSE_MODES
 from app.services.authorization_context import ORGANIZATION_CLAIMS, ORGANIZATION_SCOPE
-from app.services.clients import ASSERTION_ALGS, ID_TOKEN_ALGS
+from app.services.client_rules import ASSERTION_ALGS, ID_TOKEN_ALGS
 
 SCOPES = ["openid", "profile", "email", "offline_access", ORGANIZATION_SCOPE]
 # amr: "pwd" for a password; "fed" (then the upstream's own values) through an identity provider, whose

@@ -9,7 +9,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import datetime
 from functools import cached_property
 
@@ -31,7 +30,7 @@ from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 from redis.exceptions import RedisError
 
-from app.extensions import client_cache, current_settings, db, key_store, token_denylist
+from app.extensions import client_cache, current_settings, db, key_store, token_denylist, verified_tokens
 from app.models import OAuthClient, RefreshToken, User
 from app.oauth import grants
 from app.oauth.tokens import AccessTokenGenerator
@@ -39,13 +38,9 @@ from app.request_context import request_actor
 from app.security.request_input import shown
 from app.services import audit, authorization_context, revocations
 from app.services.access_tokens import AccessToken, token_user, verify_access_token
-from app.services.denylist import CLAIM_PREFIX
+from app.stores.denylist import CLAIM_PREFIX
 from app.services import grants as grant_store
 
-
-# Set by oauth/hot_path.py, which answers outside Flask's request cycle: the server's answers are then
-# (status code, body, headers) for it to send, not Flask responses built only to be taken apart again.
-answering_in_wsgi: ContextVar[bool] = ContextVar("answering_in_wsgi", default=False)
 log = logging.getLogger(__name__)
 
 
@@ -70,7 +65,12 @@ class FormBodyRequest(FlaskOAuth2Request):
     Authlib's Flask request reads both, so `?grant_type=` chose the grant."""
 
     def __init__(self, request: Request) -> None:
-        super().__init__(request)
+        # Not FlaskOAuth2Request's __init__: of the URL, Authlib reads only the scheme and host
+        # (InsecureTransportError), while request.url turns the whole URL into an IRI on every read;
+        # and OAuth2Request tests `headers or {}`, which counts every key of the WSGI environ.
+        OAuth2Request.__init__(self, request.method, f"{request.scheme}://{request.host}{request.path}")
+        self.headers = request.headers
+        self._request = request
         self.payload = FormPayload(request.form)
 
     @property
@@ -86,8 +86,8 @@ class GatehouseAuthorizationServer(AuthorizationServer):
 
     def create_oauth2_request(self, request: OAuth2Request | None) -> OAuth2Request:
         # The authorization, UserInfo and logout views pass no request (Flask's own is used); the token,
-        # introspection and revocation views a FormBodyRequest, oauth/hot_path.py its FormRequest, and
-        # create_token_response below the one it made: OAuth2Requests already.
+        # introspection and revocation views a FormBodyRequest, and create_token_response below the
+        # one it made: OAuth2Requests already.
         if isinstance(request, OAuth2Request):
             return request
         return FlaskOAuth2Request(flask_request)
@@ -163,8 +163,6 @@ class GatehouseAuthorizationServer(AuthorizationServer):
         # Compact JSON, as jsonify sends it; Authlib's Flask integration writes ", " and ": ".
         if isinstance(payload, dict):
             payload = current_app.json.dumps(payload, separators=(",", ":"))
-        if answering_in_wsgi.get():
-            return status_code, payload, headers
         return super().handle_response(status_code, payload, headers)
 
     def handle_error_response(self, request, error):
@@ -184,7 +182,7 @@ class TemporarilyUnavailable(OAuth2Error):
 
 
 def database_unavailable(error: Exception) -> TemporarilyUnavailable:
-    """The protocol error for a request the database failed (Flask views and oauth/hot_path.py), logged."""
+    """The protocol error for a request the database failed, logged."""
     # The exception's class only: its text may carry the statement's parameters.
     log.warning("database unavailable: %s", type(error).__name__)
     return TemporarilyUnavailable()
@@ -226,7 +224,8 @@ class AccessTokenRecord:
 
 
 def _find_access_token(token_string: str) -> AccessTokenRecord | None:
-    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(), denied=token_denylist())
+    verified = verify_access_token(token_string, settings=current_settings(), keys=key_store(),
+                                   verified_tokens=verified_tokens(), denied=token_denylist())
     return AccessTokenRecord(verified) if verified else None
 
 
@@ -449,7 +448,8 @@ def init_oauth(app: Flask) -> GatehouseAuthorizationServer:
     singleton): Authlib's registries accumulate, and tests build many apps."""
     server = GatehouseAuthorizationServer()
     server.init_app(app)
-    generator = AccessTokenGenerator(app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"])
+    generator = AccessTokenGenerator(app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"],
+                                     app.extensions["gatehouse.stores"].private_keysets)
     server.token_generator = generator
     server.register_token_generator("default", generator)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from joserfc.jwk import KeySet, import_key
+from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
 from app.config import Settings
 from app.services.grants import new_refresh_token
-from app.services.keys import KeyStore, SigningKey
+from app.services.keys import KeyStore
+from app.stores.keysets import PrivateKeySets
 
 ACCESS_TOKEN_ALG = "RS256"
-_keyset_lock = threading.Lock()
-_private_keysets: dict[str, KeySet] = {}
 
 # The organization claims of the token being issued. Authlib calls get_extra_claims with
 # (client, grant_type, user, scope) only, so the grant sets them around its token response
@@ -44,26 +42,17 @@ def current_organization_claims() -> dict[str, Any]:
     return dict(_organization_claims.get() or {})
 
 
-def private_keyset(signing: SigningKey) -> KeySet:
-    """A one-key KeySet whose key carries its kid, so joserfc writes `kid` into the JWS header."""
-    with _keyset_lock:
-        keyset = _private_keysets.get(signing.kid)
-        if keyset is None:
-            data = signing.key.as_dict(private=True) | {"kid": signing.kid, "alg": signing.alg, "use": "sig"}
-            keyset = _private_keysets[signing.kid] = KeySet([import_key(data)])
-        return keyset
-
-
 class AccessTokenGenerator(JWTBearerTokenGenerator):
     """Authlib's RFC 9068 generator, signing with the keyring's active key and
     deciding who gets a refresh token."""
 
-    def __init__(self, settings: Settings, keys: KeyStore) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore, private_keysets: PrivateKeySets) -> None:
         super().__init__(issuer=settings.ISSUER, alg=ACCESS_TOKEN_ALG,
                          refresh_token_generator=lambda **_: new_refresh_token(),
                          expires_generator=self._expires_in)
         self.settings = settings
         self.keys = keys
+        self.private_keysets = private_keysets
 
     def _expires_in(self, client, grant_type: str) -> int:
         return client.access_token_lifetime or self.settings.ACCESS_TOKEN_LIFETIME
@@ -73,7 +62,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         return secrets.token_urlsafe(16)
 
     def get_jwks(self) -> KeySet:
-        return private_keyset(self.keys.signing_key(ACCESS_TOKEN_ALG))
+        return self.private_keysets.of(self.keys.signing_key(ACCESS_TOKEN_ALG))
 
     def refresh_allowed(self, client, scope: str | None) -> bool:
         """Refresh tokens only with offline_access (OIDC Core §11), or for

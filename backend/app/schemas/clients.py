@@ -1,6 +1,6 @@
 """OAuth clients: registration and update payloads, and the client as returned.
 
-Shape and format only; services.clients applies the rules that relate fields
+Shape and format only; services.client_rules holds the rules that relate fields
 to each other (grant types, scopes, keys, lifetimes) and refuses first_party for
 an organization's client. The Organization* schemas are what an organization's
 admins send: the same, without first_party (skipping consent is a platform decision).

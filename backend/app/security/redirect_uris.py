@@ -1,6 +1,6 @@
 """Which redirect URIs a client may register (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §2.6, §4.1.3).
 
-Used by the schemas (per-field 422 messages) and by services.clients, so no
+Used by the schemas (per-field 422 messages) and by services.client_rules, so no
 caller can register a URI the rules refuse.
 """
 

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from flask import Flask, request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 
 # U+0000 (PostgreSQL text cannot hold it) and the UTF-16 surrogates (not encodable as UTF-8).
@@ -55,6 +54,10 @@ def check_request_input() -> None:
     Raises:
         RefusedInput: naming where the value is (its name quoted with `shown`).
     """
+    environ = request.environ
+    if not (request.view_args or environ.get("QUERY_STRING") or "HTTP_AUTHORIZATION" in environ
+            or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ):
+        return  # nothing a value could be in (most GETs)
     for where, value in _request_values():
         if has_refused_character(value):
             raise RefusedInput(f"The {where} holds a character this server does not accept (NUL or a lone surrogate).")
@@ -65,10 +68,12 @@ def _request_values() -> Iterator[tuple[str, str]]:
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str):
             yield f"path segment {name}", value
-    yield from _named(request.args, "query parameter")
+    if request.query_string:  # nothing to parse otherwise
+        yield from _named(request.args, "query parameter")
     if request.mimetype in FORM_MIMETYPES:
         yield from _named(request.form, "form field")
-    credentials = basic_credentials(request.headers.get("Authorization", ""))
+    authorization = request.headers.get("Authorization")
+    credentials = basic_credentials(authorization) if authorization else None
     if credentials is not None:
         yield "HTTP Basic credentials", credentials
     if request.is_json:
@@ -96,14 +101,6 @@ def basic_credentials(authorization: str) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return unquote(decoded, errors="replace")
-
-
-def form_is_refused(form: MultiDict, authorization: str) -> bool:
-    """Whether a form request (its fields and HTTP Basic credentials) would be refused: for
-    oauth/hot_path.py, which then hands the request to Flask to answer."""
-    values = [value for name, items in form.lists() for value in (name, *items)]
-    values.append(basic_credentials(authorization) or "")
-    return any(has_refused_character(value) for value in values)
 
 
 def _parsed_json() -> Any:

@@ -7,7 +7,6 @@ alike: signature against the published keys, `typ`, `iss`, `exp`, and the denyli
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +21,12 @@ from app import errors
 from app.config import Settings
 from app.models import User
 from app.services import users
-from app.services.denylist import DenialsUnknown, TokenDenylist
 from app.services.keys import KeyStore, jwk_set
 from app.services.organizations import ORG_ADMIN_SCOPE, organization_token_key
+from app.stores.denylist import DenialsUnknown, TokenDenylist
+from app.stores.keysets import Verified, VerifiedTokens
 
 log = logging.getLogger(__name__)
-
-_lock = threading.Lock()
 
 # RFC 9068 §2.1: an access token's `typ` is "at+jwt"; RFC 7515 §4.1.9 lets it be written with
 # the "application/" prefix, and media types compare case-insensitively (RFC 2045 §5.1).
@@ -56,34 +54,11 @@ class AccessToken:
         return int(self.claims["exp"])
 
 
-@dataclass
-class _PublishedKeys:
-    keyset: KeySet
-    # Tokens whose signature and typ these keys have verified, with their header and claims: a
-    # resource server introspects the same token on every request it serves, and verifying it again
-    # costs more than the rest of an introspection. iss, exp and the denylist are checked every time.
-    verified: dict[str, tuple[dict[str, Any], dict[str, Any]]]
-
-
-# Per set of published kids: a key leaving the JWKS takes the tokens verified with it along.
-_published: dict[tuple[str, ...], _PublishedKeys] = {}
-VERIFIED_TOKENS_KEPT = 4096
-
-
-def _published_keys(keys: KeyStore) -> _PublishedKeys:
-    signing_keys = keys.published()
-    kids = tuple(sorted(key.kid for key in signing_keys))
-    with _lock:
-        published = _published.get(kids)
-        if published is None:
-            _published.clear()
-            published = _published[kids] = _PublishedKeys(KeySet.import_key_set(jwk_set(signing_keys)), {})
-        return published
-
-
-def _verified(token: str, keys: KeyStore) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _verified(token: str, keys: KeyStore, verified_tokens: VerifiedTokens) -> Verified | None:
     """The header and claims of a token signed by a published key and typed as an access token."""
-    published = _published_keys(keys)
+    signing_keys = keys.published()
+    published = verified_tokens.published(tuple(sorted(key.kid for key in signing_keys)),
+                                           lambda: KeySet.import_key_set(jwk_set(signing_keys)))
     known = published.verified.get(token)
     if known is not None:
         return known
@@ -93,10 +68,7 @@ def _verified(token: str, keys: KeyStore) -> tuple[dict[str, Any], dict[str, Any
         return None
     if not is_access_token_header(decoded.header):
         return None
-    with _lock:
-        if len(published.verified) >= VERIFIED_TOKENS_KEPT:
-            published.verified.pop(next(iter(published.verified)))  # the oldest
-        published.verified[token] = (decoded.header, decoded.claims)
+    verified_tokens.keep(published, token, (decoded.header, decoded.claims))
     return decoded.header, decoded.claims
 
 
@@ -106,15 +78,15 @@ def is_access_token_header(header: dict[str, Any]) -> bool:
     return str(header.get("typ", "")).lower() in _ACCESS_TOKEN_TYPES
 
 
-def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, denied: TokenDenylist,
-                        now: int | None = None) -> AccessToken | None:
+def verify_access_token(token: str, *, settings: Settings, keys: KeyStore, verified_tokens: VerifiedTokens,
+                        denied: TokenDenylist, now: int | None = None) -> AccessToken | None:
     """The token's claims if it is a live access token we issued; None otherwise.
 
     Checks the signature against the published keys (so a rotated-out key still
     verifies until it leaves the JWKS), `typ: at+jwt` (RFC 9068 §4), `iss`,
-    `exp`, and the denylist.
+    `exp`, and the denylist. `verified_tokens` spares verifying a signature seen before.
     """
-    verified = _verified(token, keys)
+    verified = _verified(token, keys, verified_tokens)
     if verified is None:
         return None
     claims = dict(verified[1])  # the caller's own: the verified claims are shared
@@ -141,14 +113,15 @@ def token_user(db: Session, token: AccessToken) -> User | None:
 
 
 def authenticate_org_admin_token(db: Session, token: str, *, settings: Settings, keys: KeyStore,
-                                 denied: TokenDenylist) -> tuple[User, object]:
+                                 verified_tokens: VerifiedTokens, denied: TokenDenylist) -> tuple[User, object]:
     """The user of a live access token carrying the org:admin scope, and the token's org_id: how an
     access token signs in to the organization endpoints of the management API.
 
     Raises:
         AuthenticationRequired: not a live access token of ours, no org:admin scope, or no active user.
     """
-    verified = verify_access_token(token, settings=settings, keys=keys, denied=denied)
+    verified = verify_access_token(token, settings=settings, keys=keys, verified_tokens=verified_tokens,
+                                   denied=denied)
     if verified is None or ORG_ADMIN_SCOPE not in verified.scope.split():
         raise errors.AuthenticationRequired(
             "The access token is invalid, expired, revoked, or lacks the org:admin scope.")

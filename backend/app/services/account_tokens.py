@@ -24,7 +24,7 @@ from app.security import passwords
 from app.security.tokens import hash_token, new_token
 from app.services import audit, grants, mail, sessions, users
 from app.services.actor import Actor
-from app.services.denylist import TokenDenylist
+from app.stores.denylist import TokenDenylist
 
 # The HTML pages the emails link to (app/web/accounts.py serves them).
 RESET_PATH = "/password/reset"

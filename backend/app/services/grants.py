@@ -20,7 +20,7 @@ from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import audit, revocations
 from app.services.actor import Actor
-from app.services.denylist import TokenDenylist
+from app.stores.denylist import TokenDenylist
 
 
 def new_authorization_code() -> str:

@@ -434,6 +434,7 @@ class KeyStore:
         self._loaded = False
         self._listed_until = float("-inf")
         self._states: _States | None = None
+        self._jwks: tuple[_States | None, dict[str, list[dict[str, Any]]]] = (None, {"keys": []})
 
     def _fingerprint(self) -> tuple[tuple[str, int, int, int], ...] | None:
         try:
@@ -519,8 +520,18 @@ class KeyStore:
         return [key for key, state in reversed(self.states(now)) if state in PUBLISHED_STATES]
 
     def jwks(self, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-        """The JWK Set document (RFC 7517 §5) of the published keys, public members only."""
-        return jwk_set(self.published(now))
+        """The JWK Set document (RFC 7517 §5) of the published keys, public members only. By default
+        now's, built again only when the keys' states change: the same document until then, which
+        callers read and never modify."""
+        if now is not None:
+            return jwk_set(self.published(now))
+        states = self.states()
+        known, document = self._jwks
+        if known is not self._states:
+            known = self._states
+            document = jwk_set(key for key, state in reversed(states) if state in PUBLISHED_STATES)
+            self._jwks = (known, document)
+        return document
 
     def find(self, kid: str, now: datetime | None = None) -> SigningKey | None:
         """The published key with this kid, or None (unknown, or expired and no longer published)."""

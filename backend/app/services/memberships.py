@@ -20,7 +20,7 @@ from app.models import Membership, Role, User
 from app.models.base import as_uuid
 from app.services import audit, grants, users
 from app.services.actor import Actor
-from app.services.denylist import TokenDenylist
+from app.stores.denylist import TokenDenylist
 from app.services.organizations import (
     MEMBER,
     Access,

@@ -4,8 +4,8 @@ Each function takes the caller's `Access` (services.organizations.require_access
 checks clients:read or clients:write on it, and only ever finds the organization's own
 clients: another organization's client and a platform client are NotFound, as unknown
 ones are (ids do not leak). Changes start with `lock_access`, as membership and role
-changes do, so the caller acts on their current role. The client rules themselves, and
-the platform administrators' functions, are services.clients.
+changes do, so the caller acts on their current role. The client rules themselves are
+services.client_rules, the platform administrators' functions services.clients.
 
 (A module of its own because services.organizations imports services.clients, to
 delete an organization's clients with it.)

@@ -31,7 +31,7 @@ from app.models.base import as_uuid
 from app.services import audit, clients, revocations
 from app.services.actor import Actor
 from app.security.permissions import ALL_PERMISSIONS, PERMISSIONS
-from app.services.denylist import TokenDenylist
+from app.stores.denylist import TokenDenylist
 
 
 OWNER, ADMIN, MEMBER = "owner", "admin", "member"
@@ -366,8 +366,6 @@ def update_organization(db: Session, *, actor: Actor, access: Access, name: str 
         with _claiming_slug(db, slug):
             organization.slug = slug
         changed.append("slug")
-    if {"name", "slug"} & set(changed):
-        clients.mark_organization_clients_changed(db, organization.id)  # their tokens' org claims
     if changed:
         db.flush()  # bump updated_at before the caller dumps the organization
         audit.record_event(db, actor=actor, action="org.updated", organization_id=organization.id,

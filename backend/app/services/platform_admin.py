@@ -20,7 +20,7 @@ from app.config import Settings
 from app.models import ApiKey, AuditEvent, ExternalIdentity, Membership, SessionEndReason, User, UserSession, UserStatus
 from app.services import account_tokens, api_keys, audit, grants, identities, login_throttle, organizations, sessions, users
 from app.services.actor import Actor
-from app.services.denylist import TokenDenylist
+from app.stores.denylist import TokenDenylist
 from app.services.pagination import paginate
 
 

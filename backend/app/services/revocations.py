@@ -1,20 +1,18 @@
-"""Revocations: the database is the record of every denial; the denylist (services.denylist) its fast copy.
+"""Revocations: the database is the record of every denial; the denylist (stores.denylist) its fast copy.
 
 A denial is a row of `revoked_tokens`, written in the transaction that revokes (with its audit
 event), and handed to the denylist once that transaction commits (`publish_denials`, an
 after-commit hook): a revocation is either committed and audited, or nothing at all. When Redis
 cannot take it, the row still stands, and every process reads the rows again when its Redis feed
-subscribes anew (services.denylist.RedisDenylist).
+subscribes anew (stores.denylist.RedisDenylist).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,9 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.models import RevokedToken
 from app.models.base import utcnow
-from app.services.denylist import TokenDenylist
-
-log = logging.getLogger(__name__)
+from app.stores.denylist import TokenDenylist
 
 # Session.info key of the denials waiting for the transaction to commit.
 PENDING_DENIALS_KEY = "gatehouse.pending_denials"
@@ -48,12 +44,9 @@ def deny_token(db: Session, *, denylist: TokenDenylist, key: str, expires_at: in
 
 def publish_denials(db: Session) -> None:
     """After a commit: the committed denials go on their denylists. One Redis cannot take stays
-    in the record, from where the processes' denylists restore it (services.denylist)."""
+    in the record, from where the processes' denylists restore it (stores.denylist)."""
     for denylist, key, expires_at in db.info.pop(PENDING_DENIALS_KEY, []):
-        try:
-            denylist.deny(key, expires_at)
-        except RedisError as err:
-            log.warning("denial recorded, not yet in Redis; restored when Redis is back (%s)", err)
+        denylist.deny(key, expires_at)
 
 
 def drop_denials(db: Session) -> None:
@@ -68,7 +61,7 @@ def prune_lapsed_denials(db: Session, *, now: datetime | None = None) -> int:
 
 
 class DatabaseDenials:
-    """The record as the denylists read it (services.denylist.DenialRecord), through `session()`:
+    """The record as the denylists read it (stores.denylist.DenialRecord), through `session()`:
     the session of the request or command at hand."""
 
     def __init__(self, session: Callable[[], Session]) -> None:

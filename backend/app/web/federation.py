@@ -19,6 +19,7 @@ from app.request_context import request_actor
 from app.security.browser_session import current_browser_session
 from app.security.tokens import new_token
 from app.services import identities
+from app.services.identity_providers import get_provider
 from app.web.pages import login_page, safe_next, signed_in_response
 
 bp = Blueprint("federation", __name__)
@@ -142,7 +143,7 @@ def _pending_link() -> tuple[identities.PendingLink, str | None] | None:
 
 
 def _link_page(link: identities.PendingLink, *, error: str | None = None, status: int = 200) -> Response:
-    provider = db.session.get(IdentityProvider, link.provider_id)
+    provider = get_provider(db.session, link.provider_id)
     return Response(render_template("federation_link.html", email=link.identity.email,
                                     provider_name=provider.name if provider else "", error=error), status=status)
 
@@ -171,7 +172,7 @@ def link():
     except errors.FederationFailed as error:
         session.pop(PENDING_LINK_KEY, None)
         db.session.rollback()
-        return _failed(db.session.get(IdentityProvider, pending.provider_id), error, next_url)
+        return _failed(get_provider(db.session, pending.provider_id), error, next_url)
     except errors.AppError as error:
         db.session.commit()  # the failure count, lockout and audit event are kept
         return _link_page(pending, error=error.message, status=error.status)

@@ -102,7 +102,7 @@ def test_revoked_token_is_401(app, api, owner, org):
     token = factories.access_token(app, user=owner, organization=org, jti="revoked-jti")
     assert api.get(f"{BASE}/{org.id}", token=token).status == 200
 
-    app.extensions["gatehouse.denylist"].deny("revoked-jti", int(time.time()) + 300)
+    app.extensions["gatehouse.stores"].denylist.deny("revoked-jti", int(time.time()) + 300)
 
     assert_401(api.get(f"{BASE}/{org.id}", token=token))
 

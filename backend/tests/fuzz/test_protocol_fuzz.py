@@ -2,7 +2,7 @@
 types the server does not know), introspection, revocation, UserInfo and logout, with every parameter
 kept, dropped, repeated or replaced by arbitrary text (NUL, quotes, backslash, DEL, non-ASCII, invalid
 UTF-8, values of many kilobytes), unknown parameters, bodies of every content type, HTTP Basic
-credentials of any bytes, and token requests on both oauth/hot_path.py and Flask.
+credentials of any bytes, and token requests with and without a CORS Origin.
 
 The rule for every answer: never a 5xx; a JSON answer that is an error carries an `error` from the
 registered set (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1, OIDC Core §3.1.2.6) and an
@@ -46,7 +46,7 @@ from tests.oauth.conftest import settings as oauth_settings  # noqa: F401
 from tests.oauth.helpers import SPA_REDIRECT_URI, WEB_POST_LOGOUT_URI, authorization_params, make_pkce
 
 MAX_EXAMPLES = 60
-# An Origin no client registered: the request goes to Flask instead of oauth/hot_path.py.
+# An Origin no client registered: the CORS check runs and allows nothing.
 FOREIGN_ORIGIN = "https://not-a-client.example"
 FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=False,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -221,7 +221,7 @@ def test_token_answers_rfc_errors(client, authorize, web_client, machine_client,
         base = bases[grant]()
     headers, auth_pairs = _credentials(data, web_client, machine_client, spa_client)
     if data.draw(st.booleans()):
-        headers["Origin"] = FOREIGN_ORIGIN  # Flask's path; without it, the hot path's where it applies
+        headers["Origin"] = FOREIGN_ORIGIN
     pairs = data.draw(parameters(base)) + auth_pairs
     query = data.draw(st.one_of(st.just(""), parameters({"grant_type": grant}).map(lambda p: "?" + encoded(p))))
 

@@ -1,6 +1,6 @@
 """The protocol flows with the client cache on, as in production (testing turns it off by default).
 
-A cache hit hands the grants a detached copy of the client (services.clients.ClientCache), never
+A cache hit hands the grants a detached copy of the client (stores.client_cache.ClientCache), never
 an instance of the request's session: every flow that reads, stores against or revokes for a
 client must work with one, and the second round of each flow below is served from the cache.
 """

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from joserfc import jwt
 
-from app.oauth.tokens import private_keyset
+from app.stores.keysets import one_key_keyset
 from tests.oauth.helpers import ISSUER, verify_jwt
 
 OFFLINE = "openid profile email offline_access"
@@ -164,7 +164,7 @@ def test_resource_server_named_in_aud_may_introspect(app, register, web_client, 
     token = jwt.encode({"alg": "RS256", "typ": "at+jwt", "kid": signing.kid},
                        {"iss": ISSUER, "sub": str(user.id), "aud": [web_client.client_id, resource_server.client_id],
                         "client_id": web_client.client_id, "scope": "openid", "iat": now, "exp": now + 300,
-                        "jti": secrets.token_urlsafe(16)}, private_keyset(signing))
+                        "jti": secrets.token_urlsafe(16)}, one_key_keyset(signing))
     body = introspect(resource_server, token)
     assert body["active"] is True
     assert body["client_id"] == web_client.client_id

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.models import Membership, OAuthClient, User
 from app.services import authorization_context, identities, memberships
 from app.services.actor import Actor
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
 from tests import factories
 from tests.oauth.helpers import (
     Redirect,

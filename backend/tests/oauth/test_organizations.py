@@ -427,7 +427,7 @@ def test_tokens_of_a_deleted_organization_are_dead(obtain_tokens, platform_clien
     tokens = obtain_tokens(platform_client, scope="openid organization", organization="acme")
     organizations.delete_organization(db_session, actor=Actor(user=owner),
                                       access=factories.access_of(db_session, owner, acme),
-                                      denylist=app.extensions["gatehouse.denylist"], access_token_lifetime=600)
+                                      denylist=app.extensions["gatehouse.stores"].denylist, access_token_lifetime=600)
     db_session.commit()
     assert introspect(platform_client, tokens["access_token"]) == {"active": False}
     response = bearer("/oauth2/userinfo", tokens["access_token"])

@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from flask import Flask
 from flask_migrate import upgrade
 from redis import Redis
 from sqlalchemy import func, select
@@ -23,7 +22,6 @@ from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.models import AuditEvent, RevokedToken
-from app.oauth.hot_path import ProtocolHotPath
 from tests import factories
 from tests.conftest import TEST_SECRET_KEY, make_settings, signing_keys_dir, wait_for
 from tests.oauth.conftest import MACHINE_SCOPES
@@ -32,8 +30,6 @@ from tests.servers import OwnPostgres, OwnRedis
 
 # Requests per endpoint in each phase: enough to show every answer is the same, few enough for seconds.
 REQUESTS = 10
-# An Origin header sends introspection to the Flask view instead of the hot path (oauth/hot_path.py).
-TO_FLASK = {"Origin": "https://not-a-client.example"}
 
 
 @pytest.fixture(scope="module")
@@ -160,11 +156,6 @@ def revoke(http, registered, token: str):
     return http.post("/oauth2/revoke", **registered.authenticate({"token": token}))
 
 
-def test_app_serves_introspection_from_the_hot_path(app: Flask):
-    """What the counts below call the hot path is in front of Flask in these apps."""
-    assert isinstance(app.wsgi_app, ProtocolHotPath)
-
-
 # --- revocations outlive Redis ------------------------------------------------------------------
 
 
@@ -179,7 +170,6 @@ def test_revoked_token_stays_revoked_in_a_new_instance_after_redis_restarted_emp
     own_redis.start()
     with instance(settings, db_session) as fresh:
         assert introspection(fresh, web_client, access)() == (200, False)
-        assert introspection(fresh, web_client, access, **TO_FLASK)() == (200, False)
         rejected = fresh.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {access}"})
 
     assert rejected.status_code == 401 and 'error="invalid_token"' in rejected.headers["WWW-Authenticate"]
@@ -217,8 +207,8 @@ def test_denial_made_while_redis_is_down_reaches_every_instance(client, web_clie
 
 def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, machine_client, web_client,
                                                                      key_client, obtain_tokens, own_redis, user):
-    """With Redis down: issuance works, introspection answers from the database (RFC 7662 bodies,
-    both paths), sign-in keeps working on per-process rate limits, health says 503. A private_key_jwt
+    """With Redis down: issuance works, introspection answers from the database (RFC 7662 bodies),
+    sign-in keeps working on per-process rate limits, health says 503. A private_key_jwt
     client assertion, whose single use (RFC 7523 §3) only Redis can vouch for, is refused with
     temporarily_unavailable."""
     live = obtain_tokens(web_client, scope="openid")["access_token"]
@@ -226,14 +216,12 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
     assert revoke(client, web_client, revoked).status_code == 200
     credentials = {"email": user.email, "password": factories.DEFAULT_PASSWORD}
     endpoints = {
-        "token (hot path)": lambda: client.post("/oauth2/token", **machine_client.authenticate(
+        "token": lambda: client.post("/oauth2/token", **machine_client.authenticate(
             {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})).status_code,
         "token (private_key_jwt)": lambda: status_and_error(client, "POST", "/oauth2/token", **key_client.authenticate(
             {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]}))(),  # a new assertion each time
-        "introspect live (hot path)": introspection(client, web_client, live),
-        "introspect live (Flask)": introspection(client, web_client, live, **TO_FLASK),
-        "introspect revoked (hot path)": introspection(client, web_client, revoked),
-        "introspect revoked (Flask)": introspection(client, web_client, revoked, **TO_FLASK),
+        "introspect live": introspection(client, web_client, live),
+        "introspect revoked": introspection(client, web_client, revoked),
         "API sign-in": status_and_error(client, "POST", "/api/v1/auth/login", json=credentials),
         "health": status_and_error(client, "GET", "/api/health"),
     }
@@ -245,12 +233,10 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
     after = {name: count(REQUESTS, call) for name, call in endpoints.items()}
 
     assert during == {
-        "token (hot path)": {200: REQUESTS},
+        "token": {200: REQUESTS},
         "token (private_key_jwt)": {(503, "temporarily_unavailable"): REQUESTS},
-        "introspect live (hot path)": {(200, True): REQUESTS},
-        "introspect live (Flask)": {(200, True): REQUESTS},
-        "introspect revoked (hot path)": {(200, False): REQUESTS},
-        "introspect revoked (Flask)": {(200, False): REQUESTS},
+        "introspect live": {(200, True): REQUESTS},
+        "introspect revoked": {(200, False): REQUESTS},
         "API sign-in": {(200, None): REQUESTS},
         "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
     }
@@ -273,12 +259,11 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     client_credentials = machine_client.authenticate({"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})
     assert client.post("/oauth2/token", **client_credentials).status_code == 200  # the client in the cache
     endpoints = {
-        "token (hot path)": lambda: client.post("/oauth2/token", **client_credentials).status_code,
+        "token": lambda: client.post("/oauth2/token", **client_credentials).status_code,
         "JWKS": lambda: client.get("/oauth2/jwks").status_code,
         "discovery": lambda: client.get("/.well-known/openid-configuration").status_code,
-        "introspect live (hot path)": introspection(client, web_client, live),
-        "introspect revoked (hot path)": introspection(client, web_client, revoked),
-        "introspect revoked (Flask)": introspection(client, web_client, revoked, **TO_FLASK),
+        "introspect live": introspection(client, web_client, live),
+        "introspect revoked": introspection(client, web_client, revoked),
         "revoke": status_and_error(client, "POST", "/oauth2/revoke", **web_client.authenticate({"token": live})),
         "API sign-in": status_and_error(client, "POST", "/api/v1/auth/login",
                                         json={"email": user.email, "password": factories.DEFAULT_PASSWORD}),
@@ -300,12 +285,11 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     after = {name: count(1, call) for name, call in endpoints.items()}
 
     assert during == {
-        "token (hot path)": {200: REQUESTS},
+        "token": {200: REQUESTS},
         "JWKS": {200: REQUESTS},
         "discovery": {200: REQUESTS},
-        "introspect live (hot path)": {(200, True): REQUESTS},
-        "introspect revoked (hot path)": {(200, False): REQUESTS},
-        "introspect revoked (Flask)": {(200, False): REQUESTS},
+        "introspect live": {(200, True): REQUESTS},
+        "introspect revoked": {(200, False): REQUESTS},
         "API sign-in": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
         "API /users/me": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
         "sign-in page (POST /login)": {(503, "text/html"): REQUESTS},

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import RefreshToken
-from app.services.denylist import MemoryDenylist, RedisDenylist
+from app.stores.denylist import MemoryDenylist, RedisDenylist
 from tests.oauth.helpers import audit_events, verify_jwt
 
 OFFLINE = "openid profile email offline_access"
@@ -43,7 +43,7 @@ def test_revoked_access_token_is_denied_until_it_expires(app, obtain_tokens, web
     assert introspect(web_client, tokens["access_token"]) == {"active": False}
     assert bearer("/oauth2/userinfo", tokens["access_token"]).status_code == 401
 
-    denylist = app.extensions["gatehouse.denylist"]
+    denylist = app.extensions["gatehouse.stores"].denylist
     assert denylist.is_denied(claims["jti"])
     if os.environ.get("REDIS_URL"):
         assert isinstance(denylist, RedisDenylist)

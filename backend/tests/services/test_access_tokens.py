@@ -10,14 +10,15 @@ from flask import Flask
 from app import errors
 from app.models import UserStatus
 from app.services import access_tokens
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
+from app.stores.keysets import VerifiedTokens
 from tests import factories
 
 
 def authenticate(app: Flask, db_session, token: str, denied: MemoryDenylist | None = None):
     return access_tokens.authenticate_org_admin_token(
         db_session, token, settings=app.extensions["gatehouse.settings"], keys=app.extensions["gatehouse.keys"],
-        denied=denied or MemoryDenylist())
+        verified_tokens=VerifiedTokens(), denied=denied or MemoryDenylist())
 
 
 def test_an_org_admin_token_gives_its_user_and_organization(app, db_session, org, owner):
@@ -61,9 +62,11 @@ class PublishedKeys:
         return self.keys
 
 
-def verify(app: Flask, token: str, *, keys=None, denied: MemoryDenylist | None = None, now: int | None = None):
+def verify(app: Flask, token: str, *, keys=None, verified_tokens: VerifiedTokens | None = None,
+           denied: MemoryDenylist | None = None, now: int | None = None):
     return access_tokens.verify_access_token(
         token, settings=app.extensions["gatehouse.settings"], keys=keys or app.extensions["gatehouse.keys"],
+        verified_tokens=verified_tokens or app.extensions["gatehouse.stores"].verified_tokens,
         denied=denied or MemoryDenylist(), now=now)
 
 
@@ -95,12 +98,13 @@ def test_each_caller_gets_claims_of_its_own(app, owner):
     assert verify(app, token).claims["scope"] == "openid"
 
 
-def test_the_verified_tokens_kept_are_bounded(app, owner, monkeypatch):
-    monkeypatch.setattr(access_tokens, "VERIFIED_TOKENS_KEPT", 2)
+def test_the_verified_tokens_kept_are_bounded(app, owner):
+    verified_tokens = VerifiedTokens(kept=2)
     tokens = [factories.access_token(app, user=owner) for _ in range(3)]
     for token in tokens:
-        assert verify(app, token) is not None
-    [published] = access_tokens._published.values()
+        assert verify(app, token, verified_tokens=verified_tokens) is not None
+    published = verified_tokens.published(tuple(sorted(k.kid for k in app.extensions["gatehouse.keys"].published())),
+                                          load=lambda: pytest.fail("the published keys were read again"))
     assert list(published.verified) == tokens[1:]  # the oldest went first
 
 

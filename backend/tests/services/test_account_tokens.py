@@ -15,7 +15,7 @@ from app.security import passwords
 from app.security.tokens import hash_token
 from app.services import account_tokens, mail, users
 from app.services.actor import Actor
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
 from tests.factories import DEFAULT_PASSWORD, OAuthClientFactory, UserFactory, issue_refresh_token, session_token
 from tests.conftest import make_settings
 from tests.mailbox import reset_token, verification_token

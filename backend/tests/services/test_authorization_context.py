@@ -7,7 +7,7 @@ import pytest
 from app import errors
 from app.services import authorization_context, organizations
 from app.services.actor import Actor
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
 from tests import factories
 from tests.factories import OAuthClientFactory, UserFactory, add_member, create_organization
 

@@ -1,4 +1,5 @@
-"""services.clients: registration rules, secrets, updates, rotation, deletion, CORS origins."""
+"""services.clients: registration, secrets, updates, rotation, deletion; with the rules they apply
+(services.client_rules) and the CORS origins (services.client_origins)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select, text, update
 from app import errors
 from app.config import MAX_CLIENT_ACCESS_TOKEN_LIFETIME
 from app.models import AuditEvent, Consent, OAuthClient
-from app.services import clients
+from app.services import client_origins, clients
 from app.services.actor import Actor
 from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
@@ -508,7 +509,7 @@ def test_client_origins_are_web_origins_of_redirect_uris(db_session):
         "https://admin.example.com:8443/cb", "http://127.0.0.1:8080/cb", "http://[::1]/cb",
         "http://localhost:80/cb", "com.example.app:/callback",
     ])
-    assert clients.client_origins(client) == {
+    assert client_origins.client_origins(client) == {
         "https://app.example.com", "https://admin.example.com:8443", "http://127.0.0.1:8080", "http://[::1]",
         "http://localhost",
     }
@@ -518,7 +519,7 @@ def test_all_cors_origins_unites_every_client(db_session):
     OAuthClientFactory(redirect_uris=["https://a.example.com/cb"])
     OAuthClientFactory(redirect_uris=["https://b.example.com/cb", "https://a.example.com/other"])
     OAuthClientFactory(grant_types=["client_credentials"], redirect_uris=[], scopes=["invoices:read"])
-    assert clients.all_cors_origins(db_session) == {"https://a.example.com", "https://b.example.com"}
+    assert client_origins.all_cors_origins(db_session) == {"https://a.example.com", "https://b.example.com"}
 
 
 @pytest.mark.parametrize("field, uri", [

@@ -11,7 +11,7 @@ import pytest
 from app import errors
 from app.services import invitations, memberships, organizations, roles
 from app.services.actor import Actor
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
 from tests import factories
 
 ISSUER = "http://127.0.0.1:5000"

@@ -17,7 +17,7 @@ from app.models.base import utcnow
 from app.security.tokens import new_token
 from app.services import memberships, organizations, users
 from app.services.actor import Actor
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
 from tests import factories
 from tests.factories import DEFAULT_PASSWORD
 

@@ -24,7 +24,8 @@ from app.security.tokens import hash_token, new_token
 from app.services import organizations
 from app.services.access_tokens import verify_access_token
 from app.services.actor import Actor
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
+from app.stores.keysets import VerifiedTokens
 from tests import factories
 
 
@@ -39,7 +40,7 @@ def events(db_session, action):
 
 def verify(app, token, denylist):
     return verify_access_token(token, settings=app.extensions["gatehouse.settings"],
-                               keys=app.extensions["gatehouse.keys"], denied=denylist)
+                               keys=app.extensions["gatehouse.keys"], verified_tokens=VerifiedTokens(), denied=denylist)
 
 
 def count(db_session, model, **filters):

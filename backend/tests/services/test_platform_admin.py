@@ -11,7 +11,7 @@ from app.cli import cli_actor
 from app.models import LoginThrottle, User, UserStatus
 from app.models.base import utcnow
 from app.services import login_throttle, platform_admin
-from app.services.denylist import MemoryDenylist
+from app.stores.denylist import MemoryDenylist
 from tests.factories import UserFactory
 
 

@@ -17,7 +17,8 @@ from app.models import RevokedToken
 from app.models.base import utcnow
 from app.services import revocations
 from app.services.access_tokens import verify_access_token
-from app.services.denylist import DenialsUnknown, MemoryDenylist, RedisDenylist
+from app.stores.denylist import DenialsUnknown, MemoryDenylist, RedisDenylist
+from app.stores.keysets import VerifiedTokens
 from tests import factories
 from tests.servers import free_port
 
@@ -112,5 +113,9 @@ def test_access_token_whose_denial_is_unknown_is_refused(app, user):
     token = factories.access_token(app, user=user)
     settings, keys = app.extensions["gatehouse.settings"], app.extensions["gatehouse.keys"]
 
-    assert verify_access_token(token, settings=settings, keys=keys, denied=MemoryDenylist()) is not None
-    assert verify_access_token(token, settings=settings, keys=keys, denied=denylist) is None
+    verified_tokens = VerifiedTokens()
+
+    assert verify_access_token(token, settings=settings, keys=keys, verified_tokens=verified_tokens,
+                               denied=MemoryDenylist()) is not None
+    assert verify_access_token(token, settings=settings, keys=keys, verified_tokens=verified_tokens,
+                               denied=denylist) is None

@@ -3,6 +3,8 @@ often carry secrets in their URL or form."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 
@@ -26,10 +28,35 @@ def test_logout_confirmation_page_is_not_stored(client):
     ("/.well-known/openid-configuration", []),
 ])
 def test_json_documents_keep_their_own_caching(client, path, cache_control):
-    """Through Flask's hooks (an Origin header keeps JWKS off oauth/hot_path.py): only HTML gets no-store,
-    and nothing adds a second Cache-Control."""
-    response = client.get(path, headers={"Origin": "https://not-a-client.example"})
+    """Only HTML gets no-store, and nothing adds a second Cache-Control."""
+    response = client.get(path)
 
     assert response.status_code == 200 and response.mimetype == "application/json"
-    assert "'nonce-" in response.headers["Content-Security-Policy"]  # served by Flask
     assert response.headers.getlist("Cache-Control") == cache_control
+
+
+@pytest.mark.parametrize("path", ["/oauth2/jwks", "/.well-known/openid-configuration", "/api/health"])
+def test_json_answers_get_a_policy_that_loads_nothing_and_no_session_cookie(client, path):
+    """A JSON answer opened as a document loads and runs nothing and is framed nowhere; no page's
+    style nonce is made for it; and a request that brought no session cookie leaves with none, and
+    without Vary: Cookie (its answer does not depend on one)."""
+    response = client.get(path)
+
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Set-Cookie" not in response.headers
+    assert "Cookie" not in response.headers.get("Vary", "")
+
+
+def test_a_page_that_uses_the_session_sets_its_cookie_and_allows_its_own_style(client):
+    """The sign-in page keeps its CSRF token in the session: the cookie is set, Vary: Cookie sent, and
+    the CSP allows the page's inline style by its nonce (and nothing else inline)."""
+    response = client.get("/login")
+
+    assert response.status_code == 200
+    assert "session=" in response.headers["Set-Cookie"]
+    assert "Cookie" in response.headers["Vary"]
+    [nonce] = set(re.findall(r'nonce="([^"]+)"', response.get_data(as_text=True)))
+    assert f"style-src 'self' 'nonce-{nonce}'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]

@@ -1,4 +1,4 @@
-"""The per-process Redis feed that client versions and the denylist mirror read (services.redis_feed)."""
+"""The per-process Redis feed that client versions and the denylist mirror read (stores.redis_feed)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from app.services.redis_feed import RedisFeed
+from app.stores.redis_feed import RedisFeed
 from tests.conftest import Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, shared_feed, wait_for
 
 
@@ -61,7 +61,7 @@ def test_a_broken_subscription_is_replaced_by_a_new_one_that_readers_are_told_of
     assert feed.live() == 1
     break_subscription(name)
 
-    with caplog.at_level(logging.WARNING, logger="app.services.redis_feed"):
+    with caplog.at_level(logging.WARNING, logger="app.stores.redis_feed"):
         assert feed.live() == 0
     assert "caches bypassed" in caplog.text
     assert feed.live() == 0  # no new attempt within RESUBSCRIBE_SECONDS
@@ -236,7 +236,7 @@ def test_a_message_its_reader_cannot_take_in_ends_the_subscription(caplog):
     assert feed.live() == 1
 
     Redis.from_url(SHARED_REDIS_URL).publish(f"{name}:a", "garbage")
-    with caplog.at_level(logging.WARNING, logger="app.services.redis_feed"):
+    with caplog.at_level(logging.WARNING, logger="app.stores.redis_feed"):
         wait_for(lambda: feed.live() == 0, "the unreadable message was ignored")
     assert "unreadable message" in caplog.text
     clock.now += RedisFeed.RESUBSCRIBE_SECONDS

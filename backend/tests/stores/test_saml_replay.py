@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from app import errors
 from app.models import IdentityProvider, SAMLAssertionUse
-from app.services.saml_replay import (DatabaseAssertionReplayCache, RedisAssertionReplayCache,
-                                      accept_assertion_once)
+from app.services.saml_replay import accept_assertion_once
+from app.stores.saml_replay import DatabaseAssertionReplayCache, RedisAssertionReplayCache
 from tests.conftest import SHARED_REDIS_URL
 
 
@@ -79,6 +79,6 @@ def test_the_database_forgets_expired_assertions(db_session, saml_provider_id, n
 
 
 def test_the_app_shares_replays_through_redis_when_configured(app, settings):
-    cache = app.extensions["gatehouse.saml_replay_cache"]
+    cache = app.extensions["gatehouse.stores"].saml_replay_cache
     expected = RedisAssertionReplayCache if settings.REDIS_URL else DatabaseAssertionReplayCache
     assert type(cache) is expected

@@ -1,7 +1,7 @@
 """One Redis pub/sub subscription per process, read by polling its socket instead of asking Redis.
 
-Readers register a channel with `listen`: the client versions (services.clients) and the token
-denylist's mirror (services.denylist). Each lookup of theirs first calls `live()`, which takes in
+Readers register a channel with `listen`: the client versions (stores.client_cache) and the token
+denylist's mirror (stores.denylist). Each lookup of theirs first calls `live()`, which takes in
 whatever has arrived (a poll of the socket, no request to Redis; about 5 µs). Redis hands a
 message to every subscriber while it handles the PUBLISH, so a change published before a request
 starts is already waiting in every process's socket by then, network transit aside.

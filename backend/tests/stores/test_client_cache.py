@@ -1,4 +1,4 @@
-"""services.clients.ClientCache: the protocol endpoints' client lookups, and when they see changes."""
+"""stores.client_cache: the protocol endpoints' client lookups, and when they see changes."""
 
 from __future__ import annotations
 
@@ -10,21 +10,26 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from redis import Redis
-from sqlalchemy import update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session
 
 from app import create_app
 from app.extensions import db
-from app.models import OAuthClient
-from app.services import authorization_context, clients, organizations
+from app.models import OAuthClient, Organization
+from app.services import authorization_context, client_origins, clients, organizations
 from app.services.actor import Actor
+from app.stores.client_cache import CHANGED_CLIENTS_KEY, ClientCache, MemoryClientVersions, RedisClientVersions
 from tests.conftest import (Clock, SHARED_REDIS_URL, break_subscription, count_sql, make_settings, shared_feed,
                             wait_for)
 from tests.factories import DEFAULT_CLIENT_SECRET, OAuthClientFactory, UserFactory, create_organization
 
 
+def new_cache(versions, **options) -> ClientCache:
+    """A cache reading the database as create_app's does."""
+    return ClientCache(versions, load_client=clients.get_client, load_origins=client_origins.all_cors_origins, **options)
 
-class BrokenVersions(clients.MemoryClientVersions):
+
+class BrokenVersions(MemoryClientVersions):
     def current(self, client_id: str) -> int | None:
         return None
 
@@ -72,7 +77,7 @@ def fresh(engine) -> Session:
 # --- the cache on its own --------------------------------------------------------------
 
 def test_a_hit_needs_no_sql_and_gives_each_request_its_own_clean_object(engine, machine):
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with fresh(engine) as first:
         loaded = cache.get(first, machine.client_id)
         assert loaded.scopes == ["invoices:read", "invoices:write"]
@@ -96,7 +101,7 @@ def test_a_request_changing_its_copy_of_a_registered_jwks_does_not_change_the_ca
     jwks = {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "AA", "y": "AA"}]}
     client_id = OAuthClientFactory(token_endpoint_auth_method="private_key_jwt", client_secret=None, jwks=jwks).client_id
     db_session.commit()
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with fresh(engine) as s:
         cache.get(s, client_id)
     with fresh(engine) as s:
@@ -109,7 +114,7 @@ def test_a_request_changing_its_copy_of_a_registered_jwks_does_not_change_the_ca
 
 def test_a_hit_added_to_a_session_joins_it_unmodified(engine, machine):
     """A copy that reaches a session (explicitly or by cascade) is a persistent row, never a new one."""
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with fresh(engine) as s:
         cache.get(s, machine.client_id)
     with fresh(engine) as s, count_sql(engine) as sql:
@@ -122,8 +127,8 @@ def test_a_hit_added_to_a_session_joins_it_unmodified(engine, machine):
 
 def test_a_hit_opens_no_session(app, engine, machine):
     """Through Flask-SQLAlchemy's scoped session, a hit leaves the request without a session: there is
-    nothing to commit or close (oauth/hot_path.py serves client credentials without one)."""
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    nothing to commit or close (a client-credentials token then needs no database connection)."""
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with app.app_context():
         cache.get(db.session, machine.client_id)
     with app.app_context():
@@ -132,7 +137,7 @@ def test_a_hit_opens_no_session(app, engine, machine):
 
 
 def test_a_hit_returns_the_instance_the_session_already_holds(engine, machine):
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with fresh(engine) as s:
         cache.get(s, machine.client_id)
     with fresh(engine) as s:
@@ -141,8 +146,8 @@ def test_a_hit_returns_the_instance_the_session_already_holds(engine, machine):
 
 
 def test_a_version_bump_makes_the_next_lookup_read_the_database(engine, machine):
-    versions = clients.MemoryClientVersions()
-    cache, other_process = clients.ClientCache(versions, ttl=30), clients.ClientCache(versions, ttl=30)
+    versions = MemoryClientVersions()
+    cache, other_process = new_cache(versions, ttl=30), new_cache(versions, ttl=30)
     with fresh(engine) as s:
         assert other_process.get(s, machine.client_id).scopes == ["invoices:read", "invoices:write"]
     with fresh(engine) as s:
@@ -158,7 +163,7 @@ def test_a_version_bump_makes_the_next_lookup_read_the_database(engine, machine)
 
 def test_entries_expire_after_ttl(engine, machine):
     clock = Clock()
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, clock=clock)
+    cache = new_cache(MemoryClientVersions(), ttl=30, clock=clock)
     with fresh(engine) as s:
         cache.get(s, machine.client_id)
     with fresh(engine) as s:
@@ -173,7 +178,7 @@ def test_entries_expire_after_ttl(engine, machine):
 
 
 def test_unknown_clients_are_not_cached(engine, db_session):
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with fresh(engine) as s:
         assert cache.get(s, "not-yet") is None
     OAuthClientFactory(client_id="not-yet")
@@ -183,8 +188,8 @@ def test_unknown_clients_are_not_cached(engine, db_session):
 
 
 @pytest.mark.parametrize("cache", [
-    clients.ClientCache(clients.MemoryClientVersions(), ttl=0),
-    clients.ClientCache(BrokenVersions(), ttl=30),
+    new_cache(MemoryClientVersions(), ttl=0),
+    new_cache(BrokenVersions(), ttl=30),
 ], ids=["ttl-0", "version-unreadable"])
 def test_without_a_usable_cache_every_lookup_reads_the_database(engine, machine, cache):
     for _ in range(2):
@@ -194,7 +199,7 @@ def test_without_a_usable_cache_every_lookup_reads_the_database(engine, machine,
 
 
 def test_a_client_changed_in_the_open_transaction_is_not_cached(engine, machine):
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     with fresh(engine) as s:
         client = clients.get_client(s, machine.client_id)
         clients.update_client(s, actor=Actor(user=None), client=client, name="Not committed")
@@ -206,7 +211,7 @@ def test_a_client_changed_in_the_open_transaction_is_not_cached(engine, machine)
 
 def test_the_cache_is_bounded(engine, db_session):
     clock = Clock()
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, max_entries=3, clock=clock)
+    cache = new_cache(MemoryClientVersions(), ttl=30, max_entries=3, clock=clock)
     ids = [OAuthClientFactory().client_id for _ in range(5)]
     db_session.commit()
     with fresh(engine) as s:
@@ -227,7 +232,7 @@ SPA_ORIGIN = "https://spa.example.org"
 def test_cors_origins_are_read_once_until_a_client_changes(engine, db_session):
     """Every CORS request asks; the union of every client's origins is one scan, made again only
     after a client is created, changed or deleted (invalidate, called after the commit)."""
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30)
+    cache = new_cache(MemoryClientVersions(), ttl=30)
     OAuthClientFactory(redirect_uris=["https://rp.example.org/cb"])
     db_session.commit()
     with fresh(engine) as s:
@@ -240,7 +245,7 @@ def test_cors_origins_are_read_once_until_a_client_changes(engine, db_session):
         issued = clients.create_client(s, actor=Actor(user=None), name="SPA", client_type="public",
                                        redirect_uris=[f"{SPA_ORIGIN}/callback"],
                                        grant_types=["authorization_code"], scopes=["openid"])
-        changed, new_client_id = s.info.pop(clients.CHANGED_CLIENTS_KEY), issued.client.client_id
+        changed, new_client_id = s.info.pop(CHANGED_CLIENTS_KEY), issued.client.client_id
         s.commit()
     assert changed == {new_client_id}  # creation is a change too: its origins are new
     cache.invalidate(changed)
@@ -248,7 +253,7 @@ def test_cors_origins_are_read_once_until_a_client_changes(engine, db_session):
         assert cache.cors_origins(s) == {"https://rp.example.org", SPA_ORIGIN}
 
 
-class UnpublishedVersions(clients.MemoryClientVersions):
+class UnpublishedVersions(MemoryClientVersions):
     """Versions whose bumps never arrive: a PUBLISH that failed, or this process's own message still
     on its way back from Redis."""
 
@@ -259,7 +264,7 @@ class UnpublishedVersions(clients.MemoryClientVersions):
 def test_invalidate_forgets_the_changed_clients_in_this_process_without_waiting_for_the_feed(engine, machine):
     """The process that made a change sees it at once (a rotated secret stops working where it was
     rotated), whatever becomes of its announcement to the others."""
-    cache = clients.ClientCache(UnpublishedVersions(), ttl=30)
+    cache = new_cache(UnpublishedVersions(), ttl=30)
     with fresh(engine) as s:
         assert cache.get(s, machine.client_id).name == machine.name
         assert cache.cors_origins(s) == frozenset()
@@ -274,8 +279,8 @@ def test_invalidate_forgets_the_changed_clients_in_this_process_without_waiting_
 
 
 def test_cors_origins_follow_a_change_made_by_another_process(engine, db_session):
-    versions = clients.MemoryClientVersions()
-    cache, other_process = clients.ClientCache(versions, ttl=30), clients.ClientCache(versions, ttl=30)
+    versions = MemoryClientVersions()
+    cache, other_process = new_cache(versions, ttl=30), new_cache(versions, ttl=30)
     with fresh(engine) as s:
         assert cache.cors_origins(s) == frozenset()
     OAuthClientFactory(redirect_uris=[f"{SPA_ORIGIN}/cb"])
@@ -287,7 +292,7 @@ def test_cors_origins_follow_a_change_made_by_another_process(engine, db_session
 
 def test_cors_origins_expire_after_ttl_and_are_not_kept_from_an_open_change(engine, db_session):
     clock = Clock()
-    cache = clients.ClientCache(clients.MemoryClientVersions(), ttl=30, clock=clock)
+    cache = new_cache(MemoryClientVersions(), ttl=30, clock=clock)
     with fresh(engine) as s:
         assert cache.cors_origins(s) == frozenset()
     client_id = OAuthClientFactory(redirect_uris=[f"{SPA_ORIGIN}/cb"]).client_id  # behind the services' back
@@ -310,8 +315,8 @@ def test_cors_origins_expire_after_ttl_and_are_not_kept_from_an_open_change(engi
 
 
 @pytest.mark.parametrize("cache", [
-    clients.ClientCache(clients.MemoryClientVersions(), ttl=0),
-    clients.ClientCache(BrokenVersions(), ttl=30),
+    new_cache(MemoryClientVersions(), ttl=0),
+    new_cache(BrokenVersions(), ttl=30),
 ], ids=["ttl-0", "version-unreadable"])
 def test_without_a_usable_cache_cors_origins_are_read_every_time(engine, db_session, cache):
     OAuthClientFactory(redirect_uris=[f"{SPA_ORIGIN}/cb"])
@@ -345,7 +350,7 @@ def test_an_organization_clients_claims_are_read_once_until_it_changes(engine, d
     org = create_organization(db_session, owner=owner, slug="acme", name="Acme")
     client_id, org_id, owner_id = OAuthClientFactory(organization_id=org.id).client_id, org.id, owner.id
     db_session.commit()  # and db_session is not read again: with SQLite it would hold the lock
-    cache, calls = clients.ClientCache(clients.MemoryClientVersions(), ttl=30), []
+    cache, calls = new_cache(MemoryClientVersions(), ttl=30), []
     load = organization_claims_loader(calls)
     for _ in range(3):
         with fresh(engine) as s, count_sql(engine) as sql:
@@ -356,16 +361,16 @@ def test_an_organization_clients_claims_are_read_once_until_it_changes(engine, d
 
     with fresh(engine) as s:  # a transaction that changed the client reads its claims afresh
         client = cache.get(s, client_id)
-        s.info[clients.CHANGED_CLIENTS_KEY] = {client_id}
+        s.info[CHANGED_CLIENTS_KEY] = {client_id}
         assert cache.client_claims(s, client, load)["org_name"] == "Acme"
-        s.info.pop(clients.CHANGED_CLIENTS_KEY)
+        s.info.pop(CHANGED_CLIENTS_KEY)
     assert calls == [client_id, client_id]
 
     with fresh(engine) as s:
         access = organizations.require_access(s, user=s.get(type(owner), owner_id), organization_id=org_id,
                                               permission="org:update")
         organizations.update_organization(s, actor=Actor(user=None), access=access, name="Acme Renamed")
-        changed = s.info.pop(clients.CHANGED_CLIENTS_KEY)
+        changed = s.info.pop(CHANGED_CLIENTS_KEY)
         s.commit()
     assert changed == {client_id}  # a rename is a change to each of the organization's clients
     cache.invalidate(changed)
@@ -373,7 +378,7 @@ def test_an_organization_clients_claims_are_read_once_until_it_changes(engine, d
         assert cache.client_claims(s, cache.get(s, client_id), load)["org_name"] == "Acme Renamed"
 
 
-class CountingVersions(clients.MemoryClientVersions):
+class CountingVersions(MemoryClientVersions):
     def __init__(self) -> None:
         super().__init__()
         self.reads = 0
@@ -386,11 +391,102 @@ class CountingVersions(clients.MemoryClientVersions):
 def test_a_platform_clients_claims_are_empty_and_need_no_version(engine, machine):
     """Nothing to read or keep for a platform client: its tokens carry no organization claims."""
     versions, calls = CountingVersions(), []
-    cache = clients.ClientCache(versions, ttl=30)
+    cache = new_cache(versions, ttl=30)
     with fresh(engine) as s:
         client = clients.get_client(s, machine.client_id)
         assert cache.client_claims(s, client, organization_claims_loader(calls)) == {}
     assert versions.reads == 0 and calls == [machine.client_id]
+
+
+# --- every change is noted, however it is made --------------------------------------------
+
+@pytest.fixture
+def org_client(db_session: Session) -> Machine:
+    """A client-credentials client of an organization "acme", committed."""
+    org = create_organization(db_session, owner=UserFactory(), slug="acme", name="Acme")
+    client = OAuthClientFactory(organization_id=org.id, grant_types=["client_credentials"], response_types=[],
+                                redirect_uris=[], post_logout_redirect_uris=[], scopes=["invoices:read"])
+    snapshot = Machine(client.id, client.client_id, client.client_secret_hash, client.name, list(client.scopes),
+                       list(client.grant_types))
+    db_session.commit()
+    return snapshot
+
+
+def org_of(s: Session, client: Machine) -> Organization:
+    return s.get(Organization, s.get(OAuthClient, client.id).organization_id)
+
+
+# How each change is made: none of them calls a service, or anything that tells the cache.
+CLIENT_CHANGES = {
+    "attribute set": lambda s, c: setattr(s.get(OAuthClient, c.id), "scopes", ["invoices:read"]),
+    "ORM delete": lambda s, c: s.delete(s.get(OAuthClient, c.id)),
+    "UPDATE statement": lambda s, c: s.execute(update(OAuthClient).where(OAuthClient.id == c.id)
+                                               .values(scopes=["invoices:read"])),
+    "DELETE statement": lambda s, c: s.execute(delete(OAuthClient).where(OAuthClient.client_id == c.client_id)),
+}
+ORGANIZATION_CHANGES = {
+    "organization renamed": lambda s, c: setattr(org_of(s, c), "name", "Acme Renamed"),
+    "organization slug set": lambda s, c: setattr(org_of(s, c), "slug", "acme-renamed"),
+    "organization UPDATE statement": lambda s, c: s.execute(
+        update(Organization).where(Organization.slug == "acme").values(name="Acme Renamed")),
+}
+
+
+def noted(engine, change, client: Machine) -> set[str] | None:
+    """What `change` and the flush that follows it note in the session as changed."""
+    with fresh(engine) as s:
+        change(s, client)
+        s.flush()
+        found = s.info.get(CHANGED_CLIENTS_KEY)
+        s.rollback()
+        assert CHANGED_CLIENTS_KEY not in s.info  # a rollback forgets them
+    return found
+
+
+@pytest.mark.parametrize("change", CLIENT_CHANGES.values(), ids=CLIENT_CHANGES)
+def test_every_kind_of_client_change_is_noted(engine, machine, change):
+    assert noted(engine, change, machine) == {machine.client_id}
+
+
+@pytest.mark.parametrize("change", ORGANIZATION_CHANGES.values(), ids=ORGANIZATION_CHANGES)
+def test_a_new_name_or_slug_of_an_organization_is_a_change_to_each_of_its_clients(engine, org_client, change):
+    assert noted(engine, change, org_client) == {org_client.client_id}
+
+
+@pytest.mark.parametrize("change", [
+    lambda s, c: setattr(s.get(OAuthClient, c.id), "name", c.name),
+    lambda s, c: setattr(org_of(s, c), "settings", {"theme": "dark"}),
+    lambda s, c: s.execute(update(Organization).where(Organization.slug == "no-such-organization")
+                           .values(name="Nobody")),
+], ids=["same value set again", "organization settings", "UPDATE matching nothing"])
+def test_what_changes_no_clients_data_is_not_noted(engine, org_client, change):
+    assert noted(engine, change, org_client) is None
+
+
+def test_a_client_added_by_an_insert_statement_changes_the_registry(engine, machine):
+    """An INSERT statement names no client the cache holds, but adds CORS origins: noted as a change
+    of the registry, with no client_id."""
+    with fresh(engine) as s:
+        row = {c.key: getattr(s.get(OAuthClient, machine.id), c.key) for c in OAuthClient.__table__.columns}
+        s.execute(insert(OAuthClient).values({**row, "id": uuid.uuid4(), "client_id": "inserted"}))
+        assert s.info[CHANGED_CLIENTS_KEY] == set()
+        s.rollback()
+
+
+def test_a_change_inside_a_savepoint_waits_for_its_transaction(app, machine):
+    """Releasing a savepoint commits nothing: the change is published when the transaction commits."""
+    versions = app.extensions["gatehouse.stores"].client_cache.versions
+    before = versions.current(machine.client_id)
+    with app.app_context():
+        with db.session.begin_nested():
+            db.session.get(OAuthClient, machine.id).name = "Renamed in a savepoint"
+        assert versions.current(machine.client_id) == before
+        with db.session.begin_nested() as savepoint:  # a savepoint rolled back keeps the transaction's changes
+            db.session.get(OAuthClient, machine.id).scopes = ["invoices:read"]
+            db.session.flush()
+            savepoint.rollback()
+        db.session.commit()
+    wait_for(lambda: versions.current(machine.client_id) != before, "the committed change was never published")
 
 
 # --- through the app: changes made by the services apply at once ------------------------
@@ -494,13 +590,54 @@ def test_an_organization_rename_reaches_its_clients_tokens_at_once(app, engine, 
     assert org_claims() == (renamed.get("slug", "acme"), renamed.get("name", "Acme"))
 
 
+def change_by_hand(app: Flask, client: Machine, change) -> None:
+    """Make `change` in a committed transaction of the app, as code that calls no service would."""
+    with app.app_context():
+        change(db.session, client)
+        db.session.commit()
+
+
+def still_has_invoices_write(app: Flask, client: Machine) -> bool:
+    """Whether the client still authenticates and may still ask for invoices:write."""
+    response = token_request(app, client.client_id, DEFAULT_CLIENT_SECRET, scope="invoices:write")
+    assert response.status_code in (200, 400, 401), response.get_json()
+    return response.status_code == 200
+
+
+@pytest.mark.parametrize("change", CLIENT_CHANGES.values(), ids=CLIENT_CHANGES)
+def test_a_change_made_without_the_services_applies_at_once(app, machine, db_session, change):
+    """No code path has to tell the cache: the listener sees every committed change (each of these
+    either takes invoices:write away or deletes the client)."""
+    db_session.commit()
+    assert still_has_invoices_write(app, machine)
+    assert still_has_invoices_write(app, machine)  # a cache hit
+    change_by_hand(app, machine, change)
+    assert not still_has_invoices_write(app, machine)
+
+
+@pytest.mark.parametrize("change", ORGANIZATION_CHANGES.values(), ids=ORGANIZATION_CHANGES)
+def test_an_organization_change_made_without_the_services_reaches_its_clients_tokens_at_once(
+        app, org_client, db_session, change):
+    db_session.commit()
+    first = token_claims(app, org_client)
+    assert (first["org_slug"], first["org_name"]) == ("acme", "Acme")
+    change_by_hand(app, org_client, change)
+    assert (token_claims(app, org_client)["org_slug"], token_claims(app, org_client)["org_name"]) != ("acme", "Acme")
+
+
+def token_claims(app: Flask, client: Machine) -> dict:
+    response = token_request(app, client.client_id, DEFAULT_CLIENT_SECRET)
+    assert response.status_code == 200, response.get_json()
+    return json.loads(base64.urlsafe_b64decode(response.get_json()["access_token"].split(".")[1] + "=="))
+
+
 def test_a_rolled_back_change_is_not_published(app, machine, db_session):
     db_session.commit()
     with app.app_context():
         client = clients.require_client(db.session, machine.client_id)
         clients.update_client(db.session, actor=Actor(user=None), client=client, name="Rolled back")
         db.session.rollback()
-        assert clients.CHANGED_CLIENTS_KEY not in db.session.info
+        assert CHANGED_CLIENTS_KEY not in db.session.info
 
 
 def test_a_change_made_by_another_process_applies_at_once(database_url, machine, db_session):
@@ -520,9 +657,28 @@ def test_a_change_made_by_another_process_applies_at_once(database_url, machine,
                 db.engine.dispose()
 
 
-def shared_versions(prefix: str) -> clients.RedisClientVersions:
+@pytest.mark.parametrize("change", [CLIENT_CHANGES["attribute set"], CLIENT_CHANGES["UPDATE statement"]],
+                         ids=["attribute set", "UPDATE statement"])
+def test_a_change_made_without_the_services_by_another_process_applies_at_once(database_url, machine, db_session,
+                                                                               change):
+    """Two apps on one database and one Redis: a change no service made, committed by one, reaches the other."""
+    db_session.commit()
+    shared = make_settings(database_url, CLIENT_CACHE_SECONDS=30, REDIS_URL=SHARED_REDIS_URL)
+    first, other = create_app(shared), create_app(shared)
+    try:
+        assert still_has_invoices_write(first, machine)
+        assert still_has_invoices_write(first, machine)  # a cache hit
+        change_by_hand(other, machine, change)
+        assert not still_has_invoices_write(first, machine)
+    finally:
+        for instance in (first, other):
+            with instance.app_context():
+                db.engine.dispose()
+
+
+def shared_versions(prefix: str) -> RedisClientVersions:
     """A process's view of the client versions, on its own feed as in create_app."""
-    return clients.RedisClientVersions(Redis.from_url(SHARED_REDIS_URL), prefix, shared_feed(prefix))
+    return RedisClientVersions(Redis.from_url(SHARED_REDIS_URL), prefix, shared_feed(prefix))
 
 
 def test_a_published_change_reaches_every_subscribed_process():
@@ -554,7 +710,7 @@ def test_a_new_subscription_trusts_nothing_counted_under_the_last():
     prefix = f"test-{uuid.uuid4().hex}"
     clock = Clock()
     feed = shared_feed(prefix, clock)
-    versions = clients.RedisClientVersions(Redis.from_url(SHARED_REDIS_URL), prefix, feed)
+    versions = RedisClientVersions(Redis.from_url(SHARED_REDIS_URL), prefix, feed)
     before = versions.current("client-a")
     versions.bump(["client-a"])
     wait_for(lambda: versions.current("client-a") == (before[0], 1), "the change never arrived")

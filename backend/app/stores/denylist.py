@@ -17,7 +17,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.services.redis_feed import RedisFeed
+from app.stores.redis_feed import RedisFeed
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,10 @@ class DenialRecord(Protocol):
 
 
 class TokenDenylist(Protocol):
-    def deny(self, jti: str, expires_at: int) -> None: ...
+    def deny(self, jti: str, expires_at: int) -> None:
+        """Deny `jti` until `expires_at`: in this process at once, and everywhere as soon as the store
+        can share it. A store that cannot share it logs that and raises nothing: the record (the
+        database) holds the denial and restores it."""
 
     def is_denied(self, *keys: str) -> bool:
         """Whether any of these is denied (one round trip for all of them).
@@ -62,7 +65,7 @@ class RedisDenylist:
     A denial is a key of its own (`{prefix}:denied-jti:<key>`, lapsing when the token would have
     expired), indexed in one sorted set (key -> the Unix time it lapses) so that a process can read
     them all. deny() writes both and publishes the denial in one transaction; every process's
-    mirror takes it in from its feed (services.redis_feed), and the denying process at once. On
+    mirror takes it in from its feed (stores.redis_feed), and the denying process at once. On
     each new subscription the mirror first reads the whole set: nothing published while it was not
     subscribed is missed. While the feed cannot vouch for itself (no subscription, or no recent
     confirmation from Redis), is_denied asks Redis for the keys. A revocation thus reaches every
@@ -113,12 +116,15 @@ class RedisDenylist:
             return
         # This process denies it at once, whether or not Redis takes it (the record has it).
         self._remember(key, expires_at)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(key), 1, exat=expires_at)
-            pipe.zadd(self.denied, {key: expires_at}, gt=True)  # a later lapse wins, never an earlier one
-            pipe.zremrangebyscore(self.denied, "-inf", int(now))
-            pipe.publish(self.channel, f"{expires_at} {key}")
-            pipe.execute()
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(key), 1, exat=expires_at)
+                pipe.zadd(self.denied, {key: expires_at}, gt=True)  # a later lapse wins, never an earlier one
+                pipe.zremrangebyscore(self.denied, "-inf", int(now))
+                pipe.publish(self.channel, f"{expires_at} {key}")
+                pipe.execute()
+        except RedisError as err:
+            log.warning("denial recorded, not yet in Redis; restored when Redis is back (%s)", err)
 
     def is_denied(self, *keys: str) -> bool:
         if self._clock() >= self._redis_down_until:

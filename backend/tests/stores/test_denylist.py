@@ -13,8 +13,8 @@ from redis.retry import Retry
 
 from app import create_app
 from app.extensions import db
-from app.services.denylist import CLAIM_PREFIX, MemoryDenylist, RedisDenylist
-from app.services.redis_feed import RedisFeed
+from app.stores.denylist import CLAIM_PREFIX, MemoryDenylist, RedisDenylist
+from app.stores.redis_feed import RedisFeed
 from tests.conftest import (Clock, RedisNetwork, SHARED_REDIS_URL, break_subscription, make_settings, shared_feed,
                             wait_for)
 
@@ -191,7 +191,7 @@ def test_during_a_rollout_from_an_earlier_build_the_mirror_is_turned_off(databas
     instance of a build before the mirror writes (a key alone, nothing indexed or published)."""
     settings = make_settings(database_url, REDIS_URL=SHARED_REDIS_URL, DENYLIST_MIRROR=mirror)
     app = create_app(settings)
-    denylist = app.extensions["gatehouse.denylist"]
+    denylist = app.extensions["gatehouse.stores"].denylist
     with app.app_context():  # where the app's lookups run: they may read the database's record
         assert not denylist.is_denied("x")  # with the mirror: subscribed, the set indexed and read
         Redis.from_url(SHARED_REDIS_URL).set(
