@@ -11,6 +11,7 @@ from flask_wtf import CSRFProtect
 from redis import Redis
 
 from app.config import Settings
+from app.federation.dns import TxtResolver
 from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
@@ -96,6 +97,11 @@ def field_cipher() -> FieldCipher:
 def upstream_fetcher() -> GuardedFetcher:
     """The SSRF-guarded fetcher of upstream identity providers' URLs."""
     return current_app.extensions["gatehouse.upstream_fetcher"]
+
+
+def dns_resolver() -> TxtResolver:
+    """The resolver of organizations' domain-verification TXT records (DNS_RESOLVER)."""
+    return current_app.extensions["gatehouse.dns"]
 
 
 def upstream_metadata() -> UpstreamMetadata:
