@@ -52,7 +52,8 @@ class TxtLookup(Protocol):
 class SSORequired(errors.PermissionDenied):
     """The email's domain enforces single sign-on through its organization's connection."""
 
-    message = "Your organization requires single sign-on: sign in with your organization's identity provider."
+    message = ("Your organization requires single sign-on (SSO) for this email address: sign in through your "
+               "organization's identity provider.")
 
 
 @lru_cache(maxsize=1)

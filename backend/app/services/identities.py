@@ -30,7 +30,7 @@ from app.models import ExternalIdentity, FederationState, IdentityProvider, SAML
 from app.models.base import utcnow
 from app.models.federation import SAMLSettings
 from app.security.tokens import hash_token, new_token
-from app.services import audit, authentication, memberships, sessions, users
+from app.services import audit, authentication, domains, memberships, sessions, users
 from app.services.actor import Actor
 
 # The state of a sign-in sent upstream is good for this long (and once).
@@ -201,6 +201,8 @@ def _session_through(db: Session, *, actor: Actor, user: User, provider: Identit
                      now: datetime) -> sessions.IssuedSession:
     if not user.is_active:
         raise errors.FederationFailed("suspended", errors.AccountSuspended.message)
+    if provider.organization_id is None and (sso_required := domains.sign_in_refusal(db, email=user.email, user=user)):
+        raise errors.FederationFailed("sso_required", sso_required.message)
     issued = authentication.sign_in(db, actor=actor, user=user, settings=settings, kind=SessionKind.BROWSER,
                                     previous_session_id=previous_session_id, now=now,
                                     details={"provider_id": str(provider.id)})
