@@ -239,8 +239,11 @@ def complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, i
     with the IdP's `groups`).
 
     Raises:
-        FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email).
+        FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email);
+            an organization's connection asserted an email outside the organization's verified domains.
     """
+    if provider.organization_id is not None:
+        domains.require_assertable_email(db, provider=provider, email=identity.email)
     outcome = _complete_sign_in(db, actor=actor, provider=provider, identity=identity, settings=settings,
                                 previous_session_id=previous_session_id, now=now or utcnow())
     connection = provider.kind_settings
