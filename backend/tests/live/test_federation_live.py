@@ -33,10 +33,11 @@ from app.models import ExternalIdentity, IdentityProvider, User
 from app.services import clients, users
 from app.services.actor import Actor
 from tests.conftest import make_settings
-from tests.live.conftest import HOST, LiveClient, _commit, _engine
+from tests.live.conftest import HOST, LiveClient, LiveUser, _commit, _engine
 from tests.live.flows import authorize
 from tests.live.relying_party import Provider, discover, verify_id_token
-from tests.live.test_browser import browser, page, playwright, start, wait_for_callback  # noqa: F401 (fixtures)
+from tests.live.test_browser import (browser, page, playwright, sign_in, start,  # noqa: F401 (fixtures)
+                                     wait_for_callback)
 
 CORP_EMAIL = "pat@corp.example"
 CORP_PASSWORD = "corporate horse battery staple"
@@ -117,10 +118,7 @@ def test_browser_signs_in_through_the_corporate_gatehouse(page: Page, app: Flask
     page.get_by_role("link", name="Sign in with Corp").click()
 
     page.wait_for_url(lambda url: url.startswith(corporate.issuer + "/login"))
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Email").fill(CORP_EMAIL)
-    page.get_by_label("Password", exact=True).fill(CORP_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, LiveUser(id="", email=CORP_EMAIL, password=CORP_PASSWORD, name=""))
 
     expect(page.get_by_role("heading", name="Live Web App wants to access your account")).to_be_visible()
     assert page.url.startswith(live_server + "/oauth2/authorize?")
