@@ -47,6 +47,8 @@ CORP_PASSWORD = "corporate horse battery staple"
 class Corporate:
     issuer: str
     provider_id: str
+    # The corporate Gatehouse itself, to add people to.
+    app: Flask
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def corporate(tmp_path: Path, app: Flask, live_server: str) -> Iterator[Corporat
             with app.app_context():
                 provider.client_secret_ciphertext = field_cipher().encrypt(corp_client.client_secret)
         _commit(app, register_client)
-        yield Corporate(issuer=issuer, provider_id=provider_id)
+        yield Corporate(issuer=issuer, provider_id=provider_id, app=corp_app)
     finally:
         socket.shutdown()
         thread.join(timeout=10)
