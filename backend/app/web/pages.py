@@ -50,7 +50,8 @@ def _identified(next_url: str | None, email: str) -> Response:
     """Home-realm discovery: on to the connection the email's domain routes to, or the password step."""
     connection = domains.routed_connection(db.session, email)
     if connection is not None:
-        return redirect(url_for("federation.start", provider_id=connection.id, next=next_url))
+        # 303: after the email step's POST, the browser GETs the connection's start (RFC 9110 §15.4.4).
+        return redirect(url_for("federation.start", provider_id=connection.id, next=next_url), code=303)
     return login_page(next_url, email=email)
 
 
