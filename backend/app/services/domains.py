@@ -263,6 +263,22 @@ def delete_domain(db: Session, *, actor: Actor, access: Access, domain_id: uuid.
     db.delete(domain)
 
 
+def require_not_enforcing_through(db: Session, *, provider: IdentityProvider) -> None:
+    """Before a connection is deleted or disabled: no domain may enforce single sign-on through it, or its
+    people could sign in no way at all.
+
+    Raises:
+        Conflict: naming the domains that do.
+    """
+    enforcing = list(db.scalars(select(OrganizationDomain.domain).where(
+        OrganizationDomain.identity_provider_id == provider.id, OrganizationDomain.enforce_sso.is_(True))
+        .order_by(OrganizationDomain.domain)))
+    if enforcing:
+        raise errors.Conflict(f"{', '.join(enforcing)} enforce single sign-on through this connection: turn "
+                              "enforce_sso off or route them to another connection first.",
+                              details={"enforcing_domains": enforcing})
+
+
 # --- sign-in ------------------------------------------------------------------------------------------
 
 

@@ -272,3 +272,34 @@ def test_marking_a_domain_another_organization_verified_is_409(api, acme, globex
     operator = factories.UserFactory(is_platform_admin=True)
     response = api.post(f"/api/v1/domains/{data['id']}/mark-verified", token=factories.session_token(operator))
     assert response.status == 409
+
+
+@pytest.fixture
+def enforcing(api, acme, db_session, dns_zone):
+    organization, token = acme
+    data = _verified(api, organization, token, dns_zone)
+    provider = connection(db_session, organization)
+    assert api.patch(f"{base(organization)}/{data['id']}", token=token,
+                     json={"identity_provider_id": str(provider.id), "enforce_sso": True}).status == 200
+    return data, provider
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PATCH"])
+def test_a_connection_a_domain_enforces_sso_through_cannot_be_deleted_or_disabled(api, acme, enforcing, db_session,
+                                                                                  method):
+    organization, token = acme
+    _, provider = enforcing
+    response = api.request(method, f"/api/v1/organizations/{organization.id}/identity-providers/{provider.id}",
+                           token=token, json={"enabled": False} if method == "PATCH" else None)
+    assert response.status == 409 and response.body["error"]["details"] == {"enforcing_domains": ["acme.test"]}
+    db_session.expire_all()
+    assert db_session.get(IdentityProvider, provider.id).enabled is True
+
+
+def test_once_enforcement_is_off_the_connection_goes_and_the_domain_is_unrouted(api, acme, enforcing, db_session):
+    organization, token = acme
+    data, provider = enforcing
+    assert api.patch(f"{base(organization)}/{data['id']}", token=token, json={"enforce_sso": False}).status == 200
+    deleted = api.delete(f"/api/v1/organizations/{organization.id}/identity-providers/{provider.id}", token=token)
+    assert deleted.status == 200
+    assert api.get(f"{base(organization)}/{data['id']}", token=token).data["identity_provider_id"] is None
