@@ -100,8 +100,8 @@ def test_a_platform_provider_cannot_sign_in_someone_of_the_domain(browser, make_
     assert audit_events(db_session, "federation.failed")[0].details == {"reason": "sso_required"}
 
 
-def test_a_platform_provider_cannot_create_an_account_in_the_domain(browser, make_provider, upstream, acme,  # noqa: F811
-                                                                     db_session):
+def test_a_platform_provider_cannot_create_an_account_in_the_domain(browser, make_provider,  # noqa: F811
+                                                                     upstream, acme, db_session):  # noqa: F811
     via = Upstream(browser, make_provider(), upstream)
     response = via.sign_in(email="new@acme.test")
     assert response.status_code == 400 and SSO_MESSAGE in parse_page(response).text

@@ -63,8 +63,8 @@ def test_an_email_of_an_unrouted_domain_gets_the_password_step(browser, routed, 
     assert f"/federation/{platform_provider.id}/start" in response.get_data(as_text=True)
 
 
-def test_an_email_of_a_routed_domain_goes_to_its_connection_keeping_the_request(browser, routed, connection,
-                                                                               upstream, web_client, pkce):  # noqa: F811
+def test_an_email_of_a_routed_domain_goes_to_its_connection_keeping_the_request(  # noqa: F811
+        browser, routed, connection, upstream, web_client, pkce):
     to_login = browser.authorize(authorization_params(web_client, pkce=pkce()))
     next_url = query_of(to_login.location)["next"]
     response = identify(browser, "Ada@ACME.test", next=next_url)
