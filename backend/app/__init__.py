@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.config import BACKEND_DIR, DEV_SECRET_KEY, Settings
 from app.database import configure_engine, engine_options
 from app.extensions import csrf, db, limiter, migrate
+from app.federation.dns import TxtResolver
 from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.logging_setup import configure_logging
@@ -131,10 +132,12 @@ def _init_field_cipher(app: Flask, settings: Settings) -> None:
 
 def _init_federation(app: Flask, settings: Settings) -> None:
     """The fetcher of administrator-supplied upstream URLs, with its SSRF guard (federation/http.py), and
-    the cache of upstream discovery documents and key sets (federation/metadata.py)."""
+    the cache of upstream discovery documents and key sets (federation/metadata.py), and the resolver of
+    domain-verification records (federation/dns.py)."""
     fetcher = app.extensions["gatehouse.upstream_fetcher"] = GuardedFetcher(
         allow_private_networks=settings.federation_allow_private_networks, require_https=settings.is_production)
     app.extensions["gatehouse.upstream_metadata"] = UpstreamMetadata(fetcher)
+    app.extensions["gatehouse.dns"] = TxtResolver(settings.DNS_RESOLVER, timeout=settings.DNS_TIMEOUT_SECONDS)
 
 
 def _init_stores(app: Flask, settings: Settings) -> None:
@@ -186,7 +189,7 @@ def _drop_queued_mail(session: Session) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.api import auth, clients, envelope, health, organization_audit, organization_clients, users
     from app.api import identity_providers, invitations, organization_connections, organizations
-    from app.api import admin, login_history
+    from app.api import admin, domains, login_history, organization_domains
     from app.oauth import endpoints
     from app.oauth.server import init_oauth
     from app.web import accounts as account_pages
@@ -198,8 +201,9 @@ def _register_blueprints(app: Flask) -> None:
     envelope.register_error_handlers(app)
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
-                   invitations, identity_providers, organization_connections, endpoints, pages, invitation_pages,
-                   federation_pages, saml_pages, account_pages, admin, login_history):
+                   invitations, identity_providers, organization_connections, organization_domains, domains,
+                   endpoints, pages, invitation_pages, federation_pages, saml_pages, account_pages, admin,
+                   login_history):
         app.register_blueprint(module.bp)
 
 

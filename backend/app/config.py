@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ CLOCK_SKEW_MARGIN = 60
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 # The sender shipped for development; production refuses it (relays reject @localhost).
 DEV_MAIL_FROM = "Gatehouse <no-reply@localhost>"
+# DNS_RESOLVER: an IPv4 address or a bracketed IPv6 address, and a port.
+DNS_RESOLVER_FORMAT = re.compile(r"(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):\d{1,5}")
 
 
 class ConfigError(RuntimeError):
@@ -177,6 +180,11 @@ class Settings:
     # Whether URLs of upstream providers (issuer, discovery, base URLs) may point at private, loopback or
     # link-local addresses. Unset: true in development and testing, false in production.
     FEDERATION_ALLOW_PRIVATE_NETWORKS: bool | None = None
+    # The DNS resolver that looks up organizations' domain-verification TXT records, as host:port
+    # (e.g. 127.0.0.1:53, [::1]:5353). Unset: the system's resolvers (/etc/resolv.conf).
+    DNS_RESOLVER: str | None = None
+    # Seconds one domain verification waits for DNS before answering that the lookup failed.
+    DNS_TIMEOUT_SECONDS: int = 5
 
     @property
     def is_production(self) -> bool:
@@ -272,6 +280,10 @@ class Settings:
             raise ConfigError("SMTP_HOST must be set for the smtp mail backend")
         if self.SMTP_STARTTLS and self.SMTP_SSL:
             raise ConfigError("SMTP_STARTTLS and SMTP_SSL exclude each other: set one (or neither, for a local relay)")
+        if self.DNS_RESOLVER is not None and not DNS_RESOLVER_FORMAT.fullmatch(self.DNS_RESOLVER):
+            raise ConfigError(f"DNS_RESOLVER must be host:port (an IP address and a port), not {self.DNS_RESOLVER!r}")
+        if not 1 <= self.DNS_TIMEOUT_SECONDS <= 60:
+            raise ConfigError("DNS_TIMEOUT_SECONDS must be between 1 and 60")
         for position, key in enumerate(self.encryption_keys, start=1):
             if not is_fernet_key(key):
                 # The position, never the value: this message reaches logs.

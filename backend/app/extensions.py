@@ -13,6 +13,7 @@ from limits import parse as parse_limit
 
 from app import errors
 from app.config import Settings
+from app.federation.dns import TxtResolver
 from app.federation.http import GuardedFetcher
 from app.federation.metadata import UpstreamMetadata
 from app.models.base import Base
@@ -133,6 +134,11 @@ def field_cipher() -> FieldCipher:
 def upstream_fetcher() -> GuardedFetcher:
     """The SSRF-guarded fetcher of upstream identity providers' URLs."""
     return current_app.extensions["gatehouse.upstream_fetcher"]
+
+
+def dns_resolver() -> TxtResolver:
+    """The resolver of organizations' domain-verification TXT records (DNS_RESOLVER)."""
+    return current_app.extensions["gatehouse.dns"]
 
 
 def upstream_metadata() -> UpstreamMetadata:

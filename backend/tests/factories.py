@@ -17,8 +17,8 @@ from joserfc import jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import (ApiKey, Membership, OAuthClient, Organization, RefreshToken, Role, SessionKind, User,
-                        UserSession)
+from app.models import (ApiKey, IdentityProvider, Membership, OAuthClient, Organization, OrganizationDomain,
+                        RefreshToken, Role, SessionKind, User, UserSession)
 from app.models.base import utcnow
 from app.security import api_keys as key_format
 from app.security.passwords import hash_password
@@ -147,6 +147,18 @@ def create_role(session: Session, organization: Organization, name: str, permiss
     session.add(role)
     session.commit()
     return role
+
+
+def verified_domain(session: Session, organization: Organization, domain: str,
+                    connection: IdentityProvider | None = None, *, auto_redirect: bool = False,
+                    enforce_sso: bool = False) -> OrganizationDomain:
+    """`domain`, verified by `organization` and routed to `connection`, committed."""
+    claimed = OrganizationDomain(organization_id=organization.id, domain=domain, verification_token=new_token(),
+                                 verified_at=utcnow(), identity_provider_id=connection.id if connection else None,
+                                 auto_redirect=auto_redirect, enforce_sso=enforce_sso)
+    session.add(claimed)
+    session.commit()
+    return claimed
 
 
 def session_token(user: User) -> str:

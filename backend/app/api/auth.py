@@ -23,7 +23,8 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 @documented(summary="Create an account", tag="auth", body=RegisterIn, response=UserOut, status=201,
             errors=(403, 409, 429),
             description="Emails the address a verification link (EMAIL_VERIFICATION_TTL_SECONDS, 48 hours). "
-                        "403 when REGISTRATION_OPEN is false (invitation-only deployments).")
+                        "403 when REGISTRATION_OPEN is false (invitation-only deployments), or when the address's "
+                        "verified domain enforces single sign-on (enforce_sso).")
 @limiter.limit(lambda: current_settings().RATELIMIT_REGISTER)
 def register():
     data = load_body(RegisterIn())
@@ -90,7 +91,10 @@ def resend_verification():
 
 @bp.post("/login")
 @documented(summary="Sign in with email and password; returns a session token", tag="auth", body=LoginIn,
-            response=IssuedSessionOut, errors=(401, 403, 423, 429))
+            response=IssuedSessionOut, errors=(401, 403, 423, 429),
+            description="403 when the account is suspended, or when the address's verified domain enforces single "
+                        "sign-on (enforce_sso; the message names SSO, whatever the password), except for platform "
+                        "administrators.")
 # One budget per client IP shared with the HTML sign-in form (web/pages.py).
 @limiter.shared_limit(lambda: current_settings().RATELIMIT_LOGIN, scope="login")
 def login():

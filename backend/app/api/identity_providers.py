@@ -31,6 +31,10 @@ KINDS_DESCRIPTION = (
     "returned; register callback_url as the redirect URI at the provider.")
 
 
+ENFORCING_DESCRIPTION = (" 409 when a domain enforces single sign-on through the connection (enforce_sso) and it "
+                         "would be disabled or deleted.")
+
+
 def provider_out(**kwargs) -> IdentityProviderOut:
     return IdentityProviderOut(issuer=current_settings().ISSUER, **kwargs)
 
@@ -71,8 +75,8 @@ def get_provider(provider_id: uuid.UUID):
 
 @bp.patch("/<uuid:provider_id>")
 @documented(summary="Change some of an identity provider's settings", tag="identity-providers",
-            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404),
-            description=KINDS_DESCRIPTION)
+            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404, 409),
+            description=KINDS_DESCRIPTION + ENFORCING_DESCRIPTION)
 @require_platform_admin
 def update_provider(provider_id: uuid.UUID):
     data = load_body(IdentityProviderUpdateIn())
@@ -86,7 +90,8 @@ def update_provider(provider_id: uuid.UUID):
 @bp.delete("/<uuid:provider_id>")
 @documented(summary="Delete an identity provider and unlink every identity linked through it",
             tag="identity-providers", errors=(403, 404, 409),
-            description="Refused with 409 while an account can sign in only through this provider.")
+            description="Refused with 409 while an account can sign in only through this provider." +
+                        ENFORCING_DESCRIPTION)
 @require_platform_admin
 def delete_provider(provider_id: uuid.UUID):
     identity_providers.delete_provider(db.session, actor=current_actor(),

@@ -16,7 +16,7 @@ from flask import Blueprint
 from app.api.context import (allow_api_key, current_access, current_actor, load_body, load_query,
                              require_org_permission)
 from app.api.envelope import created, ok, page
-from app.api.identity_providers import KINDS_DESCRIPTION, provider_out, upstream_checks
+from app.api.identity_providers import ENFORCING_DESCRIPTION, KINDS_DESCRIPTION, provider_out, upstream_checks
 from app.api.openapi import documented
 from app.extensions import db, field_cipher
 from app.schemas.identity_providers import (IdentityProviderIn, IdentityProviderListIn, IdentityProviderOut,
@@ -69,7 +69,8 @@ def get_connection(org_id: str, provider_id: uuid.UUID):
 
 @bp.patch("/<uuid:provider_id>")
 @documented(summary="Change some of the organization's connection's settings", tag=TAG,
-            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404), description=_ORG_KINDS)
+            body=IdentityProviderUpdateIn, response=IdentityProviderOut, errors=(403, 404, 409),
+            description=_ORG_KINDS + ENFORCING_DESCRIPTION)
 @require_org_permission("connections:write")
 @allow_api_key(ORGANIZATIONS_WRITE)
 def update_connection(org_id: str, provider_id: uuid.UUID):
@@ -83,7 +84,8 @@ def update_connection(org_id: str, provider_id: uuid.UUID):
 
 @bp.delete("/<uuid:provider_id>")
 @documented(summary="Delete the organization's connection and unlink every identity linked through it", tag=TAG,
-            errors=(403, 404, 409), description="Refused with 409 while an account can sign in only through it.")
+            errors=(403, 404, 409),
+            description="Refused with 409 while an account can sign in only through it." + ENFORCING_DESCRIPTION)
 @require_org_permission("connections:write")
 @allow_api_key(ORGANIZATIONS_WRITE)
 def delete_connection(org_id: str, provider_id: uuid.UUID):

@@ -6,6 +6,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import OAuthClient, TokenEndpointAuthMethod
 from app.models.consent import Consent
+from app.models.domain import OrganizationDomain
 from app.models.federation import (ExternalIdentity, FederationState, IdentityProvider, ProviderKind,
                                    SAMLAssertionUse)
 from app.models.login_throttle import LoginThrottle
@@ -16,5 +17,6 @@ from app.models.user import User, UserStatus
 
 __all__ = ["AccountToken", "AccountTokenPurpose", "ApiKey", "AuditEvent", "AuthorizationCode", "Base", "Consent", "ExternalIdentity", "FederationState",
            "IdentityProvider", "Invitation", "InvitationStatus", "LoginThrottle", "Membership", "OAuthClient",
-           "Organization", "ProviderKind", "RefreshToken", "RevokedToken", "Role", "SAMLAssertionUse",
+           "Organization", "OrganizationDomain", "ProviderKind", "RefreshToken", "RevokedToken", "Role",
+           "SAMLAssertionUse",
            "SessionEndReason", "SessionKind", "TokenEndpointAuthMethod", "User", "UserSession", "UserStatus"]

@@ -18,8 +18,9 @@ PERMISSIONS: dict[str, str] = {
     "roles:write": "Create, change and delete custom roles.",
     "clients:read": "See the organization's OAuth clients.",
     "clients:write": "Register, change, delete OAuth clients and rotate their secrets.",
-    "connections:read": "See the organization's single sign-on connections (identity providers).",
-    "connections:write": "Connect, change and delete the organization's single sign-on identity providers.",
+    "connections:read": "See the organization's single sign-on connections (identity providers) and domains.",
+    "connections:write": "Connect, change and delete the organization's single sign-on identity providers; "
+                         "claim, verify and route its domains and enforce single sign-on.",
     "audit:read": "Read the organization's audit trail.",
 }
 ALL_PERMISSIONS = frozenset(PERMISSIONS)

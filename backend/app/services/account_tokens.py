@@ -22,7 +22,7 @@ from app.models import AccountToken, AccountTokenPurpose, SessionEndReason, User
 from app.models.base import utcnow
 from app.security import passwords
 from app.security.tokens import hash_token, new_token
-from app.services import audit, grants, mail, sessions, users
+from app.services import audit, domains, grants, mail, sessions, users
 from app.services.actor import Actor
 from app.stores.denylist import TokenDenylist
 
@@ -198,10 +198,13 @@ def sign_up(db: Session, *, actor: Actor, email: str, password: str, name: str, 
 
     Raises:
         RegistrationClosed: REGISTRATION_OPEN is false.
+        SSORequired: the email's domain enforces single sign-on (domains.sign_in_refusal).
         ValidationFailed, Conflict: as users.create_user.
     """
     if not settings.REGISTRATION_OPEN:
         raise errors.RegistrationClosed()
+    if sso_required := domains.sign_in_refusal(db, email=email, user=None):
+        raise sso_required
     user = users.register_user(db, actor=actor, email=email, password=password, name=name,
                                bcrypt_rounds=settings.BCRYPT_ROUNDS)
     send_verification(db, user=user, settings=settings)

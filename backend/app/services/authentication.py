@@ -12,7 +12,7 @@ from app.config import Settings
 from app.models import SessionEndReason, SessionKind, User
 from app.models.base import utcnow
 from app.security import passwords
-from app.services import audit, login_throttle, sessions, users
+from app.services import audit, domains, login_throttle, sessions, users
 from app.services.actor import Actor
 
 
@@ -42,6 +42,8 @@ def login(db: Session, *, actor: Actor, email: str, password: str, settings: Set
         AccountLocked: too many failures for this email from this address (this one included).
         SignInThrottled: too many failures for this email from everywhere.
         AccountSuspended: the password was right but the account is suspended.
+        SSORequired: the email's domain enforces single sign-on (domains.sign_in_refusal), whatever the
+            password; not counted as a failed password.
     """
     now = now or utcnow()
     user = users.get_user_by_email(db, email)
@@ -50,6 +52,9 @@ def login(db: Session, *, actor: Actor, email: str, password: str, settings: Set
     stored_hash = user.password_hash if user is not None else None
     checked_hash = stored_hash or passwords.dummy_hash(settings.BCRYPT_ROUNDS)
     password_matches = passwords.verify_password(password, checked_hash) and stored_hash is not None
+    if sso_required := domains.sign_in_refusal(db, email=email, user=user):
+        _record_failure(db, actor, user, "sso_required")
+        raise sso_required
     if refusal := login_throttle.refusal(db, keys=keys, now=now):
         _record_failure(db, actor, user, "locked" if isinstance(refusal, errors.AccountLocked) else "throttled")
         raise refusal

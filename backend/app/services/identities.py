@@ -32,7 +32,7 @@ from app.models import ExternalIdentity, FederationState, IdentityProvider, Sess
 from app.models.base import utcnow
 from app.models.federation import MembershipSettings
 from app.security.tokens import hash_token, new_token
-from app.services import audit, authentication, memberships, sessions, users
+from app.services import audit, authentication, domains, memberships, sessions, users
 from app.services.actor import Actor
 from app.services.organizations import find_organization
 
@@ -200,6 +200,8 @@ def _session_through(db: Session, *, actor: Actor, user: User, provider: Identit
                      now: datetime) -> sessions.IssuedSession:
     if not user.is_active:
         raise errors.FederationFailed("suspended", errors.AccountSuspended.message)
+    if provider.organization_id is None and (sso_required := domains.sign_in_refusal(db, email=user.email, user=user)):
+        raise errors.FederationFailed("sso_required", sso_required.message)
     issued = authentication.sign_in(db, actor=actor, user=user, settings=settings, kind=SessionKind.BROWSER,
                                     previous_session_id=previous_session_id, now=now,
                                     details={"method": "federation", "provider_id": str(provider.id)})
@@ -240,9 +242,12 @@ def complete_sign_in(db: Session, *, actor: Actor, provider: IdentityProvider, i
     """Sign in the person the upstream vouched for (see the module docstring for the rules).
 
     Raises:
-        FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email).
+        FederationFailed: the account is suspended; no account and sign-up is not allowed (or no email);
+            an organization's connection asserted an email outside the organization's verified domains.
     """
     now = now or utcnow()
+    if provider.organization_id is not None:
+        domains.require_assertable_email(db, provider=provider, email=identity.email)
     linked = db.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == provider.id,
                                                       ExternalIdentity.subject == identity.subject))
     if linked is not None:

@@ -46,7 +46,7 @@ from app import errors
 from app.models import ExternalIdentity, IdentityProvider, ProviderKind, User
 from app.models.federation import KIND_SETTINGS, MembershipSettings
 from app.security.crypto import FieldCipher
-from app.services import audit
+from app.services import audit, domains
 from app.services.actor import Actor
 from app.services.pagination import paginate
 
@@ -396,11 +396,14 @@ def update_provider(db: Session, *, actor: Actor, cipher: FieldCipher, upstream:
 
     Raises:
         ValidationFailed: the result breaks a rule, or a field belongs to another kind; details per field.
+        Conflict: disabling a connection a domain enforces single sign-on through.
         TypeError: a field that cannot be updated (kind, organization_id) was passed.
     """
     unknown = set(changes) - UPDATABLE_FIELDS - set(KIND_FIELDS) - set(SAML_METADATA_SOURCES)
     if unknown:
         raise TypeError(f"update_provider() cannot change: {', '.join(sorted(unknown))}")
+    if changes.get("enabled") is False:
+        domains.require_not_enforcing_through(db, provider=provider)
     kind = ProviderKind(provider.kind)
     changes = _read_saml_metadata(kind, changes, upstream)
     kind_changes = {field: value for field, value in changes.items() if field in KIND_FIELDS}
@@ -443,8 +446,10 @@ def delete_provider(db: Session, *, actor: Actor, provider: IdentityProvider) ->
     signs in through it again. Accounts themselves stay.
 
     Raises:
-        Conflict: some account would be left with no way to sign in (no password, no other identity).
+        Conflict: some account would be left with no way to sign in (no password, no other identity), or
+            a domain enforces single sign-on through it.
     """
+    domains.require_not_enforcing_through(db, provider=provider)
     other = aliased(ExternalIdentity)
     stranded = db.scalar(select(func.count()).select_from(ExternalIdentity).join(User).where(
         ExternalIdentity.provider_id == provider.id, User.password_hash.is_(None),

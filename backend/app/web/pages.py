@@ -1,4 +1,11 @@
-"""HTML pages: sign-in. Server-rendered, no JavaScript, CSRF-protected forms."""
+"""HTML pages: sign-in. Server-rendered, no JavaScript, CSRF-protected forms.
+
+Sign-in is identifier-first: the page asks for the email; when its domain is verified and routed with
+auto_redirect (home-realm discovery), the browser goes on to that connection, otherwise the page asks for
+the password. The answer depends on the email's domain only, never on whether an account has it. A form
+posting the email and the password together signs in at once (no step skipped for anyone but the person
+who already knows they have a password).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from app.errors import AppError
 from app.extensions import csrf, current_settings, db, limiter
 from app.models import SessionKind
 from app.request_context import request_actor
-from app.services import authentication, identities
+from app.services import authentication, domains, identities
 from app.services.sessions import IssuedSession
 from app.services.invitations import ACCEPT_PATH as INVITATION_PATH
 from app.security.browser_session import FRESH_LOGIN_KEY, current_browser_session, set_session_cookie
@@ -33,15 +40,37 @@ def safe_next(target: str | None) -> str | None:
 
 @bp.get("/login")
 def login_form():
-    return login_page(safe_next(request.args.get("next")), email=request.args.get("login_hint", ""))
+    next_url = safe_next(request.args.get("next"))
+    # OIDC Core §3.1.2.1 login_hint (passed on by /oauth2/authorize): the email, identified already.
+    hint = request.args.get("login_hint", "").strip()
+    return _identified(next_url, hint) if hint else login_page(next_url)
+
+
+def _identified(next_url: str | None, email: str) -> Response:
+    """Home-realm discovery: on to the connection the email's domain routes to, or the password step."""
+    connection = domains.routed_connection(db.session, email)
+    if connection is not None:
+        # 303: after the email step's POST, the browser GETs the connection's start (RFC 9110 §15.4.4).
+        return redirect(url_for("federation.start", provider_id=connection.id, next=next_url), code=303)
+    return login_page(next_url, email=email)
+
+
+def _identifying() -> bool:
+    """The first step's form: the email alone, no password."""
+    return "password" not in request.form
 
 
 @bp.post("/login")
-@limiter.shared_limit(lambda: current_settings().RATELIMIT_LOGIN, scope="login")
+# Only password checks spend the budget: the first step reads the email's domain, nothing about accounts.
+@limiter.shared_limit(lambda: current_settings().RATELIMIT_LOGIN, scope="login", exempt_when=_identifying)
 def login():
     csrf.protect()
     next_url = safe_next(request.form.get("next"))
     email = request.form.get("email", "")
+    if _identifying():
+        if not email.strip():
+            return login_page(next_url, error="Enter your email address.", status=422)
+        return _identified(next_url, email.strip())
     previous = current_browser_session()
     try:
         issued = authentication.login(db.session, actor=request_actor(), email=email,
@@ -71,7 +100,8 @@ def signed_in_response(issued: IssuedSession, next_url: str | None) -> Response:
 
 def login_page(next_url: str | None, *, email: str = "", error: str | None = None, status: int = 200,
                headers: dict[str, str] | None = None) -> Response:
-    """The sign-in page, with a button per enabled platform identity provider."""
+    """The sign-in page, with a button per enabled platform identity provider: its first step (the email)
+    without `email`, its password step with it."""
     return Response(render_template("login.html", next=next_url, email=email, error=error,
                                     providers=identities.enabled_platform_providers(db.session),
                                     registration_open=current_settings().REGISTRATION_OPEN),

@@ -11,7 +11,7 @@ For each operation on organization A:
   exactly like an unknown organization, and learn nothing about A;
 - members of A whose role (member, a custom role, admin) lacks the permission the operation
   needs (REQUIRED_PERMISSIONS, written down here, not read from the code) get 403;
-- A's owner naming B's sub-resources (member, role, invitation, client) under A's
+- A's owner naming B's sub-resources (member, role, invitation, client, connection, domain) under A's
   path gets 404;
 and none of these refused requests changes a row.
 """
@@ -28,7 +28,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import IdentityProvider, Invitation, Membership, OAuthClient, Organization, Role, User
+from app.models import (IdentityProvider, Invitation, Membership, OAuthClient, Organization, OrganizationDomain, Role,
+                        User)
 from app.models.base import utcnow
 from app.security.tokens import hash_token, new_token
 from app.services import organizations
@@ -76,6 +77,12 @@ REQUIRED_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", f"{ORG_PREFIX}/identity-providers/<provider_id>"): "connections:read",
     ("PATCH", f"{ORG_PREFIX}/identity-providers/<provider_id>"): "connections:write",
     ("DELETE", f"{ORG_PREFIX}/identity-providers/<provider_id>"): "connections:write",
+    ("GET", f"{ORG_PREFIX}/domains"): "connections:read",
+    ("POST", f"{ORG_PREFIX}/domains"): "connections:write",
+    ("GET", f"{ORG_PREFIX}/domains/<domain_id>"): "connections:read",
+    ("PATCH", f"{ORG_PREFIX}/domains/<domain_id>"): "connections:write",
+    ("POST", f"{ORG_PREFIX}/domains/<domain_id>/verify"): "connections:write",
+    ("DELETE", f"{ORG_PREFIX}/domains/<domain_id>"): "connections:write",
 }
 # Operations whose guard lets every member through because the service decides (self-service).
 SELF_SERVICE_GUARDS = {("DELETE", f"{ORG_PREFIX}/members/<user_id>"): "org:read"}
@@ -100,6 +107,10 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
                                                    "idp_entity_id": SAML_IDP.entity_id, "idp_sso_url": SAML_IDP.sso_url,
                                                    "idp_certificates": [SAML_IDP.certificate_pem]},
     ("PATCH", f"{ORG_PREFIX}/identity-providers/<provider_id>"): {"name": "Renamed SSO"},
+    ("POST", f"{ORG_PREFIX}/domains"): {"domain": "newly-claimed.example"},
+    ("PATCH", f"{ORG_PREFIX}/domains/<domain_id>"): {"auto_redirect": True},
+    # The tenants' domains are verified: verify answers them without DNS.
+    ("POST", f"{ORG_PREFIX}/domains/<domain_id>/verify"): None,
 }
 
 
@@ -117,6 +128,8 @@ class Tenant:
     invitation: Invitation
     client: OAuthClient
     connection: IdentityProvider
+    # Verified, routed to `connection`.
+    domain: OrganizationDomain
 
 
 def _tenant(db_session: Session, slug: str) -> Tenant:
@@ -140,8 +153,14 @@ def _tenant(db_session: Session, slug: str) -> Tenant:
                                   client_id=f"{slug}-client", scopes=["openid"],
                                   settings={"issuer": f"https://sso.{slug}.example", "discovery_url": None})
     db_session.add(connection)
+    db_session.flush()
+    domain = OrganizationDomain(organization_id=organization.id, domain=f"{slug}.example",
+                                verification_token=new_token(), verified_at=utcnow(),
+                                identity_provider_id=connection.id)
+    db_session.add(domain)
     db_session.commit()
-    return Tenant(organization, owner, admin, member, target, support, custom_role, invitation, client, connection)
+    return Tenant(organization, owner, admin, member, target, support, custom_role, invitation, client, connection,
+                  domain)
 
 
 @pytest.fixture
@@ -161,6 +180,7 @@ def _path(operation: Operation, tenant: Tenant, resources: Tenant | None = None)
         "invitation_id": str(resources.invitation.id),
         "client_id": resources.client.client_id,
         "provider_id": str(resources.connection.id),
+        "domain_id": str(resources.domain.id),
     }
     unknown = set(rule_variables(operation.rule)) - values.keys()
     assert not unknown, f"no sample value for {unknown} in {operation.rule}: add one here"
@@ -171,7 +191,7 @@ def _snapshot(db_session: Session) -> dict[str, list[tuple]]:
     """Every row an organization endpoint could change (the audit trail may record refusals)."""
     db_session.expire_all()
     snapshot = {}
-    for model in (Organization, Role, Membership, Invitation, OAuthClient, User, IdentityProvider):
+    for model in (Organization, Role, Membership, Invitation, OAuthClient, User, IdentityProvider, OrganizationDomain):
         rows = db_session.scalars(select(model).order_by(model.id)).all()
         columns = [c.key for c in model.__table__.columns]
         snapshot[model.__tablename__] = [tuple(getattr(row, c) for c in columns) for row in rows]
@@ -219,7 +239,8 @@ def test_outsiders_get_404_and_learn_nothing(api, tenants, db_session, operation
     loner = factories.UserFactory(email="loner@example.com")
     before = _snapshot(db_session)
     secrets = {str(alpha.organization.id), alpha.organization.slug, alpha.organization.name, alpha.member.email,
-               alpha.client.client_id, alpha.client.name, str(alpha.connection.id), alpha.connection.name}
+               alpha.client.client_id, alpha.client.name, str(alpha.connection.id), alpha.connection.name,
+               str(alpha.domain.id), alpha.domain.domain}
     for outsider in (loner, bravo.owner, bravo.admin, bravo.member):
         response = _call(api, operation, _path(operation, alpha), factories.session_token(outsider))
         assert response.status == 404, (outsider.email, response.body)

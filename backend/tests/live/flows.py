@@ -67,7 +67,7 @@ def authorize(http: requests.Session, authorize_url: str, *, email: str, passwor
         assert len(forms) == 1, f"{response.url}: expected one form, got {forms!r}\n{response.text[:500]}"
         form = forms[0]
         data = dict(form.fields)
-        if "password" in data:  # the sign-in page
+        if "email" in data:  # the sign-in page: its first step takes the email and the password together
             data.update(email=email, password=password)
         else:  # the consent page: press the Allow or Deny button
             assert decision in form.buttons, f"{response.url}: no {decision!r} button in {form.buttons!r}"

@@ -83,8 +83,11 @@ def start(provider: Provider, client: LiveClient) -> Authorization:
 
 
 def sign_in(page: Page, user: LiveUser, password: str | None = None) -> None:
+    """Identifier-first: the email, Continue, then the password (the page after an error asks for both)."""
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("Email").fill(user.email)
+    if not page.get_by_label("Password", exact=True).is_visible():
+        page.get_by_role("button", name="Continue").click()
     page.get_by_label("Password", exact=True).fill(password or user.password)
     page.get_by_role("button", name="Sign in").click()
 
@@ -183,9 +186,9 @@ def test_session_cookie_is_httponly_and_samesite_lax(page: Page, browser: Browse
 
 def test_keyboard_only_sign_in_and_consent(page: Page, provider: Provider, web_client: LiveClient,
                                            live_user: LiveUser):
-    """WCAG 2.1 SC 2.1.1 (Keyboard) and 2.4.3 (Focus Order): with the keyboard alone, Tab goes email ->
-    password -> Sign in, and the consent page is answered with Enter; the flow ends at the client with a
-    code (RFC 6749 §4.1.2)."""
+    """WCAG 2.1 SC 2.1.1 (Keyboard) and 2.4.3 (Focus Order): with the keyboard alone, the email then Enter
+    (identifier-first), then the password, Tab to Sign in, and the consent page is answered with Enter;
+    the flow ends at the client with a code (RFC 6749 §4.1.2)."""
     auth = start(provider, web_client)
     page.goto(auth.url)
     email, password = page.get_by_label("Email"), page.get_by_label("Password", exact=True)
@@ -197,8 +200,8 @@ def test_keyboard_only_sign_in_and_consent(page: Page, provider: Provider, web_c
     page.keyboard.press("Tab")
     expect(email).to_be_focused()
     page.keyboard.type(live_user.email)
-    page.keyboard.press("Tab")
-    expect(password).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(password).to_be_focused()  # autofocus on the password step
     page.keyboard.type(live_user.password)
     page.keyboard.press("Tab")
     expect(sign_in_button).to_be_focused()

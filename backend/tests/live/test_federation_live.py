@@ -28,10 +28,11 @@ from app.extensions import field_cipher
 from app.models import ExternalIdentity, IdentityProvider, User
 from app.services import clients, users
 from app.services.actor import Actor
-from tests.live.conftest import LiveClient, _commit, _engine, second_gatehouse
+from tests.live.conftest import LiveClient, LiveUser, _commit, _engine, second_gatehouse
 from tests.live.flows import authorize
 from tests.live.relying_party import Provider, discover, verify_id_token
-from tests.live.test_browser import browser, page, playwright, start, wait_for_callback  # noqa: F401 (fixtures)
+from tests.live.test_browser import (browser, page, playwright, sign_in, start,  # noqa: F401 (fixtures)
+                                     wait_for_callback)
 
 CORP_EMAIL = "pat@corp.example"
 CORP_PASSWORD = "corporate horse battery staple"
@@ -41,6 +42,8 @@ CORP_PASSWORD = "corporate horse battery staple"
 class Corporate:
     issuer: str
     provider_id: str
+    # The corporate Gatehouse itself, to add people to.
+    app: Flask
 
 
 @pytest.fixture
@@ -75,7 +78,7 @@ def corporate(tmp_path: Path, app: Flask, live_server: str) -> Iterator[Corporat
             with app.app_context():
                 provider.client_secret_ciphertext = field_cipher().encrypt(corp_client.client_secret)
         _commit(app, register_client)
-        yield Corporate(issuer=issuer, provider_id=provider_id)
+        yield Corporate(issuer=issuer, provider_id=provider_id, app=corp_app)
 
 
 def federated_accounts(app: Flask) -> list[tuple[str, str | None, str]]:
@@ -95,10 +98,7 @@ def test_browser_signs_in_through_the_corporate_gatehouse(page: Page, app: Flask
     page.get_by_role("link", name="Sign in with Corp").click()
 
     page.wait_for_url(lambda url: url.startswith(corporate.issuer + "/login"))
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Email").fill(CORP_EMAIL)
-    page.get_by_label("Password", exact=True).fill(CORP_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, LiveUser(id="", email=CORP_EMAIL, password=CORP_PASSWORD, name=""))
 
     expect(page.get_by_role("heading", name="Live Web App wants to access your account")).to_be_visible()
     assert page.url.startswith(live_server + "/oauth2/authorize?")

@@ -24,7 +24,9 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent, Membership, Organization, Role, User
+from app.models import AuditEvent, Membership, Organization, OrganizationDomain, Role, User
+from app.models.base import utcnow
+from app.security.tokens import new_token
 from app.services import clients, organizations, users
 from app.services.actor import Actor
 from tests.live.conftest import LiveClient, _commit, _engine, second_gatehouse
@@ -75,6 +77,10 @@ def acme_connection(tmp_path: Path, app: Flask, live_server: str) -> Iterator[Ac
         admin.email_verified = True
         acme = organizations.create_organization(session, actor=Actor(user=admin), name="Acme", slug="acme")
         session.add(Role(organization_id=acme.id, name="engineer", description="", permissions=["members:read"]))
+        # Verified beforehand (tests/api/test_organization_domains.py verifies over DNS): acme's connection
+        # may assert only addresses in acme's verified domains.
+        session.add(OrganizationDomain(organization_id=acme.id, domain="acme.example", verification_token=new_token(),
+                                       verified_at=utcnow()))
         return str(acme.id)
     organization_id = _commit(app, add_acme)
     login = requests.post(f"{live_server}/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})

@@ -494,11 +494,14 @@ def test_html_pages_cannot_be_framed(browser, user, web_client, pkce):
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], name
 
 
-def test_login_page_labels_every_input(browser):
-    """WCAG 2.1 SC 1.3.1 / 3.3.2 (used by OIDC Core §3.1.2.3's sign-in page): each visible input has a label."""
-    page = parse_page(browser.login_page())
+@pytest.mark.parametrize(("query", "inputs"), [({}, {"email"}), ({"login_hint": "someone@example.com"},
+                                                                  {"email", "password"})])
+def test_login_page_labels_every_input(browser, query, inputs):
+    """WCAG 2.1 SC 1.3.1 / 3.3.2 (used by OIDC Core §3.1.2.3's sign-in page): each visible input has a label,
+    on the first step (the email) and the password step."""
+    page = parse_page(browser.login_page(**query))
     visible = [i for i in page.form.inputs if i.get("type") != "hidden"]
-    assert {i["name"] for i in visible} == {"email", "password"}
+    assert {i["name"] for i in visible} == inputs
     for element in visible:
         assert element.get("id") and element["id"] in page.labels_for, element
 

@@ -36,6 +36,8 @@ def acme(db_session):
     owner = factories.UserFactory(email="owner@acme.example")
     organization = factories.create_organization(db_session, owner=owner, slug="acme")
     factories.create_role(db_session, organization, "engineer", ["members:read", "clients:read", "audit:read"])
+    # Its connections may assert only addresses in its verified domains (issue 14 §2).
+    factories.verified_domain(db_session, organization, "acme.example")
     return organization
 
 

@@ -387,6 +387,9 @@ def acme(db_session):
     owner = factories.UserFactory(email="owner@acme.example")
     organization = factories.create_organization(db_session, owner=owner, slug="acme")
     factories.create_role(db_session, organization, "engineer", ["members:read", "clients:read", "audit:read"])
+    # Its connections may assert only addresses in domains it verified.
+    for domain in ("corp.example", "acme.example"):
+        factories.verified_domain(db_session, organization, domain)
     return organization
 
 
