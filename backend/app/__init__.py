@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         WTF_CSRF_CHECK_DEFAULT=False,
         # Flask-WTF's HTTPS check demands a same-origin Referer, which our pages never send
-        # (Referrer-Policy: no-referrer, below): every form POST over https would be a 400.
+        # (Referrer-Policy: no-referrer, security/headers.py): every form POST over https would be a 400.
         # The CSRF token, bound to the SameSite=Lax session cookie, is the protection.
         WTF_CSRF_SSL_STRICT=False,
         # OPTIONS is answered only where CORS applies (oauth/cors.py declares it on its routes); elsewhere
