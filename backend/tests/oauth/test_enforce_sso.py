@@ -43,7 +43,7 @@ def test_api_login_is_refused_naming_sso_whatever_the_password(api, ada, db_sess
     assert response.body["message"].startswith(SSO_MESSAGE)
     assert sessions(db_session) == 0
     [event] = audit_events(db_session, "auth.login")
-    assert event.result == "failure" and event.details == {"reason": "sso_required"}
+    assert event.result == "failure" and event.details == {"method": "password", "reason": "sso_required"}
 
 
 def test_api_login_of_an_unknown_address_in_the_domain_is_refused_the_same(api, acme):
