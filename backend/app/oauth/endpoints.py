@@ -174,10 +174,10 @@ def authorize():
         if "none" in prompts:
             return _authorization_error(LoginRequiredError(redirect_uri=grant.redirect_uri, state=state))
         # idp_hint=<provider id>: straight to that provider; an unknown or disabled one shows the page.
-        # Otherwise organization=<slug or id>: straight to that organization's connection when it has
-        # exactly one enabled (identities.sole_organization_connection).
+        # Otherwise organization=<slug or id>: straight to the connection that organization enforces, or
+        # its only enabled one (identities.organization_connection).
         hinted = identities.enabled_platform_provider(db.session, request.values.get("idp_hint")) or \
-            identities.sole_organization_connection(db.session, request.values.get("organization"))
+            identities.organization_connection(db.session, request.values.get("organization"))
         if hinted is not None:
             return redirect(url_for("federation.start", provider_id=hinted.id, next=_authorize_url()))
         return redirect(url_for("web.login", next=_authorize_url(), login_hint=request.values.get("login_hint")))

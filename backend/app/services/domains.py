@@ -288,6 +288,14 @@ def verified_domain(db: Session, email: str) -> OrganizationDomain | None:
                                                       OrganizationDomain.verified_at.is_not(None)))
 
 
+def enforced_connections(db: Session, *, organization_id: uuid.UUID) -> list[IdentityProvider]:
+    """The enabled connections the organization's verified domains enforce single sign-on through."""
+    return list(db.scalars(select(IdentityProvider).distinct().join(
+        OrganizationDomain, OrganizationDomain.identity_provider_id == IdentityProvider.id).where(
+        OrganizationDomain.organization_id == organization_id, OrganizationDomain.verified_at.is_not(None),
+        OrganizationDomain.enforce_sso.is_(True), IdentityProvider.enabled.is_(True))))
+
+
 def routed_connection(db: Session, email: str) -> IdentityProvider | None:
     """The enabled connection a verified domain with auto_redirect sends this address to (home-realm
     discovery), or None. Depends on the domain only, never on whether an account has the address."""

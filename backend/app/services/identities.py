@@ -106,13 +106,17 @@ def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) 
     return provider if provider is not None and provider.organization_id is None else None
 
 
-def sole_organization_connection(db: Session, organization: str | None) -> IdentityProvider | None:
+def organization_connection(db: Session, organization: str | None) -> IdentityProvider | None:
     """The connection an authorization request's `organization=<slug or id>` sends a person to sign in
-    with: the organization's only enabled connection of its own; None when the organization is unknown,
-    or has none or several (then the sign-in page is shown)."""
+    with (issue 14 §2): the one its verified domains enforce single sign-on through; without one, its only
+    enabled connection of its own. None when the organization is unknown, enforces several, or has no or
+    several connections and enforces none (then the sign-in page is shown, identifier first)."""
     found = find_organization(db, organization) if organization else None
     if found is None:
         return None
+    enforced = domains.enforced_connections(db, organization_id=found.id)
+    if enforced:
+        return enforced[0] if len(enforced) == 1 else None
     connections = list(db.scalars(select(IdentityProvider).where(
         IdentityProvider.organization_id == found.id, IdentityProvider.enabled.is_(True)).limit(2)))
     return connections[0] if len(connections) == 1 else None

@@ -261,6 +261,17 @@ def test_organization_parameter_shows_the_sign_in_page_otherwise(browser, make_p
     assert response.status_code == 302 and response.location.startswith("/login?"), response.location
 
 
+def test_organization_parameter_goes_to_the_connection_its_domain_enforces(acme_sso, web_client, make_provider,
+                                                                          acme, db_session):
+    """Issue 14 §2: organization=<slug> sends the person to the organization's enforced connection, even
+    beside others."""
+    make_provider(organization_id=acme.id, name="Entra")
+    factories.verified_domain(db_session, acme, "acme.test", acme_sso.provider, enforce_sso=True)
+    response = acme_sso.browser.authorize(authorization_params(web_client, pkce=make_pkce(), organization="acme"))
+    assert response.status_code == 302
+    assert response.location.startswith(f"/federation/{acme_sso.provider.id}/start?"), response.location
+
+
 def test_organization_parameter_with_prompt_none_is_login_required(acme_sso, web_client):
     params = authorization_params(web_client, pkce=make_pkce(), organization="acme", prompt="none")
     response = acme_sso.browser.authorize(params)
@@ -275,14 +286,18 @@ def test_a_signed_in_person_is_not_sent_to_the_connection(signed_in, web_client,
 
 # --- the services, directly ---------------------------------------------------------------------------
 
-def test_sole_organization_connection(db_session, make_provider, acme):
-    assert identities.sole_organization_connection(db_session, "acme") is None
+def test_organization_connection(db_session, make_provider, acme):
+    assert identities.organization_connection(db_session, "acme") is None
     connection = make_provider(organization_id=acme.id)
     make_provider()  # platform-wide: not the organization's
-    assert identities.sole_organization_connection(db_session, "acme") == connection
-    assert identities.sole_organization_connection(db_session, None) is None
-    make_provider(organization_id=acme.id, name="Second")
-    assert identities.sole_organization_connection(db_session, "acme") is None
+    assert identities.organization_connection(db_session, "acme") == connection
+    assert identities.organization_connection(db_session, None) is None
+    second = make_provider(organization_id=acme.id, name="Second")
+    assert identities.organization_connection(db_session, "acme") is None
+    factories.verified_domain(db_session, acme, "acme.test", second, enforce_sso=True)
+    assert identities.organization_connection(db_session, "acme") == second
+    factories.verified_domain(db_session, acme, "acme.dev", connection, enforce_sso=True)
+    assert identities.organization_connection(db_session, "acme") is None  # enforces two: the page decides
 
 
 def test_choose_organization_of_an_sso_session(db_session, make_provider, acme, web_client, user):
