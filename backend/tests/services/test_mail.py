@@ -3,11 +3,13 @@ mail queued in a transaction going out only when it commits."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import smtplib
 import ssl
 import stat
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import policy
@@ -90,12 +92,10 @@ def test_build_email_with_line_break_in_subject_raises():
         mail.build_email(message(subject="Hello\r\nBcc: victim@example.com"), SENDER)
 
 
-@pytest.mark.parametrize(("overrides", "kind"), [
-    ({}, mail.FileOutbox),
-    ({"MAIL_BACKEND": "smtp", "SMTP_HOST": "smtp.example.com"}, mail.SMTPMailer),
-], ids=["file", "smtp"])
-def test_mailer_from_settings_picks_the_backend(overrides, kind):
-    assert isinstance(mail.mailer_from_settings(Settings(**overrides)), kind)
+def test_mailer_from_settings_picks_the_backend():
+    assert isinstance(mail.mailer_from_settings(Settings()), mail.FileOutbox)
+    smtp = mail.mailer_from_settings(Settings(MAIL_BACKEND="smtp", SMTP_HOST="smtp.example.com"))
+    assert isinstance(smtp, mail.BackgroundMailer) and isinstance(smtp.mailer, mail.SMTPMailer)
 
 
 # --- SMTP, against a real server on 127.0.0.1 --------------------------------------------------
@@ -171,9 +171,9 @@ def smtp_server(handler):
     """Start an SMTP server on a free port with the given options; stopped after the test."""
     started = []
 
-    def start(**options) -> int:
+    def start(with_handler: RecordingHandler | None = None, **options) -> int:
         port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+        controller = Controller(with_handler or handler, hostname="127.0.0.1", port=port, **options)
         controller.start()
         started.append(controller)
         return port
@@ -247,9 +247,73 @@ def test_mailer_from_settings_sends_through_configured_smtp_server(smtp_server, 
     settings = Settings(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False,
                         MAIL_FROM=SENDER)
 
-    mail.mailer_from_settings(settings).send(message())
+    mailer = mail.mailer_from_settings(settings)
+    mailer.send(message())
+
+    assert mailer.flush(timeout=10)
+    assert [rcpt for _, rcpt, _ in handler.received] == [["alice@example.com"]]
+
+
+@dataclass
+class HeldHandler(RecordingHandler):
+    """Holds every message at DATA until the test lets it through: an SMTP server as slow as it likes."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 10)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_background_mailer_hands_over_without_waiting_for_the_server(smtp_server):
+    """Issue 15 §1: a request that emails someone does not wait for SMTP, so its timing says nothing."""
+    held = HeldHandler()
+    port = smtp_server(with_handler=held)
+    mailer = mail.BackgroundMailer(mail.SMTPMailer(host="127.0.0.1", port=port, sender=SENDER, starttls=False))
+
+    mailer.send(message())
+
+    assert not mailer.flush(timeout=0.2) and held.received == []  # handed over, not delivered yet
+    held.release.set()
+    assert mailer.flush(timeout=10)
+    assert [rcpt for _, rcpt, _ in held.received] == [["alice@example.com"]]
+
+
+def test_background_mailer_logs_a_failure_without_the_body_and_delivers_the_rest(smtp_server, handler, caplog):
+    port = smtp_server()
+    mailer = mail.BackgroundMailer(mail.SMTPMailer(host="127.0.0.1", port=port, sender=SENDER, starttls=False))
+
+    with caplog.at_level(logging.ERROR, logger="app.services.mail"):
+        mailer.send(message(to=UNKNOWN_RECIPIENT, subject="Refused"))
+        mailer.send(message())
+        assert mailer.flush(timeout=10)
 
     assert [rcpt for _, rcpt, _ in handler.received] == [["alice@example.com"]]
+    assert "mail not sent (Refused)" in caplog.text and SECRET_BODY not in caplog.text
+
+
+class TestForgotPasswordOverSMTP:
+    """The forgot-password answer for an address with an account is given before the SMTP server has the
+    message: the same timing class as for an unknown address (issue 15 §1, "Done when")."""
+
+    @pytest.fixture
+    def held(self) -> HeldHandler:
+        return HeldHandler()
+
+    @pytest.fixture
+    def settings(self, database_url, smtp_server, held):
+        port = smtp_server(with_handler=held)
+        return make_settings(database_url, MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port,
+                             SMTP_STARTTLS=False, MAIL_FROM=SENDER)
+
+    def test_known_address_is_answered_before_the_mail_is_delivered(self, api, app, user, held):
+        response = api.post("/api/v1/auth/password/forgot", json={"email": user.email})
+
+        assert response.status == 202 and held.received == []
+        held.release.set()
+        assert app.extensions["gatehouse.mailer"].flush(timeout=10)
+        [(_, recipients, _)] = held.received
+        assert recipients == [user.email]
 
 
 # --- queued until the transaction commits --------------------------------------------------------
