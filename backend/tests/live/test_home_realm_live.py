@@ -20,7 +20,7 @@ from app.services import organizations, users
 from app.services.actor import Actor
 from tests.live.conftest import LiveClient, LiveUser, _commit
 from tests.live.flows import forms_of
-from tests.live.relying_party import Provider, discover, verify_id_token
+from tests.live.relying_party import Provider, discover, verify_access_token, verify_id_token
 from tests.live.test_browser import (browser, page, playwright, sign_in, start,  # noqa: F401 (fixtures)
                                      wait_for_callback)
 from tests.live.test_federation_live import Corporate, corporate  # noqa: F401 (a fixture)
@@ -29,8 +29,9 @@ ADA = LiveUser(id="", email="ada@acme.test", password="ada's corporate passphras
 SSO_MESSAGE = "Your organization requires single sign-on (SSO) for this email address"
 
 
-def _acme_routes_its_domain_to(app: Flask, corporate: Corporate) -> None:  # noqa: F811
-    def build(session: Session) -> None:
+def _acme_routes_its_domain_to(app: Flask, corporate: Corporate) -> str:  # noqa: F811
+    """Acme's id: its verified domain acme.test routes to, and enforces, the corporate connection."""
+    def build(session: Session) -> str:
         owner = users.create_user(session, email="owner@acme.test", password=None, name="Owner", bcrypt_rounds=4)
         acme = organizations.create_organization(session, actor=Actor(user=owner), name="Acme", slug="acme")
         connection = session.get(IdentityProvider, uuid.UUID(corporate.provider_id))
@@ -39,17 +40,20 @@ def _acme_routes_its_domain_to(app: Flask, corporate: Corporate) -> None:  # noq
         session.add(OrganizationDomain(organization_id=acme.id, domain="acme.test", verification_token="t",
                                        verified_at=utcnow(), identity_provider_id=connection.id,
                                        auto_redirect=True, enforce_sso=True))
-    _commit(app, build)
+        session.flush()
+        return str(acme.id)
+    acme_id = _commit(app, build)
 
     def add_ada(session: Session) -> None:
         person = users.create_user(session, email=ADA.email, password=ADA.password, name=ADA.name, bcrypt_rounds=4)
         person.email_verified = True
     _commit(corporate.app, add_ada)
+    return acme_id
 
 
 def test_typing_an_acme_address_signs_in_at_acmes_idp_and_a_password_is_refused(
         page: Page, app: Flask, live_server: str, web_client: LiveClient, corporate: Corporate):  # noqa: F811
-    _acme_routes_its_domain_to(app, corporate)
+    acme_id = _acme_routes_its_domain_to(app, corporate)
     provider: Provider = discover(live_server)
     auth = start(provider, web_client)
     page.goto(auth.url)
@@ -71,6 +75,10 @@ def test_typing_an_acme_address_signs_in_at_acmes_idp_and_a_password_is_refused(
     claims = verify_id_token(provider, token["id_token"], client_id=web_client.client_id, nonce=auth.nonce,
                              access_token=token["access_token"])
     assert claims["email"] == ADA.email and claims["idp"] == corporate.provider_id
+    # Back a member of acme (just in time), and the relying party sees acme without asking for it.
+    access = verify_access_token(provider, token["access_token"], client_id=web_client.client_id)
+    for issued in (claims, access):
+        assert (issued["org_id"], issued["org_slug"], issued["org_roles"]) == (acme_id, "acme", ["member"])
 
     # The same person, with a password on their account, is refused it: by the API and by the page.
     def give_a_password(session: Session) -> None:
