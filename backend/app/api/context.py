@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, Callable
 
@@ -18,6 +20,17 @@ from app.security import api_keys as key_format
 from app.services import access_tokens, api_keys, organizations, sessions
 from app.services.actor import Actor
 from app.services.organizations import Access
+
+
+@contextmanager
+def failed_password_checks_kept() -> Iterator[None]:
+    """Around a service that checks the account's password first: a wrong one's failure count and audit
+    event are committed before the error propagates (nothing else is written before the check)."""
+    try:
+        yield
+    except (errors.AccountLocked, errors.InvalidCredentials):
+        db.session.commit()
+        raise
 
 
 def load_body(schema: Schema) -> dict[str, Any]:

@@ -6,10 +6,10 @@ import uuid
 
 from flask import Blueprint
 
-from app.api.context import allow_api_key, current_actor, current_user, load_body, require_session
+from app.api.context import (allow_api_key, current_actor, current_user, failed_password_checks_kept, load_body,
+                             require_session)
 from app.api.envelope import created, no_store, ok
 from app.api.openapi import documented
-from app.errors import AccountLocked, InvalidCredentials
 from app.extensions import account_mail_limits, current_settings, db
 from app.schemas.api_keys import ApiKeyIn, ApiKeyOut, IssuedApiKeyOut
 from app.schemas.sessions import SessionsEndedOut
@@ -46,12 +46,9 @@ def update_me():
 @require_session
 def delete_me():
     data = load_body(AccountDeleteIn())
-    try:
+    with failed_password_checks_kept():
         users.delete_account(db.session, actor=current_actor(), user=current_user(), settings=current_settings(),
                              **data)
-    except (AccountLocked, InvalidCredentials):
-        db.session.commit()  # the wrong password's failure count is kept (nothing else is written before)
-        raise
     db.session.commit()
     return ok(message="Account deleted.")
 
@@ -62,12 +59,9 @@ def delete_me():
 @require_session
 def change_password():
     data = load_body(PasswordChangeIn())
-    try:
+    with failed_password_checks_kept():
         ended = users.change_password(db.session, actor=current_actor(), user=current_user(),
                                       settings=current_settings(), **data)
-    except (AccountLocked, InvalidCredentials):
-        db.session.commit()  # the wrong password's failure count is kept (nothing else is written before)
-        raise
     db.session.commit()
     return ok({"sessions_ended": ended}, message="Password changed.")
 
@@ -128,12 +122,9 @@ def list_api_keys():
 @require_session
 def create_api_key():
     data = load_body(ApiKeyIn())
-    try:
+    with failed_password_checks_kept():
         issued = api_keys.create_key(db.session, actor=current_actor(), user=current_user(),
                                      settings=current_settings(), **data)
-    except (AccountLocked, InvalidCredentials):
-        db.session.commit()  # the wrong password's failure count is kept (nothing else is written before)
-        raise
     db.session.commit()
     return no_store(created(IssuedApiKeyOut().dump(issued), message="API key created. Store it now: it is not "
                                                                     "shown again."))

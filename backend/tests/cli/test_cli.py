@@ -22,21 +22,6 @@ from tests import factories
 PASSWORD = "Lantern-Hedgehog-Orbit-2291"
 
 
-@pytest.fixture
-def run(app, db_session):
-    """Invoke a `flask` command with the test app; the test's own transaction is closed first
-    (on SQLite it would hold the write lock the command needs)."""
-    runner = app.test_cli_runner()
-
-    def invoke(*args: str):
-        db_session.commit()
-        result = runner.invoke(args=list(args))
-        db_session.expire_all()
-        return result
-
-    return invoke
-
-
 def _users(db_session) -> list[User]:
     return list(db_session.scalars(select(User)))
 

@@ -13,19 +13,6 @@ from tests import factories
 
 
 @pytest.fixture
-def run(app, db_session):
-    runner = app.test_cli_runner()
-
-    def invoke(*args: str):
-        db_session.commit()
-        result = runner.invoke(args=list(args))
-        db_session.expire_all()
-        return result
-
-    return invoke
-
-
-@pytest.fixture
 def grace(db_session):
     return factories.UserFactory(email="grace@example.com", name="Grace Hopper")
 
