@@ -32,7 +32,7 @@ from app.models.base import utcnow
 from app.security.tokens import new_token
 from app.services import audit
 from app.services.actor import Actor
-from app.services.organizations import Access, lock_access, require_permission
+from app.services.organizations import Access, lock_access, require_in_organization, require_permission
 from app.services.pagination import paginate
 
 
@@ -71,10 +71,8 @@ def email_domain(email: str) -> str:
 
 
 def _require_domain(db: Session, access: Access, domain_id: uuid.UUID) -> OrganizationDomain:
-    domain = db.get(OrganizationDomain, domain_id)
-    if domain is None or domain.organization_id != access.organization.id:
-        raise errors.NotFound("Domain not found.")
-    return domain
+    return require_in_organization(db, OrganizationDomain, organization_id=access.organization.id, row_id=domain_id,
+                                   not_found="Domain not found.")
 
 
 def _record(db: Session, actor: Actor, domain: OrganizationDomain, action: str, *, result: str = "success",
@@ -162,10 +160,11 @@ def update_domain(db: Session, *, actor: Actor, access: Access, domain_id: uuid.
     domain = _require_domain(db, access, domain_id)
     provider_id = changes.get("identity_provider_id")
     if provider_id is not None:
-        provider = db.get(IdentityProvider, provider_id)
-        if provider is None or provider.organization_id != access.organization.id:
-            raise errors.ValidationFailed(details={"identity_provider_id": ["No such connection in this "
-                                                                            "organization."]})
+        try:
+            require_in_organization(db, IdentityProvider, organization_id=access.organization.id, row_id=provider_id,
+                                    not_found="No such connection in this organization.")
+        except errors.NotFound as missing:
+            raise errors.ValidationFailed(details={"identity_provider_id": [missing.message]}) from None
     for name, value in changes.items():
         setattr(domain, name, value)
     if conflict := _routing_conflict(db, domain):

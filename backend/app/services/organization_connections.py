@@ -23,7 +23,7 @@ from app.security.crypto import FieldCipher
 from app.services import identity_providers
 from app.services.actor import Actor
 from app.services.identity_providers import MULTI_TENANT, UpstreamChecks
-from app.services.organizations import Access, lock_access, require_permission
+from app.services.organizations import Access, lock_access, require_in_organization, require_permission
 from app.services.pagination import paginate
 
 ORGANIZATION_KINDS = frozenset({ProviderKind.SAML, ProviderKind.OIDC, ProviderKind.MICROSOFT})
@@ -64,10 +64,8 @@ def list_connections(db: Session, *, access: Access, page: int, per_page: int) -
 
 
 def _require_connection(db: Session, access: Access, provider_id: uuid.UUID) -> IdentityProvider:
-    provider = db.get(IdentityProvider, provider_id)
-    if provider is None or provider.organization_id != access.organization.id:
-        raise errors.NotFound("Identity provider not found.")
-    return provider
+    return require_in_organization(db, IdentityProvider, organization_id=access.organization.id, row_id=provider_id,
+                                   not_found="Identity provider not found.")
 
 
 def get_connection(db: Session, *, access: Access, provider_id: uuid.UUID) -> IdentityProvider:

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from app import errors
 from app.config import CLOCK_SKEW_MARGIN, MAX_CLIENT_ACCESS_TOKEN_LIFETIME
-from app.models import Invitation, Membership, OAuthClient, Organization, Role, User
+from app.models import (IdentityProvider, Invitation, Membership, OAuthClient, Organization, OrganizationDomain, Role,
+                        User)
 from app.models.organization import INVITATION_TTL_HOURS_DEFAULT, INVITATION_TTL_HOURS_MAX, SLUG
 from app.models.base import as_uuid
 from app.services import audit, clients, revocations
@@ -106,7 +107,7 @@ def invitation_ttl_hours(organization: Organization) -> int:
 
 
 # Rows that belong to one organization and are named by their own id.
-OrganizationRow = TypeVar("OrganizationRow", Role, Invitation)
+OrganizationRow = TypeVar("OrganizationRow", Role, Invitation, IdentityProvider, OrganizationDomain)
 
 
 def get_organization(db: Session, organization_id: object) -> Organization | None:
