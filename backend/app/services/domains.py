@@ -289,10 +289,12 @@ def verified_domain(db: Session, email: str) -> OrganizationDomain | None:
 
 def enforced_connections(db: Session, *, organization_id: uuid.UUID) -> list[IdentityProvider]:
     """The enabled connections the organization's verified domains enforce single sign-on through."""
-    return list(db.scalars(select(IdentityProvider).distinct().join(
-        OrganizationDomain, OrganizationDomain.identity_provider_id == IdentityProvider.id).where(
+    # IN, not a DISTINCT join: PostgreSQL cannot compare the providers' json columns.
+    enforcing = select(OrganizationDomain.identity_provider_id).where(
         OrganizationDomain.organization_id == organization_id, OrganizationDomain.verified_at.is_not(None),
-        OrganizationDomain.enforce_sso.is_(True), IdentityProvider.enabled.is_(True))))
+        OrganizationDomain.enforce_sso.is_(True))
+    return list(db.scalars(select(IdentityProvider).where(IdentityProvider.id.in_(enforcing),
+                                                          IdentityProvider.enabled.is_(True))))
 
 
 def routed_connection(db: Session, email: str) -> IdentityProvider | None:
