@@ -182,6 +182,8 @@ def test_create_invitation_when_mail_server_is_down_keeps_invitation(api_with_ma
 
     assert response.status == 201
     assert db_session.get(Invitation, uuid.UUID(response.data["id"])) is not None
+    # SMTP delivery runs on the mail thread, after the answer: wait for its attempt.
+    assert api_with_mail_server_down.client.application.extensions["gatehouse.mailer"].flush(timeout=10)
     assert "mail not sent (Invitation to join Acme Corp on Gatehouse): ConnectionRefusedError" in caplog.text
     assert "token=" not in caplog.text
 
