@@ -9,7 +9,7 @@ kills every unused reset and email-change link, and an email change kills every 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -133,13 +133,20 @@ def request_password_reset(db: Session, *, actor: Actor, email: str, settings: S
                        target_type="user", target_id=user.id)
 
 
+def _mail_link(db: Session, *, user: User, purpose: AccountTokenPurpose, seconds: int, issuer: str, path: str,
+               message: Callable[..., mail.Message], now: datetime | None) -> None:
+    """Issue a `purpose` link of `user` to `path`, good for `seconds` (earlier unused ones die), and queue
+    `message` carrying it."""
+    now = now or utcnow()
+    lifetime = timedelta(seconds=seconds)
+    token = _issue_link(db, user=user, purpose=purpose, lifetime=lifetime, now=now)
+    mail.queue(db, message(user=user, link=link_url(issuer, path, token), expires_at=now + lifetime))
+
+
 def send_reset_link(db: Session, *, user: User, settings: Settings, now: datetime | None = None) -> None:
     """Email `user` a password-reset link (earlier unused ones die); nobody else ever sees its token."""
-    now = now or utcnow()
-    lifetime = timedelta(seconds=settings.PASSWORD_RESET_TTL_SECONDS)
-    token = _issue_link(db, user=user, purpose=AccountTokenPurpose.PASSWORD_RESET, lifetime=lifetime, now=now)
-    mail.queue(db, _reset_message(user=user, link=link_url(settings.ISSUER, RESET_PATH, token),
-                                  expires_at=now + lifetime))
+    _mail_link(db, user=user, purpose=AccountTokenPurpose.PASSWORD_RESET, seconds=settings.PASSWORD_RESET_TTL_SECONDS,
+               issuer=settings.ISSUER, path=RESET_PATH, message=_reset_message, now=now)
 
 
 def reset_password(db: Session, *, actor: Actor, token: str, new_password: str, settings: Settings,
@@ -186,11 +193,9 @@ def _verification_message(*, user: User, link: str, expires_at: datetime) -> mai
 
 def send_verification(db: Session, *, user: User, settings: Settings, now: datetime | None = None) -> None:
     """Email `user` a link that verifies their address (earlier unused ones die)."""
-    now = now or utcnow()
-    lifetime = timedelta(seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS)
-    token = _issue_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_VERIFICATION, lifetime=lifetime, now=now)
-    mail.queue(db, _verification_message(user=user, link=link_url(settings.ISSUER, VERIFY_PATH, token),
-                                         expires_at=now + lifetime))
+    _mail_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_VERIFICATION,
+               seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS, issuer=settings.ISSUER, path=VERIFY_PATH,
+               message=_verification_message, now=now)
 
 
 def sign_up(db: Session, *, actor: Actor, email: str, password: str, name: str, settings: Settings) -> User:
