@@ -199,6 +199,22 @@ def consume_saml_request(db: Session, *, provider: IdentityProvider, relay_state
     return PendingSAMLRequest(request_id=pending.saml_request_id or "", next_url=pending.next_url)
 
 
+def answered_saml_request(db: Session, *, provider: IdentityProvider,
+                          relay_state: str | None) -> PendingSAMLRequest | None:
+    """The pending AuthnRequest a response to the ACS answers (removed: consume_saml_request), or None for an
+    unsolicited (IdP-initiated) response, which only a connection with allow_idp_initiated accepts.
+
+    Raises:
+        FederationFailed: an unknown or expired RelayState; an unsolicited response the connection refuses.
+    """
+    if relay_state:
+        return consume_saml_request(db, provider=provider, relay_state=relay_state)
+    if not provider.kind_settings.allow_idp_initiated:  # type: ignore[attr-defined]
+        raise errors.FederationFailed("saml_unsolicited", "Sign in from this site, not from the identity "
+                                                          "provider's portal.")
+    return None
+
+
 def _session_through(db: Session, *, actor: Actor, user: User, provider: IdentityProvider,
                      identity: VerifiedIdentity, settings: Settings, previous_session_id: uuid.UUID | None,
                      now: datetime) -> sessions.IssuedSession:

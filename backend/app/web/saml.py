@@ -52,12 +52,8 @@ def acs(provider_id: str):
     relay_state = request.form.get("RelayState")
     pending = None
     try:
-        if relay_state:
-            pending = identities.consume_saml_request(db.session, provider=provider, relay_state=relay_state)
-            db.session.commit()  # spent whatever the response turns out to be
-        elif not provider.kind_settings.allow_idp_initiated:  # type: ignore[attr-defined]
-            raise errors.FederationFailed("saml_unsolicited", "Sign in from this site, not from the identity "
-                                                              "provider's portal.")
+        pending = identities.answered_saml_request(db.session, provider=provider, relay_state=relay_state)
+        db.session.commit()  # the request is spent whatever the response turns out to be
         now = utcnow()
         assertion = saml_connection(provider).finish(request.form.get("SAMLResponse", ""),
                                                      request_id=pending.request_id if pending else None, now=now)
