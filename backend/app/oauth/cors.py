@@ -28,8 +28,9 @@ def with_cors(view: Callable) -> Callable:
     No credentials: these endpoints use bearer tokens or client authentication, never cookies."""
     @wraps(view)
     def wrapper(*args, **kwargs):
-        origin = request.environ.get("HTTP_ORIGIN")
-        if request.method == "OPTIONS":
+        environ = request.environ
+        origin = environ.get("HTTP_ORIGIN")
+        if environ["REQUEST_METHOD"] == "OPTIONS":
             response = Response(status=204)
             if origin and _allowed(origin):
                 # The route's own methods (Fetch Standard §3.2.3): GET for JWKS, POST for token and revocation.
