@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_security_headers(app, hsts=settings.is_production)
     init_request_input(app)
     _register_blueprints(app)
+    _refuse_limits_without_their_hook(app)
     _register_cli(app)
     _wrap_wsgi(app, settings)
     return app
@@ -119,6 +120,19 @@ def _init_without_request_hooks(app: Flask, init: Callable[[Flask], None]) -> No
     for registry, kept in zip(hooks, before):
         registry.clear()
         registry.update(kept)
+
+
+def _refuse_limits_without_their_hook(app: Flask) -> None:
+    """Default, application-wide and blueprint limits are applied only by the Flask-Limiter hook that
+    _init_without_request_hooks removes: declared, they would silently limit nothing. Refuse to start
+    instead; a limit belongs on its route (a decorator checks it per request)."""
+    manager = limiter.limit_manager
+    unapplied = [*(f"default {limit.limit}" for limit in manager.default_limits),
+                 *(f"application {limit.limit}" for limit in manager.application_limits),
+                 *(f"blueprint {name}: {limit.limit}" for name in app.blueprints
+                   for limit in manager.blueprint_limits(app, name))]
+    if unapplied:
+        raise RuntimeError(f"rate limits that no hook applies (declare them on routes): {', '.join(unapplied)}")
 
 
 def _init_keys(app: Flask, settings: Settings) -> None:

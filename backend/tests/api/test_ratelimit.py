@@ -138,3 +138,54 @@ class TestBehindOneTrustedProxy:
         attempt_login(api, headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=self.PROXY)
 
         assert db_session.scalar(select(AuditEvent.ip)) == "203.0.113.5"
+
+
+# --- limits no hook would apply ------------------------------------------------------------------
+# create_app removes Flask-Limiter's per-request hook (app._init_without_request_hooks): only a route's
+# own decorator applies its limit. A limit declared for a whole blueprint, as a default or for the
+# whole application would limit nothing, so the app refuses to start with one.
+
+
+@pytest.fixture
+def limit_manager(monkeypatch):
+    """The shared limiter's declarations, restored after the test."""
+    from app.extensions import limiter
+
+    manager = limiter.limit_manager
+    for name in ("_blueprint_limits", "_default_limits", "_application_limits"):
+        monkeypatch.setattr(manager, name, type(getattr(manager, name))(getattr(manager, name)))
+    return limiter
+
+
+def test_app_with_a_blueprint_limit_refuses_to_start_naming_it(limit_manager, settings):
+    from app import create_app
+    from app.oauth.endpoints import bp
+
+    limit_manager.limit("5 per minute")(bp)
+
+    with pytest.raises(RuntimeError, match="blueprint oauth: 5 per 1 minute"):
+        create_app(settings)
+
+
+@pytest.mark.parametrize("kind", ["default", "application"])
+def test_app_with_a_default_or_application_limit_refuses_to_start_naming_it(limit_manager, settings, kind):
+    from flask_limiter import ApplicationLimit, Limit
+
+    from app import create_app
+
+    manager = limit_manager.limit_manager
+    if kind == "default":
+        manager.set_default_limits([Limit("7 per hour").bind(limit_manager)])
+    else:
+        manager.set_application_limits([ApplicationLimit("7 per hour").bind(limit_manager)])
+
+    with pytest.raises(RuntimeError, match=f"{kind} 7 per 1 hour"):
+        create_app(settings)
+
+
+def test_app_as_declared_starts_with_every_limit_on_its_route(app):
+    from app.extensions import limiter
+
+    manager = limiter.limit_manager
+    assert manager.default_limits == [] and manager.application_limits == []
+    assert all(manager.blueprint_limits(app, name) == [] for name in app.blueprints)
