@@ -94,6 +94,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     organization_id: uuid.UUID | None = None
     # Likewise: the identity provider the user signed in through, if any (the ID token's idp claim).
     identity_provider_id: uuid.UUID | None = None
+    # What validating this grant's authorization request answered (validate_authorization_request).
+    _validated_redirect_uri: str | None = None
 
     def generate_authorization_code(self) -> str:
         return grant_store.new_authorization_code()
@@ -119,6 +121,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         pass
 
     def validate_authorization_request(self) -> str:
+        # Authlib validates a request twice on the same grant (get_consent_grant, then
+        # create_authorization_response, which the authorization endpoint hands this grant): the
+        # request and its user are the same both times, so the second time is the first's answer.
+        if self._validated_redirect_uri is None:
+            self._validated_redirect_uri = self._validate_authorization_request()
+        return self._validated_redirect_uri
+
+    def _validate_authorization_request(self) -> str:
         redirect_uri = super().validate_authorization_request()
         try:
             # RFC 6749 §3.1: no parameter more than once. Validation so far read the first value of each,
@@ -324,13 +334,7 @@ class GatehouseOpenIDCode(OpenIDCode):
 
     def exists_nonce(self, nonce: str, request) -> bool:
         # A nonce is single-use per client: a repeat is a replay (OIDC Core §3.1.2.1).
-        # Authlib validates an authorization request twice (get_consent_grant, then
-        # create_authorization_response), on the same request object: ask the database once.
-        checked = request.__dict__.setdefault("_gatehouse_nonces_checked", {})
-        key = (request.payload.client_id, nonce)
-        if key not in checked:
-            checked[key] = grant_store.nonce_used(db.session, client_id=key[0], nonce=nonce)
-        return checked[key]
+        return grant_store.nonce_used(db.session, client_id=request.payload.client_id, nonce=nonce)
 
     def get_client_algorithm(self, client: OAuthClient) -> str:
         return client.id_token_signed_response_alg or "RS256"

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import AuthorizationCode, Consent, OAuthClient, UserSession
+from app.extensions import db
 from app.models.base import utcnow
 from app.services import authentication
+from tests.conftest import count_sql
 from tests.factories import DEFAULT_PASSWORD
 from tests.oauth.helpers import (
     ISSUER,
@@ -167,6 +169,23 @@ def test_success_redirect_carries_code_state_and_iss(authorize, web_client, db_s
     assert redirect.params["state"] == "a b&c=d/é"
     assert redirect.params["iss"] == ISSUER
     assert count(db_session, AuthorizationCode) == 1
+
+
+def test_the_authorization_request_is_validated_once_per_request(app, authorize, web_client):
+    """Authlib validates an authorization request when the endpoint asks for consent and again when it
+    answers; the grant keeps the first answer: the client is read once and the request's nonce (OIDC
+    Core §3.1.2.1, a replay check against the stored codes) looked up once (the client cache is off in
+    tests, so every validation reads the client's row)."""
+    authorize(web_client)  # consent given: the next request is answered at once
+    with app.app_context():
+        engine = db.engine
+    with count_sql(engine) as statements:
+        authorize(web_client, consent=None, nonce="asked-once")
+    selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+
+    nonce_lookups = [s for s in selects if "authorization_codes.nonce" in s]
+    client_reads = [s for s in selects if "FROM oauth_clients" in s and s not in nonce_lookups]
+    assert (len(client_reads), len(nonce_lookups)) == (1, 1)
 
 
 def test_without_state_no_state_is_returned(authorize, web_client):
