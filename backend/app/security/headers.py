@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, g
 
-from app.security.request_id import HEADER as REQUEST_ID_HEADER, current_request_id
+from app.security.request_id import HEADER as REQUEST_ID_HEADER, request_id_of
 
 # RFC 6797 §6.1: a year, subdomains included (TLS ends at the proxy; the browser stays on https).
 HSTS = "max-age=31556926; includeSubDomains"
@@ -59,7 +59,7 @@ class AnswerResponse(Response):
             self.headers["Content-Security-Policy"] = PAGE_CSP.format(nonce=f" 'nonce-{nonce}'" if nonce else "")
         app_iter, status, headers = super().get_wsgi_response(environ)
         headers += EVERY_ANSWER if page else DOCUMENT_HEADERS
-        headers.append((REQUEST_ID_HEADER, current_request_id() or ""))
+        headers.append((REQUEST_ID_HEADER, request_id_of(environ)))
         if self.send_hsts and (environ["wsgi.url_scheme"] == "https"
                                or environ.get("HTTP_X_FORWARDED_PROTO") == "https"):
             headers.append(("Strict-Transport-Security", HSTS))

@@ -6,9 +6,11 @@ import logging
 import random
 import re
 
-from flask import g, has_request_context, request
+from flask import has_request_context, request
 
 HEADER = "X-Request-ID"
+# Where a request keeps its id: its WSGI environ, which the response class reads without a context lookup.
+ENVIRON_KEY = "gatehouse.request_id"
 # An incoming id is echoed only if it is a plain token: no spaces, no control
 # characters, nothing that could forge a log line or a header.
 _WELL_FORMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
@@ -18,10 +20,14 @@ def current_request_id() -> str | None:
     """The id of the request being handled (made on first use), or None outside a request."""
     if not has_request_context():
         return None
-    state = g._get_current_object()  # one lookup of the context, not one per use of `g`
-    request_id = getattr(state, "request_id", None)
+    return request_id_of(request.environ)
+
+
+def request_id_of(environ: dict) -> str:
+    """The id of the request whose WSGI environ this is, made on first use and kept in it."""
+    request_id = environ.get(ENVIRON_KEY)
     if request_id is None:
-        request_id = state.request_id = request_id_from(request.environ.get("HTTP_X_REQUEST_ID", ""))
+        request_id = environ[ENVIRON_KEY] = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
     return request_id
 
 
