@@ -68,12 +68,13 @@ def update_user(user_id: uuid.UUID):
 
 @bp.delete("/users/<uuid:user_id>")
 @documented(summary="Delete an account, as self-deletion does", tag="admin", errors=(403, 404, 409),
-            description="The account leaves its organizations and its sessions go; audit events stay with it "
+            description="The account leaves its organizations, its sessions go and its tokens are revoked; audit "
+                        "events stay with it "
                         "anonymised. 409 when it is the only owner of an organization (details list them), and "
                         + SELF_AND_LAST_ADMIN)
 @require_platform_admin
 def delete_user(user_id: uuid.UUID):
-    platform_admin.delete_user(db.session, actor=current_actor(), user_id=user_id)
+    platform_admin.delete_user(db.session, actor=current_actor(), user_id=user_id, denylist=token_denylist())
     db.session.commit()
     return ok(message="Account deleted.")
 

@@ -10,7 +10,7 @@ from app.api.context import (allow_api_key, current_actor, current_user, failed_
                              require_session)
 from app.api.envelope import created, no_store, ok
 from app.api.openapi import documented
-from app.extensions import account_mail_limits, current_settings, db
+from app.extensions import account_mail_limits, current_settings, db, token_denylist
 from app.schemas.api_keys import ApiKeyIn, ApiKeyOut, IssuedApiKeyOut
 from app.schemas.sessions import SessionsEndedOut
 from app.schemas.users import (AccountDeleteIn, AccountEmailIn, ExternalIdentityOut, PasswordChangeIn, UserOut,
@@ -42,13 +42,14 @@ def update_me():
 @bp.delete("/me")
 @documented(summary="Delete the current user's account (requires the password)", tag="users",
             body=AccountDeleteIn, errors=(409, 423, 429),
-            description="Removes the user and their sessions; audit events stay with the actor anonymised.")
+            description="Removes the user and their sessions, revokes their refresh tokens and denies their live "
+                        "access tokens; audit events stay with the actor anonymised.")
 @require_session
 def delete_me():
     data = load_body(AccountDeleteIn())
     with failed_password_checks_kept():
         users.delete_account(db.session, actor=current_actor(), user=current_user(), settings=current_settings(),
-                             **data)
+                             denylist=token_denylist(), **data)
     db.session.commit()
     return ok(message="Account deleted.")
 

@@ -203,7 +203,7 @@ def send_password_reset(db: Session, *, actor: Actor, user_id: object, settings:
     return user
 
 
-def delete_user(db: Session, *, actor: Actor, user_id: object) -> uuid.UUID:
+def delete_user(db: Session, *, actor: Actor, user_id: object, denylist: TokenDenylist) -> uuid.UUID:
     """Delete the account as self-deletion does (services.users.remove_account).
 
     Raises:
@@ -214,7 +214,7 @@ def delete_user(db: Session, *, actor: Actor, user_id: object) -> uuid.UUID:
     user = require_user(db, user_id)
     _require_not_self(actor, user, "delete your own account here; use DELETE /api/v1/users/me")
     _require_another_admin(db, user)
-    return users.remove_account(db, actor=actor, user=user)
+    return users.remove_account(db, actor=actor, user=user, denylist=denylist)
 
 
 def _require_not_self(actor: Actor, user: User, what: str) -> None:

@@ -14,8 +14,9 @@ from app.models import Membership, User, UserSession
 from app.models.base import as_uuid, utcnow
 from app.models.session import SessionEndReason
 from app.security import passwords
-from app.services import account_tokens, audit, login_throttle, organizations, sessions
+from app.services import account_tokens, audit, grants, login_throttle, organizations, sessions
 from app.services.actor import Actor
+from app.stores.denylist import TokenDenylist
 
 
 def normalize_email(email: str) -> str:
@@ -134,7 +135,8 @@ def change_password(db: Session, *, actor: Actor, user: User, current_password: 
     return ended
 
 
-def delete_account(db: Session, *, actor: Actor, user: User, password: str, settings: Settings) -> uuid.UUID:
+def delete_account(db: Session, *, actor: Actor, user: User, password: str, settings: Settings,
+                   denylist: TokenDenylist) -> uuid.UUID:
     """Delete the user and their personal data; audit events stay, anonymised.
 
     The user leaves every organization: each records membership.removed, and the
@@ -145,19 +147,23 @@ def delete_account(db: Session, *, actor: Actor, user: User, password: str, sett
         Conflict: the user is the only owner of an organization; details list their slugs.
     """
     require_current_password(db, actor=actor, user=user, password=password, settings=settings)
-    return remove_account(db, actor=actor, user=user)
+    return remove_account(db, actor=actor, user=user, denylist=denylist)
 
 
-def remove_account(db: Session, *, actor: Actor, user: User) -> uuid.UUID:
+def remove_account(db: Session, *, actor: Actor, user: User, denylist: TokenDenylist) -> uuid.UUID:
     """Delete the user as delete_account does, once whoever asked is entitled to (the user with
-    their password, or a platform administrator).
+    their password, or a platform administrator). What the account was issued is revoked first, as a
+    suspension revokes it: its refresh tokens go with it, and its live access tokens are denied until
+    they expire (the rows that name them go with the account, so later nothing could find them).
 
     Raises:
         Conflict: the user is the only owner of an organization; details list their slugs.
     """
     user_id = user.id
     _leave_organizations(db, actor=actor, user_id=user_id)
-    audit.record_event(db, actor=actor, action="user.deleted", target_type="user", target_id=user_id)
+    revoked = grants.revoke_user_grants(db, user_id=user_id, denylist=denylist)
+    audit.record_event(db, actor=actor, action="user.deleted", target_type="user", target_id=user_id,
+                       details={"refresh_tokens_revoked": revoked})
     db.flush()  # write the event before its actor reference is cleared
     audit.anonymise_actor(db, user_id=user_id)
     db.execute(delete(UserSession).where(UserSession.user_id == user_id))

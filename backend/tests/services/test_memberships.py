@@ -366,7 +366,7 @@ def test_deleting_the_sole_owner_account_is_refused_with_the_slugs(db_session, o
 
     with pytest.raises(errors.Conflict) as err:
         users.delete_account(db_session, actor=Actor(user=owner), user=owner, password=DEFAULT_PASSWORD,
-                             settings=settings)
+                             settings=settings, denylist=MemoryDenylist())
 
     assert sorted(err.value.details["organizations"]) == ["acme", "solo"]
     db_session.rollback()
@@ -379,7 +379,7 @@ def test_deleting_an_account_records_leaving_each_organization(db_session, org, 
     factories.add_member(db_session, other, member, "admin")
 
     users.delete_account(db_session, actor=Actor(user=member), user=member, password=DEFAULT_PASSWORD,
-                         settings=settings)
+                         settings=settings, denylist=MemoryDenylist())
     db_session.commit()
 
     assert db_session.scalar(select(func.count()).select_from(Membership).where(Membership.user_id == member.id)) == 0
@@ -393,7 +393,7 @@ def test_deleting_an_account_records_leaving_each_organization(db_session, org, 
 def test_deleting_an_account_with_a_wrong_password_checks_the_password_first(db_session, org, owner, settings):
     with pytest.raises(errors.InvalidCredentials):
         users.delete_account(db_session, actor=Actor(user=owner), user=owner, password="wrong password",
-                             settings=settings)
+                             settings=settings, denylist=MemoryDenylist())
 
 
 # --- concurrency: the organization row lock ---

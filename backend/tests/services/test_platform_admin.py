@@ -27,7 +27,8 @@ REMOVALS = {
                                                           is_platform_admin=False),
     "suspend": lambda db, user: platform_admin.suspend_user(db, actor=cli_actor(), user_id=user.id,
                                                             denylist=MemoryDenylist()),
-    "delete": lambda db, user: platform_admin.delete_user(db, actor=cli_actor(), user_id=user.id),
+    "delete": lambda db, user: platform_admin.delete_user(db, actor=cli_actor(), user_id=user.id,
+                                                          denylist=MemoryDenylist()),
 }
 
 
@@ -53,7 +54,8 @@ def test_an_administrator_cannot_remove_themselves(db_session, root, removal):
                                                      is_platform_admin=False),
         "suspend": lambda: platform_admin.suspend_user(db_session, actor=as_root, user_id=root.id,
                                                        denylist=MemoryDenylist()),
-        "delete": lambda: platform_admin.delete_user(db_session, actor=as_root, user_id=root.id),
+        "delete": lambda: platform_admin.delete_user(db_session, actor=as_root, user_id=root.id,
+                                                     denylist=MemoryDenylist()),
     }
     with pytest.raises(errors.Conflict, match="You cannot"):
         actions[removal]()

@@ -10,6 +10,7 @@ from app.models import AuditEvent, SessionEndReason, User, UserSession
 from app.security import passwords
 from app.services import sessions, users
 from app.services.actor import Actor
+from app.stores.denylist import MemoryDenylist
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 NEW_PASSWORD = "a different long passphrase"
@@ -158,7 +159,8 @@ def test_change_password_with_weak_new_password_reports_new_password_field(db_se
 def test_delete_account_removes_user_and_sessions(db_session, user, actor, settings):
     user_id = user.id
 
-    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD, settings=settings)
+    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD, settings=settings,
+                         denylist=MemoryDenylist())
     db_session.commit()
 
     assert db_session.get(User, user_id) is None
@@ -168,7 +170,8 @@ def test_delete_account_removes_user_and_sessions(db_session, user, actor, setti
 def test_delete_account_keeps_audit_events_anonymised(db_session, user, actor, settings):
     users.update_profile(db_session, actor=actor, user=user, name="Before Deletion")
 
-    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD, settings=settings)
+    users.delete_account(db_session, actor=actor, user=user, password=DEFAULT_PASSWORD, settings=settings,
+                         denylist=MemoryDenylist())
     db_session.commit()
 
     rows = db_session.scalars(select(AuditEvent)).all()
@@ -178,7 +181,8 @@ def test_delete_account_keeps_audit_events_anonymised(db_session, user, actor, s
 
 def test_delete_account_with_wrong_password_raises(db_session, user, actor, settings):
     with pytest.raises(errors.InvalidCredentials):
-        users.delete_account(db_session, actor=actor, user=user, password="not the password", settings=settings)
+        users.delete_account(db_session, actor=actor, user=user, password="not the password", settings=settings,
+                             denylist=MemoryDenylist())
 
     db_session.commit()
     assert db_session.get(User, user.id) is not None
