@@ -3,43 +3,21 @@ filters plus organization_id and the target."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
 
-from app.models import AuditEvent, Organization, User
-from app.services import audit
-from app.services.actor import Actor
-from tests.factories import UserFactory, create_organization, session_token
+from tests.factories import UserFactory, session_token
+# The organization audit's fixtures: both trails are read over the same events.
+from tests.services.test_audit import T0, acme, globex, record  # noqa: F401 (fixtures)
 
-T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)
 TRAIL = "/api/v1/admin/audit-events"
 
 
 @pytest.fixture
 def admin_token(db_session) -> str:
     return session_token(UserFactory(is_platform_admin=True))
-
-
-@pytest.fixture
-def acme(db_session, owner) -> Organization:
-    return create_organization(db_session, owner=owner, slug="acme")
-
-
-@pytest.fixture
-def globex(db_session) -> Organization:
-    return create_organization(db_session, owner=UserFactory(), slug="globex")
-
-
-def record(db_session, organization: Organization | None, action: str, *, minutes: int,
-           user: User | None = None, **fields) -> AuditEvent:
-    """An event `minutes` after T0 (in the past: every event the fixtures record now is newer), committed."""
-    event = audit.record_event(db_session, actor=Actor(user=user, ip="203.0.113.9"), action=action,
-                               organization_id=organization.id if organization else None, **fields)
-    event.occurred_at = T0 + timedelta(minutes=minutes)
-    db_session.commit()
-    return event
 
 
 @pytest.fixture

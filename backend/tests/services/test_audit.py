@@ -27,10 +27,10 @@ def globex(db_session) -> Organization:
 
 
 def record(db_session, organization: Organization | None, action: str, *, minutes: int = 0,
-           user: User | None = None) -> AuditEvent:
-    """An event `minutes` after T0, committed."""
+           user: User | None = None, **fields) -> AuditEvent:
+    """An event `minutes` after T0 (`fields`: its target and details), committed."""
     event = audit.record_event(db_session, actor=Actor(user=user), action=action,
-                               organization_id=organization.id if organization else None)
+                               organization_id=organization.id if organization else None, **fields)
     event.occurred_at = T0 + timedelta(minutes=minutes)
     db_session.commit()
     return event
