@@ -127,6 +127,32 @@ def break_subscription(name: str) -> None:
     assert admin.client_kill_filter(_id=subscription["id"]) == 1
 
 
+def released_together(app: Flask, requests: list[Callable[[Any], Any]]) -> list[Any]:
+    """Each of `requests` (called with a test client of its own, so its own app context, database
+    session and connection) in a thread of its own, all released at once; their answers, in order.
+    An exception in a thread fails the calling test."""
+    barrier = threading.Barrier(len(requests))
+    answers: list[Any] = [None] * len(requests)
+    failures: list[BaseException] = []
+
+    def send(index: int) -> None:
+        client = app.test_client()
+        try:
+            barrier.wait(timeout=10)
+            answers[index] = requests[index](client)
+        except BaseException as exc:  # surfaced in the calling thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+    assert all(answer is not None for answer in answers)
+    return answers
+
+
 def wait_for(condition: Callable[[], Any], what: str, seconds: float = 2) -> None:
     """Until `condition()` holds (something another process or thread delivers); fails with `what` after `seconds`."""
     deadline = time.monotonic() + seconds

@@ -3,41 +3,23 @@ the last-administrator rule (services.platform_admin) must leave one of them act
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import func, select
 
 from app.models import User, UserStatus
 from tests import factories
+from tests.conftest import released_together
 
 ROUNDS = 5
 
 
 def suspend_each_other(app, first: User, second: User) -> list[int]:
     """Each administrator's session suspends the other, the two requests released together; the statuses."""
-    tokens = [factories.session_token(first), factories.session_token(second)]
-    targets = [second.id, first.id]
-    barrier = threading.Barrier(2)
-    statuses: list[int | None] = [None, None]
-    failures: list[BaseException] = []
-
-    def send(index: int) -> None:
-        client = app.test_client()
-        try:
-            barrier.wait(timeout=10)
-            statuses[index] = client.post(f"/api/v1/admin/users/{targets[index]}/suspend",
-                                          headers={"Authorization": f"Bearer {tokens[index]}"}).status_code
-        except BaseException as exc:  # surfaced in the test thread below
-            failures.append(exc)
-
+    def suspend(token: str, target: User):
+        path = f"/api/v1/admin/users/{target.id}/suspend"  # read here: the test's session stays in this thread
+        return lambda client: client.post(path, headers={"Authorization": f"Bearer {token}"}).status_code
+    requests = [suspend(factories.session_token(first), second), suspend(factories.session_token(second), first)]
     factories.UserFactory._meta.sqlalchemy_session.commit()
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not failures, failures
-    return statuses
+    return released_together(app, requests)
 
 
 def test_two_administrators_suspending_each_other_leave_one_active(app, db_session):

@@ -7,14 +7,13 @@ change a conditional UPDATE, so exactly one request may win.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
 from app.models import AuditEvent, SessionEndReason, UserSession
 from app.security.tokens import hash_token
 from app.services import sessions
+from tests.conftest import released_together
 
 # Each round is a fresh session; several rounds make an unlucky interleaving likely.
 ROUNDS = 10
@@ -22,26 +21,9 @@ ROUNDS = 10
 
 def race(app, method: str, path: str, token: str) -> list:
     """Send the same request from two threads released together; returns both responses."""
-    barrier = threading.Barrier(2)
-    responses: list = [None, None]
-    failures: list[BaseException] = []
-
-    def send(index: int) -> None:
-        client = app.test_client()
-        try:
-            barrier.wait(timeout=10)
-            responses[index] = client.open(path, method=method, headers={"Authorization": f"Bearer {token}"})
-        except BaseException as exc:  # surfaced in the test thread below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not failures, failures
-    assert all(r is not None for r in responses)
-    return responses
+    def send(client):
+        return client.open(path, method=method, headers={"Authorization": f"Bearer {token}"})
+    return released_together(app, [send, send])
 
 
 @pytest.fixture
