@@ -21,7 +21,7 @@ from app.models import ApiKey, User
 from app.models.base import utcnow
 from app.security import api_keys as key_format
 from app.security.tokens import token_matches
-from app.services import audit, users
+from app.services import audit, domains, users
 from app.services.actor import Actor
 
 # How far a key's recorded last use may lag behind its real one: a run of requests costs one
@@ -51,8 +51,12 @@ def create_key(db: Session, *, actor: Actor, user: User, password: str, name: st
         InvalidCredentials, AccountLocked, SignInThrottled: as users.require_current_password (an
             account without a password sets one through the reset flow first).
         ValidationFailed: `expires_at` is not in the future, or further than MAX_EXPIRY.
+        SSORequired: the user's email domain enforces single sign-on (domains.sign_in_refusal): a key is a
+            credential of its own, a way around the organization's IdP; whatever the password.
     """
     now = now or utcnow()
+    if sso_required := domains.sign_in_refusal(db, email=user.email, user=user):
+        raise sso_required
     users.require_current_password(db, actor=actor, user=user, password=password, settings=settings)
     if expires_at is not None and not now < expires_at <= now + MAX_EXPIRY:
         raise errors.ValidationFailed(details={"expires_at": [f"Must be in the future, within {MAX_EXPIRY.days} "
@@ -103,7 +107,9 @@ def authenticate_key(db: Session, *, actor: Actor, presented: str, now: datetime
     them.
 
     Raises:
-        AuthenticationRequired: malformed or unknown key, or revoked, expired, or its user not active.
+        AuthenticationRequired: malformed or unknown key, or revoked, expired, or its user not active, or
+            the user's email domain now enforces single sign-on (domains.sign_in_refusal; a key made
+            before then is refused too).
     """
     now = now or utcnow()
     prefix = key_format.key_prefix(presented)
@@ -125,6 +131,9 @@ def authenticate_key(db: Session, *, actor: Actor, presented: str, now: datetime
     if not api_key.user.is_active:
         _record_sign_in(db, actor, api_key, reason="suspended")
         raise errors.AuthenticationRequired("The account is not active.")
+    if sso_required := domains.sign_in_refusal(db, email=api_key.user.email, user=api_key.user):
+        _record_sign_in(db, actor, api_key, reason="sso_required")
+        raise errors.AuthenticationRequired(sso_required.message)
     if api_key.last_used_at is None or now - api_key.last_used_at >= USE_RECORDING_INTERVAL:
         api_key.last_used_at, api_key.last_used_ip = now, actor.ip
         _record_sign_in(db, actor, api_key)

@@ -106,3 +106,36 @@ def test_a_platform_provider_cannot_create_an_account_in_the_domain(browser, mak
     response = via.sign_in(email="new@acme.test")
     assert response.status_code == 400 and SSO_MESSAGE in parse_page(response).text
     assert db_session.scalar(select(User).where(User.email == "new@acme.test")) is None
+
+
+# --- personal API keys: a credential of their own, so a way around the IdP ----------------------------
+
+
+def test_creating_an_api_key_is_refused_naming_sso(api, ada, db_session):
+    token = factories.session_token(ada)  # a session from the organization's connection, say
+    db_session.commit()
+    response = api.post("/api/v1/users/me/api-keys", token=token,
+                        json={"name": "ci", "scopes": ["profile:read"], "password": factories.DEFAULT_PASSWORD})
+    assert response.status == 403 and response.body["message"].startswith(SSO_MESSAGE)
+    assert audit_events(db_session, "api_key.created") == []
+
+
+def test_a_key_made_before_the_domain_enforced_sso_is_refused_and_the_refusal_recorded(api, ada, acme, db_session):
+    row, key = factories.api_key(db_session, ada)
+    acme.enforce_sso = False
+    db_session.commit()
+    assert api.get("/api/v1/users/me", headers={"X-API-Key": key}).status == 200
+    acme.enforce_sso = True
+    db_session.commit()
+
+    response = api.get("/api/v1/users/me", headers={"X-API-Key": key})
+
+    assert response.status == 401 and response.body["message"].startswith(SSO_MESSAGE)
+    refused = [e for e in audit_events(db_session, "auth.login") if e.result == "failure"]
+    assert [e.details for e in refused] == [{"method": "api_key", "api_key_id": str(row.id), "reason": "sso_required"}]
+
+
+def test_a_platform_administrators_key_in_the_domain_still_works(api, acme, db_session):
+    _, key = factories.api_key(db_session, factories.UserFactory(email="ops@acme.test", is_platform_admin=True))
+    db_session.commit()
+    assert api.get("/api/v1/users/me", headers={"X-API-Key": key}).status == 200
