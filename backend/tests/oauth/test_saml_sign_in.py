@@ -327,6 +327,25 @@ def test_acs_refuses_a_transient_name_id(via, db_session):
     assert_refused(via.answer(via.start(), name_id_format=TRANSIENT), db_session, reason_prefix="saml_subject")
 
 
+def test_acs_refuses_an_unsolicited_response_by_default(via, db_session):
+    assert_refused(via.answer(None), db_session, reason_prefix="saml_unsolicited")
+
+
+def test_acs_accepts_an_unsolicited_response_when_allowed_and_lands_on_the_fixed_page(make_connection, browser,
+                                                                                        settings, idp, db_session):
+    via = SAMLRoundTrip(browser, make_connection(allow_idp_initiated=True), idp, settings.ISSUER)
+    response = via.answer(None)
+    assert response.status_code == 200 and response.location is None
+    assert count(db_session, UserSession) == 1
+
+
+def test_acs_refuses_an_unsolicited_response_claiming_to_answer_a_request(make_connection, browser, settings, idp,
+                                                                         db_session):
+    via = SAMLRoundTrip(browser, make_connection(allow_idp_initiated=True), idp, settings.ISSUER)
+    response = via.answer({"request_id": "_made_up", "RelayState": ""})
+    assert_refused(response, db_session, reason_prefix="saml_")
+
+
 def test_a_transient_name_id_is_accepted_when_a_subject_attribute_is_mapped(make_connection, browser, settings, idp,
                                                                           db_session):
     """SAML Core §8.3.8: a transient NameID is new every time; the mapped attribute is the lasting subject."""
