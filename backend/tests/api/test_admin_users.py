@@ -183,6 +183,19 @@ def test_update_changes_name_verification_and_admin_and_audits_the_fields(api, d
     assert event.details == {"fields": ["email_verified", "is_platform_admin", "name"]}
 
 
+def test_update_demotes_another_administrator_and_audits_it(api, db_session, admin_token):
+    other = factories.UserFactory(is_platform_admin=True)
+    db_session.commit()
+
+    response = api.patch(f"{BASE}/{other.id}", token=admin_token, json={"is_platform_admin": False})
+
+    assert response.status == 200 and response.data["is_platform_admin"] is False
+    db_session.refresh(other)
+    assert other.is_platform_admin is False
+    [event] = audit_of(db_session, "user.updated")
+    assert event.details == {"fields": ["is_platform_admin"]}
+
+
 def test_update_refuses_a_password_or_status_field(api, admin_token, target):
     response = api.patch(f"{BASE}/{target.id}", token=admin_token, json={"password": "x" * 20, "status": "active"})
 

@@ -41,8 +41,16 @@ def test_last_active_platform_admin_cannot_be_removed(db_session, root, removal)
 @pytest.mark.parametrize("removal", REMOVALS, ids=list(REMOVALS))
 def test_a_platform_admin_can_be_removed_while_another_is_active(db_session, root, removal):
     UserFactory(is_platform_admin=True)
+    root_id = root.id
 
     REMOVALS[removal](db_session, root)
+    db_session.commit()
+
+    db_session.expire_all()
+    removed = db_session.get(User, root_id)
+    left = None if removed is None else (removed.is_platform_admin, removed.status)
+    assert left == {"demote": (False, UserStatus.ACTIVE), "suspend": (True, UserStatus.SUSPENDED),
+                    "delete": None}[removal]
 
 
 @pytest.mark.parametrize("removal", REMOVALS, ids=list(REMOVALS))

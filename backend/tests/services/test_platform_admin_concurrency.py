@@ -1,5 +1,9 @@
 """Two platform administrators suspend each other at the same moment, against the real database:
-the last-administrator rule (services.platform_admin) must leave one of them active."""
+the last-administrator rule (services.platform_admin) must leave one of them active.
+
+It proves the row lock (`_require_another_admin`'s FOR UPDATE) on PostgreSQL, where both requests
+read the administrators concurrently; on SQLite every transaction begins IMMEDIATE (app/database.py),
+so the two run one after the other and the test passes without the lock. CI runs it on both."""
 
 from __future__ import annotations
 
