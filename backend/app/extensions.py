@@ -2,7 +2,10 @@
 
 import hashlib
 import hmac
+import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import current_app, request
 from flask_limiter import Limiter
@@ -10,6 +13,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from limits import parse as parse_limit
+from limits.strategies import RateLimiter
+from redis.exceptions import RedisError
 
 from app import errors
 from app.config import Settings
@@ -25,6 +30,9 @@ from app.stores.client_cache import ClientCache
 from app.stores.denylist import TokenDenylist
 from app.stores.keysets import PrivateKeySets, VerifiedTokens
 from app.stores.saml_replay import AssertionReplayCache
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def rate_limit_key() -> str:
@@ -64,18 +72,30 @@ limiter = Limiter(key_func=rate_limit_key, headers_enabled=False, in_memory_fall
 API_KEY_FAILURES = "api-key-failures"
 
 
+def _on_api_key_failure_budget(use: Callable[[RateLimiter], T]) -> T:
+    """`use` the limiter's strategy; while its Redis cannot answer, the process's own counts (the stores'
+    memory_rate_limits), as Flask-Limiter's route checks fall back, which this budget, checked outside
+    them, does not reach."""
+    try:
+        return use(limiter.limiter)
+    except RedisError as error:
+        log.warning("rate-limit storage unavailable (%s): API key failures counted in this process",
+                    type(error).__name__)
+        return use(stores().memory_rate_limits)
+
+
 def refuse_when_api_key_failures_spent() -> None:
     """Raise TooManyRequests (with Retry-After) once this client IP's refused keys spent the budget."""
-    limit = parse_limit(current_settings().RATELIMIT_API_KEY_FAILURES)
-    if not limiter.limiter.test(limit, API_KEY_FAILURES, rate_limit_key()):
-        reset_at = limiter.limiter.get_window_stats(limit, API_KEY_FAILURES, rate_limit_key()).reset_time
-        raise errors.TooManyRequests(headers={"Retry-After": str(max(1, int(reset_at - time.time())))})
+    limit, key = parse_limit(current_settings().RATELIMIT_API_KEY_FAILURES), rate_limit_key()
+    if not _on_api_key_failure_budget(lambda strategy: strategy.test(limit, API_KEY_FAILURES, key)):
+        window = _on_api_key_failure_budget(lambda strategy: strategy.get_window_stats(limit, API_KEY_FAILURES, key))
+        raise errors.TooManyRequests(headers={"Retry-After": str(max(1, int(window.reset_time - time.time())))})
 
 
 def spend_api_key_failure() -> None:
     """Count one refused key of this client IP against RATELIMIT_API_KEY_FAILURES."""
-    limiter.limiter.hit(parse_limit(current_settings().RATELIMIT_API_KEY_FAILURES), API_KEY_FAILURES,
-                        rate_limit_key())
+    limit, key = parse_limit(current_settings().RATELIMIT_API_KEY_FAILURES), rate_limit_key()
+    _on_api_key_failure_budget(lambda strategy: strategy.hit(limit, API_KEY_FAILURES, key))
 
 
 def account_mail_limits(view):

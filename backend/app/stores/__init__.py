@@ -8,7 +8,8 @@ service needs as an argument (a denylist, the verified tokens, a Redis probe).
 - denylist: revoked access tokens (Redis with a per-process mirror, or in-process);
 - client_cache: the protocol endpoints' clients, their versions and the listener that sees changes;
 - keysets: signing keys parsed once, and the access tokens they have verified;
-- saml_replay: the SAML assertions accepted so far (Redis, or the database).
+- saml_replay: the SAML assertions accepted so far (Redis, or the database);
+- memory_rate_limits: where a limit checked outside Flask-Limiter's hooks counts while its Redis is down.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -42,6 +45,7 @@ class Stores:
     private_keysets: PrivateKeySets
     verified_tokens: VerifiedTokens
     saml_replay_cache: AssertionReplayCache
+    memory_rate_limits: RateLimiter
 
     def redis_answers(self) -> bool | None:
         """Whether Redis answers a PING; None when no Redis is configured."""
@@ -75,4 +79,5 @@ def build_stores(settings: Settings, *, denial_record: DenialRecord,
     cache = ClientCache(versions, ttl=settings.client_cache_seconds, load_client=load_client,
                         load_origins=load_origins)
     return Stores(redis=redis, denylist=denylist, client_cache=cache, private_keysets=PrivateKeySets(),
-                  verified_tokens=VerifiedTokens(), saml_replay_cache=saml_replay_cache)
+                  verified_tokens=VerifiedTokens(), saml_replay_cache=saml_replay_cache,
+                  memory_rate_limits=FixedWindowRateLimiter(MemoryStorage()))

@@ -206,7 +206,8 @@ def test_denial_made_while_redis_is_down_reaches_every_instance(client, web_clie
 
 
 def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, machine_client, web_client,
-                                                                     key_client, obtain_tokens, own_redis, user):
+                                                                     key_client, obtain_tokens, own_redis, user,
+                                                                     db_session):
     """With Redis down: issuance works, introspection answers from the database (RFC 7662 bodies),
     sign-in keeps working on per-process rate limits, health says 503. A private_key_jwt
     client assertion, whose single use (RFC 7523 §3) only Redis can vouch for, is refused with
@@ -215,7 +216,9 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
     revoked = obtain_tokens(web_client, scope="openid")["access_token"]
     assert revoke(client, web_client, revoked).status_code == 200
     credentials = {"email": user.email, "password": factories.DEFAULT_PASSWORD}
-    endpoints = {
+    _, api_key = factories.api_key(db_session, user)
+    endpoints = {  # the API key first: no limited route has found Redis down before it
+        "API key": status_and_error(client, "GET", "/api/v1/users/me", headers={"X-API-Key": api_key}),
         "token": lambda: client.post("/oauth2/token", **machine_client.authenticate(
             {"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})).status_code,
         "token (private_key_jwt)": lambda: status_and_error(client, "POST", "/oauth2/token", **key_client.authenticate(
@@ -238,6 +241,7 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
         "introspect live": {(200, True): REQUESTS},
         "introspect revoked": {(200, False): REQUESTS},
         "API sign-in": {(200, None): REQUESTS},
+        "API key": {(200, None): REQUESTS},
         "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
     }
     assert after == {**during, "token (private_key_jwt)": {(200, None): REQUESTS}, "health": {(200, None): REQUESTS}}
