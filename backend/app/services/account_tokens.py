@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import errors
@@ -287,14 +288,16 @@ def request_email_change(db: Session, *, actor: Actor, user: User, email: str, s
     new_email = users.normalize_email(email)
     if new_email == user.email:
         raise errors.ValidationFailed(details={"email": ["This is already your address."]})
-    if users.get_user_by_email(db, new_email) is not None:
-        raise errors.Conflict("An account with this email already exists.", details={"email": ["Already registered."]})
+    users.require_email_free(db, new_email)
     lifetime = timedelta(seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS)
     token = _issue_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_CHANGE, lifetime=lifetime, now=now,
                         email=new_email)
     mail.queue(db, _email_change_message(user=user, new_email=new_email, expires_at=now + lifetime,
                                          link=link_url(settings.ISSUER, VERIFY_PATH, token)))
     audit.record_event(db, actor=actor, action="user.email_change_requested", target_type="user", target_id=user.id)
+
+
+TAKEN_MEANWHILE = "Another account has this email now."
 
 
 def _change_email(db: Session, *, actor: Actor, link: AccountToken, now: datetime) -> User:
@@ -309,10 +312,13 @@ def _change_email(db: Session, *, actor: Actor, link: AccountToken, now: datetim
     user = link.user
     if not user.is_active:
         raise errors.AccountSuspended()
-    if users.get_user_by_email(db, link.email) is not None:
-        raise errors.Conflict("Another account has this email now.", details={"email": ["Already registered."]})
+    users.require_email_free(db, link.email, TAKEN_MEANWHILE)
     old_email = user.email
-    user.email, user.email_verified = link.email, True
+    try:
+        with db.begin_nested():  # another account may take it between the check and the write
+            user.email, user.email_verified = link.email, True
+    except IntegrityError:
+        raise errors.Conflict(TAKEN_MEANWHILE, details={"email": ["Already registered."]}) from None
     _kill_links(db, user_id=user.id, purposes=list(AccountTokenPurpose), now=now)
     mail.queue(db, _email_changed_notice(old_email=old_email, new_email=user.email))
     audit.record_event(db, actor=actor.as_user(user), action="user.email_changed", target_type="user",

@@ -59,8 +59,7 @@ def create_user(db: Session, *, email: str, password: str | None, name: str = ""
     """
     if password is not None:
         require_password_policy(password)
-    if get_user_by_email(db, email) is not None:
-        raise errors.Conflict("An account with this email already exists.", details={"email": ["Already registered."]})
+    require_email_free(db, email)
     user = User(
         email=normalize_email(email),
         name=name,
@@ -70,6 +69,14 @@ def create_user(db: Session, *, email: str, password: str | None, name: str = ""
     db.add(user)
     db.flush()  # assign user.id for the audit event
     return user
+
+
+def require_email_free(db: Session, email: str, message: str = "An account with this email already exists.") -> None:
+    """Raises:
+        Conflict: an account has this address (`message`, the field named in details).
+    """
+    if get_user_by_email(db, email) is not None:
+        raise errors.Conflict(message, details={"email": ["Already registered."]})
 
 
 def register_user(db: Session, *, actor: Actor, email: str, password: str, name: str,

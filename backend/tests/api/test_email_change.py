@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import AccountToken, AuditEvent, User, UserStatus
+from app.services import users
 from tests.conftest import make_settings
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.mailbox import read_outbox, reset_token, verification_link, verification_token
@@ -123,6 +124,22 @@ def test_an_address_taken_before_the_link_is_opened_is_409_and_nothing_changes(a
     response = api.post(VERIFY, json={"token": token})
 
     assert response.status == 409
+    db_session.expire_all()
+    assert db_session.get(User, user.id).email == old
+
+
+def test_an_address_taken_between_the_check_and_the_write_is_409_not_a_500(api, db_session, user, login, settings,
+                                                                           monkeypatch):
+    """Two accounts confirming one address at once: the check passes for both, the unique email decides."""
+    old = user.email
+    token = ask_change(api, user, login, settings)
+    UserFactory(email=NEW)
+    db_session.commit()
+    monkeypatch.setattr(users, "require_email_free", lambda *args, **kwargs: None)  # the check raced
+
+    response = api.post(VERIFY, json={"token": token})
+
+    assert response.status == 409 and response.body["message"] == "Another account has this email now."
     db_session.expire_all()
     assert db_session.get(User, user.id).email == old
 
