@@ -34,18 +34,29 @@ log = logging.getLogger(__name__)
 class GatehouseApp(Flask):
     """Flask, less one cost of every request: Flask asks of every view and hook, on every call,
     whether it is a coroutine function (`ensure_sync`, its documented hook for running async code).
-    The answer for a function never changes, so it is asked once per function."""
+    For the views, hooks and error handlers the app registered (`remember_sync_callables`, once they
+    all are) the answer is looked up; anything else (a callback made per request) is asked as Flask asks."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sync_callables: dict[Callable, Callable] = {}
 
+    def remember_sync_callables(self) -> None:
+        registered = [*self.view_functions.values(),
+                      *(func for registry in (self.before_request_funcs, self.after_request_funcs,
+                                              self.teardown_request_funcs, self.url_value_preprocessors,
+                                              self.url_default_functions) for funcs in registry.values()
+                        for func in funcs),
+                      *self.teardown_appcontext_funcs,
+                      *(handler for by_code in self.error_handler_spec.values() for by_class in by_code.values()
+                        for handler in by_class.values())]
+        self._sync_callables = {func: super(GatehouseApp, self).ensure_sync(func) for func in registered}
+
     def ensure_sync(self, func: Callable) -> Callable:
         try:
             return self._sync_callables[func]
-        except KeyError:
-            made = self._sync_callables[func] = super().ensure_sync(func)
-            return made
+        except (KeyError, TypeError):  # not registered (or not hashable): asked every time
+            return super().ensure_sync(func)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -96,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _refuse_limits_without_their_hook(app)
     _register_cli(app)
     _wrap_wsgi(app, settings)
+    app.remember_sync_callables()
     return app
 
 
