@@ -275,6 +275,9 @@ def test_error_cases_cover_every_api_rule(app):
 def test_response_carries_anti_framing_and_nosniff_headers(client, path):
     response = client.get(path)
 
-    assert response.headers["X-Frame-Options"] == "DENY"
-    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+    [policy] = response.headers.getlist("Content-Security-Policy")
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
+    assert len(response.headers.getlist("X-Request-ID")) == 1

@@ -30,9 +30,14 @@ def cc_form(registered, **form: str) -> dict:
 
 
 def assert_json_security_headers(response) -> None:
-    """Every answer: its request id, and no sniffing of its media type (nothing renders JSON as a page)."""
-    assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["X-Request-ID"])
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    """Every answer: its request id, no sniffing of its media type (nothing renders JSON as a page), no
+    framing, no Referer, a policy that loads nothing; each header once (a second copy, conflicting or
+    not, is the proxy's or the browser's guess which to believe)."""
+    [request_id] = response.headers.getlist("X-Request-ID")
+    assert re.fullmatch(r"[0-9a-f-]{36}", request_id)
+    assert [response.headers.getlist(name) for name in (
+        "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy")] == [
+        ["nosniff"], ["DENY"], ["no-referrer"], ["default-src 'none'; frame-ancestors 'none'"]]
 
 
 def test_client_credentials_token_response(client, machine_client):

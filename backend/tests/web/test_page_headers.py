@@ -13,14 +13,15 @@ def test_sign_in_page_carrying_an_invitation_token_is_not_stored(client):
 
     assert response.status_code == 200
     assert "secret-invitation-token" in response.get_data(as_text=True)
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers.getlist("Cache-Control") == ["no-store"]
 
 
 def test_logout_confirmation_page_is_not_stored(client):
     response = client.get("/oauth2/logout")
 
     assert response.status_code == 200 and response.mimetype == "text/html"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers.getlist("Cache-Control") == ["no-store"]
+    assert len(response.headers.getlist("Content-Security-Policy")) == 1
 
 
 @pytest.mark.parametrize("path, cache_control", [
