@@ -77,6 +77,22 @@ def test_page_parameter_with_nul_is_html_400(client, method, path, data):
     assert response.mimetype == "text/html"
 
 
+def test_a_value_only_in_the_path_is_checked_too(app, client):
+    """A request with nothing else to read (no query, body or credentials) skips the check only when it has
+    no path values either: a view taking a path segment as text is never handed a NUL."""
+    seen = []
+
+    @app.get("/_segment/<value>")
+    def segment(value):
+        seen.append(value)
+        return "ok"
+
+    response = client.get("/_segment/ab%00c")
+
+    assert response.status_code == 400 and "path segment" in response.get_data(as_text=True)
+    assert seen == []
+
+
 # --- how an error message quotes input ---------------------------------------------------------
 
 @pytest.mark.parametrize("value, expected", [
