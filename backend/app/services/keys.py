@@ -525,12 +525,12 @@ class KeyStore:
         callers read and never modify."""
         if now is not None:
             return jwk_set(self.published(now))
-        states = self.states()
-        known, document = self._jwks
-        if known is not self._states:
-            known = self._states
-            document = jwk_set(key for key, state in reversed(states) if state in PUBLISHED_STATES)
-            self._jwks = (known, document)
+        self.states()  # brings self._states up to date
+        current = self._states  # read once: another thread may replace it meanwhile
+        built_for, document = self._jwks
+        if built_for is not current:
+            document = jwk_set(key for key, state in reversed(current.states) if state in PUBLISHED_STATES)
+            self._jwks = (current, document)
         return document
 
     def find(self, kid: str, now: datetime | None = None) -> SigningKey | None:
