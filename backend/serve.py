@@ -2,9 +2,9 @@
 
 GATEHOUSE_SERVER chooses it: `granian` (the default) or `gunicorn`. Both are supported, tested and
 measured (scripts/bench_token.py reports both). Granian is the default by measurement: its HTTP/1.1
-handling is in Rust, and a WSGI app answering fixed bytes served 44,126 requests/s under it on one
-CPU against 4,081 under gunicorn's gthread worker (16 connections), so gunicorn's own per-request
-cost weighs on the cheapest endpoints (JWKS, introspection). Gunicorn is the server many operators
+handling is in Rust, where gunicorn's gthread worker parses HTTP in Python, so gunicorn's own
+per-request cost weighs on the cheapest endpoints (JWKS, introspection; README's Performance table
+has both servers' figures). Gunicorn is the server many operators
 already run, monitor and tune; with it, serve.py runs gthread workers with the same worker and
 thread counts. The server is taken from beside this interpreter (a virtualenv's bin/, the image's
 /usr/local/bin), so that `.venv/bin/python serve.py` works without the virtualenv on PATH; PATH
@@ -70,9 +70,8 @@ def production_app() -> Flask:
 
     What exists once the app is built (modules, the app and its extensions, mappers, the keyring)
     lives as long as the worker. Frozen, the cyclic collector stops traversing it on every full
-    collection. Measured under granian on one CPU, alternating with and without it in one sitting:
-    client-credentials tokens 2,050 / 2,072 -> 2,114 / 2,232 per second, introspections
-    2,866 / 2,832 -> 2,911 / 3,010 (scripts/bench_token.py).
+    collection, which measurably raised the token and introspection rates (scripts/bench_token.py,
+    alternating with and without it in one sitting).
     """
     from app import create_app
 

@@ -9,7 +9,7 @@ a Content-Security-Policy with the nonce of the page's inline style, `Cache-Cont
 They are added by the app's response class as the answer is handed to the server, not by an
 after_request hook: the fixed ones are constants, appended to the header list in one step, where a
 hook cost every request Flask's hook dispatch and Werkzeug's validation of each constant header
-(together about a fifth of a JSON answer's cost through the stack; bench_app.py's overhead measures it).
+(bench_app.py's framework overhead measures the difference; README's Performance section has it).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def request_id_from(incoming: str) -> str:
 def new_request_id() -> str:
     """A random UUID (RFC 9562 §5.4, version 4) from the process's Mersenne Twister, not the system's
     CSPRNG: a request id only tells requests apart (clients choose their own), and uuid.uuid4()'s
-    system call measured 15 µs a request here against 2. The random module reseeds itself in every
+    system call costs several times the whole of this. The random module reseeds itself in every
     forked worker, so workers do not repeat each other's ids."""
     value = random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48)
     digits = f"{value:032x}"
