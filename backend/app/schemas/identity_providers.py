@@ -14,13 +14,13 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
 from app.models import ProviderKind
+from app.models.domain import DOMAIN_NAME
 from app.schemas.common import NOT_BLANK, PageIn, full_match
 
 MAX_URL_LENGTH = 2048
 MAX_SCOPES = 50
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-DOMAIN = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 
 
 def _whole(pattern: re.Pattern[str], message: str) -> Callable[[str], None]:
@@ -93,8 +93,8 @@ class _ProviderFields(Schema):
     authority = _url("microsoft: default https://login.microsoftonline.com (national clouds differ).")
     base_url = _url("github: default https://github.com; a GitHub Enterprise Server's URL otherwise.")
     hosted_domain = fields.String(
-        allow_none=True, validate=[validate.Length(max=253), _whole(DOMAIN, "Not a domain name.")], metadata={
-        "pattern": full_match(DOMAIN), "description": "google, optional: the Google Workspace domain whose accounts alone may sign in (hd claim)."})
+        allow_none=True, validate=[validate.Length(max=253), _whole(DOMAIN_NAME, "Not a domain name.")], metadata={
+        "pattern": full_match(DOMAIN_NAME), "description": "google, optional: the Google Workspace domain whose accounts alone may sign in (hd claim)."})
 
     idp_entity_id = fields.String(validate=validate.Length(min=1, max=1024), metadata={
         "description": "saml: the IdP's entity id (its Issuer)."})

@@ -10,18 +10,17 @@ ample for any password a person types or a manager generates.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 
 import bcrypt
+
+from app.security.word_lists import word_list
 
 MIN_LENGTH = 8
 MAX_BYTES = 72
 
 
-@lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
-    text = resources.files("app.security").joinpath("common_passwords.txt").read_text()
-    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return word_list("common_passwords.txt")
 
 
 def password_problems(password: str) -> list[str]:

@@ -17,7 +17,7 @@ from app.services.actor import Actor
 
 
 def _record_failure(db: Session, actor: Actor, user: User | None, reason: str) -> None:
-    audit.record_event(db, actor=actor.as_user(user) if user else actor, action="auth.login", result="failure",
+    audit.record_event(db, actor=actor.as_user(user) if user else actor, action=audit.SIGN_IN_ACTION, result="failure",
                        target_type="user" if user else None, target_id=user.id if user else None,
                        details={"method": "password", "reason": reason})
 
@@ -83,6 +83,6 @@ def sign_in(db: Session, *, actor: Actor, user: User, settings: Settings, kind: 
         sessions.end_session(db, session_id=previous_session_id, reason=SessionEndReason.LOGOUT)
     issued = sessions.start_session(db, user=user, settings=settings, kind=kind, ip=actor.ip,
                                     user_agent=actor.user_agent, now=now)
-    audit.record_event(db, actor=actor.as_user(user), action="auth.login", target_type="session",
+    audit.record_event(db, actor=actor.as_user(user), action=audit.SIGN_IN_ACTION, target_type="session",
                        target_id=issued.session.id, details={"method": "password", **(details or {})})
     return issued

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import datetime
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -30,6 +28,7 @@ from app import errors
 from app.models import IdentityProvider, OrganizationDomain, User
 from app.models.base import utcnow
 from app.security.tokens import new_token
+from app.security.word_lists import word_list
 from app.services import audit
 from app.services.actor import Actor
 from app.services.organizations import Access, lock_access, require_in_organization, require_permission
@@ -56,10 +55,8 @@ class SSORequired(errors.PermissionDenied):
                "organization's identity provider.")
 
 
-@lru_cache(maxsize=1)
 def public_mail_domains() -> frozenset[str]:
-    text = resources.files("app.security").joinpath("public_mail_domains.txt").read_text()
-    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return word_list("public_mail_domains.txt")
 
 
 def email_domain(email: str) -> str:
