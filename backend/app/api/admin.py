@@ -116,7 +116,7 @@ def unlock_user(user_id: uuid.UUID):
     cleared = platform_admin.unlock_user(db.session, actor=current_actor(), user_id=user_id,
                                          settings=current_settings())
     db.session.commit()
-    return ok({"counters_cleared": cleared}, message="Sign-in locks lifted.")
+    return ok(UnlockOut().dump({"counters_cleared": cleared}), message="Sign-in locks lifted.")
 
 
 @bp.post("/users/<uuid:user_id>/password-reset")

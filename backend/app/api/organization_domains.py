@@ -11,12 +11,14 @@ import uuid
 
 from flask import Blueprint
 
-from app.api.context import current_access, current_actor, load_body, load_query, require_org_permission
+from app.api.context import (allow_api_key, current_access, current_actor, load_body, load_query,
+                             require_org_permission)
 from app.api.envelope import created, ok, page
 from app.api.openapi import documented
 from app.errors import AppError
 from app.extensions import db, dns_resolver
 from app.schemas.domains import DomainIn, DomainListIn, DomainOut, DomainUpdateIn
+from app.security.api_keys import ORGANIZATIONS_READ, ORGANIZATIONS_WRITE
 from app.services import domains
 
 bp = Blueprint("organization_domains", __name__, url_prefix="/api/v1/organizations/<org_id>/domains")
@@ -28,6 +30,7 @@ TAG = "organization domains"
 @documented(summary="List the organization's domains", tag=TAG, query=DomainListIn, response=DomainOut, many=True,
             paginated=True, errors=(403, 404))
 @require_org_permission("connections:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def list_domains(org_id: str):
     query = load_query(DomainListIn())
     items, total = domains.list_domains(db.session, access=current_access(), page=query["page"],
@@ -41,6 +44,7 @@ def list_domains(org_id: str):
             description="409 when the organization claimed the domain already; 422 for a public mail "
                         "provider's domain.")
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def add_domain(org_id: str):
     data = load_body(DomainIn())
     domain = domains.add_domain(db.session, actor=current_actor(), access=current_access(), domain=data["domain"])
@@ -51,6 +55,7 @@ def add_domain(org_id: str):
 @bp.get("/<uuid:domain_id>")
 @documented(summary="One of the organization's domains", tag=TAG, response=DomainOut, errors=(403, 404))
 @require_org_permission("connections:read")
+@allow_api_key(ORGANIZATIONS_READ)
 def get_domain(org_id: str, domain_id: uuid.UUID):
     return ok(DomainOut().dump(domains.get_domain(db.session, access=current_access(), domain_id=domain_id)))
 
@@ -61,6 +66,7 @@ def get_domain(org_id: str, domain_id: uuid.UUID):
             description="identity_provider_id must be one of the organization's connections (422). enforce_sso "
                         "needs a verified domain routed to an enabled connection (409 with the reason).")
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def update_domain(org_id: str, domain_id: uuid.UUID):
     data = load_body(DomainUpdateIn())
     domain = domains.update_domain(db.session, actor=current_actor(), access=current_access(), domain_id=domain_id,
@@ -76,6 +82,7 @@ def update_domain(org_id: str, domain_id: uuid.UUID):
                         "(or the domain is verified already); 409 with the reason otherwise: no record, another "
                         "value, DNS did not answer, or another organization verified the domain.")
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def verify_domain(org_id: str, domain_id: uuid.UUID):
     try:
         domain = domains.verify_domain(db.session, actor=current_actor(), access=current_access(),
@@ -90,6 +97,7 @@ def verify_domain(org_id: str, domain_id: uuid.UUID):
 @bp.delete("/<uuid:domain_id>")
 @documented(summary="Give the domain up (its routing and enforced SSO end)", tag=TAG, errors=(403, 404))
 @require_org_permission("connections:write")
+@allow_api_key(ORGANIZATIONS_WRITE)
 def delete_domain(org_id: str, domain_id: uuid.UUID):
     domains.delete_domain(db.session, actor=current_actor(), access=current_access(), domain_id=domain_id)
     db.session.commit()
