@@ -137,14 +137,17 @@ class TestIdP:
                 f"<saml:NameID Format={quoteattr(PERSISTENT)}>{escape(name_id)}</saml:NameID>{index}"
                 f"</samlp:LogoutRequest>")
 
-    def logout_response(self, *, destination: str, in_response_to: str | None, status: str = C.STATUS_SUCCESS,
-                        issuer: str | None = None) -> str:
-        """A LogoutResponse (SAML Core §3.7.2) to the SP's LogoutRequest `in_response_to`."""
+    def logout_response(self, *, destination: str | None, in_response_to: str | None,
+                        status: str = C.STATUS_SUCCESS, issuer: str | None = "default") -> str:
+        """A LogoutResponse (SAML Core §3.7.2) to the SP's LogoutRequest `in_response_to`; None leaves out
+        the Destination or the Issuer."""
         answers = f" InResponseTo={quoteattr(in_response_to)}" if in_response_to else ""
+        to = f" Destination={quoteattr(destination)}" if destination else ""
+        issued_by = f"<saml:Issuer>{escape(self.entity_id if issuer == 'default' else issuer)}</saml:Issuer>" \
+            if issuer else ""
         return (f'<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
                 f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr{uuid.uuid4().hex}" Version="2.0" '
-                f'IssueInstant="{_instant(datetime.now(UTC))}" Destination={quoteattr(destination)}{answers}>'
-                f"<saml:Issuer>{escape(issuer or self.entity_id)}</saml:Issuer>"
+                f'IssueInstant="{_instant(datetime.now(UTC))}"{to}{answers}>{issued_by}'
                 f'<samlp:Status><samlp:StatusCode Value="{status}"/></samlp:Status></samlp:LogoutResponse>')
 
     def redirect_query(self, saml_type: str, xml: str, *, relay_state: str | None = None, signed: bool = True,

@@ -236,12 +236,18 @@ def logout_sent(via, signed_in) -> tuple[Any, dict[str, str]]:
     ({"in_response_to": None}, {}, "saml_logout_in_response_to"),
     ({"in_response_to": "_another"}, {}, "saml_logout_"),
     ({"destination": "https://gatehouse.test/elsewhere"}, {}, "saml_logout_"),
+    # python3-saml checks only that a Destination starts with ours, and none that is missing: ours is exact.
+    ({"destination": "SLS/extra"}, {}, "saml_logout_destination"),
+    ({"destination": None}, {}, "saml_logout_destination"),
     ({"issuer": "https://other-idp.test"}, {}, "saml_logout_"),
+    ({"issuer": None}, {}, "saml_logout_issuer"),
     ({"status": C.STATUS_RESPONDER}, {}, "saml_logout_status"),
 ], ids=["unsigned", "sha1", "unpinned-key", "no-in-response-to", "other-in-response-to", "other-destination",
-        "other-issuer", "not-success"])
+        "longer-destination", "no-destination", "other-issuer", "no-issuer", "not-success"])
 def test_an_idp_logout_response_that_fails_a_check_is_refused(via, logout_sent, db_session, message, query, reason):
     request, sent = logout_sent
+    if (message.get("destination") or "").startswith("SLS"):  # our SLS URL, which only the test knows
+        message = {**message, "destination": message["destination"].replace("SLS", sls_url(via))}
     answer = via.idp.logout_response(**({"destination": sls_url(via), "in_response_to": request.get("ID")} | message))
     response = to_sls(via, via.idp.redirect_query("SAMLResponse", answer, relay_state=sent["RelayState"], **query))
     assert response.status_code == 400
