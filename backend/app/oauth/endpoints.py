@@ -173,11 +173,8 @@ def authorize():
     if _needs_login(browser, prompts):
         if "none" in prompts:
             return _authorization_error(LoginRequiredError(redirect_uri=grant.redirect_uri, state=state))
-        # idp_hint=<provider id>: straight to that provider; an unknown or disabled one shows the page.
-        # Otherwise organization=<slug or id>: straight to the connection that organization enforces, or
-        # its only enabled one (identities.organization_connection).
-        hinted = identities.enabled_platform_provider(db.session, request.values.get("idp_hint")) or \
-            identities.organization_connection(db.session, request.values.get("organization"))
+        hinted = identities.hinted_connection(db.session, idp_hint=request.values.get("idp_hint"),
+                                              organization=request.values.get("organization"))
         if hinted is not None:
             return redirect(url_for("federation.start", provider_id=hinted.id, next=_authorize_url()))
         return redirect(url_for("web.login", next=_authorize_url(), login_hint=request.values.get("login_hint")))

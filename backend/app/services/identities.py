@@ -106,6 +106,13 @@ def enabled_platform_provider(db: Session, provider_id: str | uuid.UUID | None) 
     return provider if provider is not None and provider.organization_id is None else None
 
 
+def hinted_connection(db: Session, *, idp_hint: str | None, organization: str | None) -> IdentityProvider | None:
+    """Where an authorization request that needs a sign-in sends the browser, if not to the sign-in page:
+    `idp_hint=<provider id>` to that enabled platform provider (an unknown or disabled one: the page);
+    otherwise `organization=<slug or id>` to its connection (organization_connection)."""
+    return enabled_platform_provider(db, idp_hint) or organization_connection(db, organization)
+
+
 def organization_connection(db: Session, organization: str | None) -> IdentityProvider | None:
     """The connection an authorization request's `organization=<slug or id>` sends a person to sign in
     with (issue 14 §2): the one its verified domains enforce single sign-on through; without one, its only

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from app import errors
@@ -51,7 +51,7 @@ def list_members(db: Session, *, organization_id: uuid.UUID, page: int, per_page
     if role:
         query = query.where(Role.name == role)
     if q:
-        query = query.where(or_(User.email.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True)))
+        query = query.where(users.matching(q))
     return paginate(db, query.options(contains_eager(Membership.user), contains_eager(Membership.role))
                     .order_by(User.email), page=page, per_page=per_page)
 

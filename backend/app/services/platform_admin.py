@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import errors
@@ -51,8 +51,7 @@ def list_users(db: Session, *, q: str | None = None, status: str | None = None, 
     the email or the name, `status` the account's status."""
     conditions = []
     if q:
-        # autoescape: "%" and "_" typed in a search are literal characters, not LIKE wildcards.
-        conditions.append(or_(User.email.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True)))
+        conditions.append(users.matching(q))
     if status is not None:
         conditions.append(User.status == status)
     return paginate(db, select(User).where(*conditions).order_by(User.created_at.desc(), User.id.desc()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.orm import Session
 
 from app import errors
@@ -69,6 +69,12 @@ def create_user(db: Session, *, email: str, password: str | None, name: str = ""
     db.add(user)
     db.flush()  # assign user.id for the audit event
     return user
+
+
+def matching(q: str) -> ColumnElement[bool]:
+    """Accounts whose email or name holds `q`, case-insensitively; "%" and "_" typed in a search are
+    literal characters, not LIKE wildcards."""
+    return or_(User.email.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True))
 
 
 def require_email_free(db: Session, email: str, message: str = "An account with this email already exists.") -> None:
