@@ -29,7 +29,7 @@ def create(email: str, password: str, name: str, admin: bool) -> None:
         user = users.create_user(db.session, email=email, password=password, name=name,
                                  bcrypt_rounds=current_settings().BCRYPT_ROUNDS, is_platform_admin=admin)
     except AppError as err:
-        raise click.ClickException(f"{err.message} {json.dumps(err.details)}" if err.details else err.message)
+        raise failure(err.message, err.details)
     db.session.commit()
     click.echo(json.dumps(UserOut().dump(user)))
 
