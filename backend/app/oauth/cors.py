@@ -11,43 +11,68 @@ from __future__ import annotations
 from functools import wraps
 from typing import Callable
 
-from flask import Response, make_response, request
+from flask import Response, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import client_cache, current_settings, db
 
 ALLOWED_HEADERS = "Authorization, Content-Type"
 PREFLIGHT_MAX_AGE = "600"
+# Set by `with_cors` on the view it wraps; read by `add_cors_headers`.
+ANSWERS_CORS = "answers_cors"
+# This request's allowed origin (or None), judged once: the preflight and its answer's headers both ask.
+_ALLOWED_ORIGIN = "gatehouse.cors_origin"
 
 
-def _allowed(origin: str) -> bool:
-    return origin in current_settings().cors_extra_origins or origin in client_cache().cors_origins(db.session)
+def _allowed_origin() -> str | None:
+    """The request's Origin if it may read the answer; None without an Origin or for another one."""
+    environ = request.environ
+    if _ALLOWED_ORIGIN not in environ:
+        origin = environ.get("HTTP_ORIGIN")
+        allowed = origin and (origin in current_settings().cors_extra_origins
+                              or origin in client_cache().cors_origins(db.session))
+        environ[_ALLOWED_ORIGIN] = origin if allowed else None
+    return environ[_ALLOWED_ORIGIN]
 
 
 def with_cors(view: Callable) -> Callable:
-    """Answer preflights and add Access-Control-Allow-Origin for allowed origins.
-    No credentials: these endpoints use bearer tokens or client authentication, never cookies."""
+    """Let `view` answer cross-origin requests: its preflights are answered here, and every one of its
+    answers gets the CORS headers from `add_cors_headers`. No credentials: these endpoints use bearer
+    tokens or client authentication, never cookies."""
     @wraps(view)
     def wrapper(*args, **kwargs):
-        environ = request.environ
-        origin = environ.get("HTTP_ORIGIN")
-        if environ["REQUEST_METHOD"] == "OPTIONS":
-            response = Response(status=204)
-            if origin and _allowed(origin):
-                # The route's own methods (Fetch Standard §3.2.3): GET for JWKS, POST for token and revocation.
-                methods = sorted(request.url_rule.methods - {"OPTIONS", "HEAD"})
-                response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
-                response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-                response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
-        else:
-            response = view(*args, **kwargs)
-            if not isinstance(response, Response):
-                response = make_response(response)
-        if origin and _allowed(origin):
-            response.headers["Access-Control-Allow-Origin"] = origin
-        # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.
-        if "Vary" in response.headers:
-            response.vary.add("Origin")
-        else:
-            response.headers["Vary"] = "Origin"
+        if request.environ["REQUEST_METHOD"] != "OPTIONS":
+            return view(*args, **kwargs)
+        response = Response(status=204)
+        if _allowed_origin():
+            # The route's own methods (Fetch Standard §3.2.3): GET for JWKS, POST for token and revocation.
+            methods = sorted(request.url_rule.methods - {"OPTIONS", "HEAD"})
+            response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
+            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
         return response
+    setattr(wrapper, ANSWERS_CORS, True)
     return wrapper
+
+
+def add_cors_headers(response: Response) -> Response:
+    """After every request of the blueprint: on a `with_cors` view's answer, its errors included (a
+    refused input or a body over the limit, found before the view runs; the database down),
+    Access-Control-Allow-Origin for an allowed origin, so that the page can read the RFC 6749 §5.2
+    error (Fetch Standard §3.2.5)."""
+    if not getattr(current_app.view_functions.get(request.endpoint), ANSWERS_CORS, False):
+        return response
+    try:
+        origin = _allowed_origin()
+    except SQLAlchemyError:
+        # The origin list cannot be read (the database is down, or this request's transaction failed):
+        # the answer is already decided, and goes without the header, as it would from another origin.
+        origin = None
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.
+    if "Vary" in response.headers:
+        response.vary.add("Origin")
+    else:
+        response.headers["Vary"] = "Origin"
+    return response

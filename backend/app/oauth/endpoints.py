@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError, InsecureTransportEr
 from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
 from joserfc.jws import extract_compact
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import errors
 from app.database import DATABASE_UNAVAILABLE
@@ -17,9 +18,10 @@ from app.extensions import csrf, current_settings, db, field_cipher, key_store
 from app.federation.saml import SAMLConnection
 from app.models import IdentityProvider, Organization, UserSession
 from app.models.base import utcnow
-from app.oauth.cors import with_cors
+from app.oauth.cors import add_cors_headers, with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
-from app.oauth.server import FormBodyRequest, IssuerInResponse, database_unavailable, oauth_server
+from app.oauth.server import (FormBodyRequest, IssuerInResponse, RequestTooLarge, database_unavailable,
+                              oauth_server)
 from app.request_context import request_actor
 from app.security.tokens import new_token
 from app.services import authorization_context, consents, identities, saml_logout, sessions
@@ -28,6 +30,7 @@ from app.security.request_input import RefusedInput
 from app.security.browser_session import FRESH_LOGIN_KEY, clear_session_cookie, current_browser_session
 
 bp = Blueprint("oauth", __name__)
+bp.after_request(add_cors_headers)
 
 AMR_PASSWORD = ["pwd"]
 # Relying parties may cache the key set: a new key is published KEY_ACTIVATION_DELAY before it signs.
@@ -49,25 +52,32 @@ def _plain_http(error: InsecureTransportError) -> Response:
         description="This endpoint requires TLS: send the request over https."))
 
 
+def _refusal(error: OAuth2Error) -> Response:
+    """A request refused before a client or its redirect URI is known: on the error page for the browser
+    endpoints, with the error's status; in an RFC 6749 §5.2 body for the others."""
+    if request.endpoint in BROWSER_ENDPOINTS:
+        return Response(render_template("oauth_error.html", error=error), status=error.status_code)
+    return oauth_server().handle_error_response(None, error)
+
+
 @bp.errorhandler(RefusedInput)
 def _refused_input(error: RefusedInput) -> Response:
     """A value the server cannot store (security/request_input.py) is a malformed request, invalid_request
-    (RFC 6749 §4.1.2.1, §5.2): on the error page for the browser endpoints, whose redirect URI is not
-    known to be the client's yet; in an RFC 6749 §5.2 body for the others."""
-    refused = InvalidRequestError(description=error.description)
-    if request.endpoint in BROWSER_ENDPOINTS:
-        return Response(render_template("oauth_error.html", error=refused), status=400)
-    return oauth_server().handle_error_response(None, refused)
+    (RFC 6749 §4.1.2.1, §5.2)."""
+    return _refusal(InvalidRequestError(description=error.description))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> Response:
+    """A body over the limits (MAX_CONTENT_LENGTH, MAX_FORM_PARTS) is invalid_request too, with its 413:
+    a client reads the §5.2 body, not Werkzeug's HTML page."""
+    return _refusal(RequestTooLarge())
 
 
 def _database_unavailable(error: Exception) -> Response:
-    """503 while the database is down: temporarily_unavailable in the RFC 6749 §5.2 body, or on the
-    error page for the browser's authorization and logout requests (no redirect: the client and
-    its redirect URIs cannot be read to validate one)."""
-    unavailable = database_unavailable(error)
-    if request.endpoint in BROWSER_ENDPOINTS:
-        return Response(render_template("oauth_error.html", error=unavailable), status=503)
-    return oauth_server().handle_error_response(None, unavailable)
+    """503 while the database is down: temporarily_unavailable (no redirect from the browser endpoints:
+    the client and its redirect URIs cannot be read to validate one)."""
+    return _refusal(database_unavailable(error))
 
 
 for _unavailable in DATABASE_UNAVAILABLE:

@@ -181,6 +181,14 @@ class TemporarilyUnavailable(OAuth2Error):
     status_code = 503
 
 
+class RequestTooLarge(InvalidRequestError):
+    """A body over MAX_CONTENT_LENGTH or Werkzeug's form limits: a malformed request, RFC 6749 §5.2's
+    invalid_request, with the 413 HTTP gives it (RFC 9110 §15.5.14) in place of §5.2's default 400."""
+
+    description = "The request body is too large."
+    status_code = 413
+
+
 def database_unavailable(error: Exception) -> TemporarilyUnavailable:
     """The protocol error for a request the database failed, logged."""
     # The exception's class only: its text may carry the statement's parameters.

@@ -68,6 +68,20 @@ def test_token_error_from_the_spa_origin_is_readable(spa_client, client):
     assert response.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
 
 
+@pytest.mark.parametrize("form", [{"grant_type": "client_credentials\x00"},
+                                  {"grant_type": "client_credentials", "scope": "x" * (1024 * 1024 + 1)}],
+                         ids=["refused-character", "over-the-limit"])
+def test_a_request_refused_before_the_view_is_readable_from_the_spa_origin(spa_client, client, form):
+    """Fetch Standard §3.2.5: a refusal made before the endpoint runs (security/request_input.py, the body
+    limit) carries the header too, so the SPA can read its RFC 6749 §5.2 invalid_request."""
+    response = client.post("/oauth2/token", headers={"Origin": SPA_ORIGIN},
+                           data={**form, "client_id": spa_client.client_id})
+    assert response.status_code in (400, 413)
+    assert response.get_json()["error"] == "invalid_request"
+    assert response.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
+    assert response.headers["Vary"] == "Origin"
+
+
 def test_userinfo_revoke_and_jwks_from_the_spa_origin(obtain_tokens, spa_client, client):
     """Fetch Standard §3.2.5: userinfo (OIDC Core §5.3), revocation (RFC 7009 §2) and JWKS (RFC 7517)
     answer the SPA's origin."""

@@ -25,7 +25,7 @@ from app.models import AuditEvent, RevokedToken
 from tests import factories
 from tests.conftest import TEST_SECRET_KEY, make_settings, signing_keys_dir, wait_for
 from tests.oauth.conftest import MACHINE_SCOPES
-from tests.oauth.helpers import SessionAwareClient, verify_jwt
+from tests.oauth.helpers import WEB_ORIGIN, SessionAwareClient, verify_jwt
 from tests.servers import OwnPostgres, OwnRedis
 
 # Requests per endpoint in each phase: enough to show every answer is the same, few enough for seconds.
@@ -136,6 +136,17 @@ def status_and_error(http, method: str, path: str, **kwargs) -> Callable[[], obj
         if body is None:
             return response.status_code, response.mimetype
         return response.status_code, (body.get("error") or {}).get("type") if "version" in body else body.get("error")
+    return call
+
+
+def revocation_from_page(http, registered) -> Callable[[], object]:
+    """A revocation (of an unknown token) from a page of the client's origin: the answer's status, its
+    error and the origin it may be read from (Fetch Standard §3.2.5)."""
+    def call():
+        response = http.post("/oauth2/revoke", headers={"Origin": WEB_ORIGIN},
+                             **registered.authenticate({"token": "unknown"}))
+        return (response.status_code, (response.get_json() or {}).get("error"),
+                response.headers.get("Access-Control-Allow-Origin"))
     return call
 
 
@@ -251,7 +262,7 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
 
 
 def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_whole(
-        client, web_client, machine_client, obtain_tokens, browser, user, db_session, postgres_outage):
+        client, web_client, machine_client, obtain_tokens, browser, user, db_session, postgres_outage, settings):
     """With PostgreSQL down: what needs it answers 503 in its own format (the envelope, RFC 6749
     §5.2's temporarily_unavailable, an HTML page); introspection of access tokens still answers
     (the client cache and the denylist need no database); a revocation is refused whole."""
@@ -262,6 +273,7 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     login_page = browser.login_page()
     client_credentials = machine_client.authenticate({"grant_type": "client_credentials", "scope": MACHINE_SCOPES[0]})
     assert client.post("/oauth2/token", **client_credentials).status_code == 200  # the client in the cache
+    assert revocation_from_page(client, web_client)() == (200, None, WEB_ORIGIN)  # the origins in the cache
     endpoints = {
         "token": lambda: client.post("/oauth2/token", **client_credentials).status_code,
         "JWKS": lambda: client.get("/oauth2/jwks").status_code,
@@ -269,6 +281,7 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
         "introspect live": introspection(client, web_client, live),
         "introspect revoked": introspection(client, web_client, revoked),
         "revoke": status_and_error(client, "POST", "/oauth2/revoke", **web_client.authenticate({"token": live})),
+        "revoke from the client's page": revocation_from_page(client, web_client),
         "API sign-in": status_and_error(client, "POST", "/api/v1/auth/login",
                                         json={"email": user.email, "password": factories.DEFAULT_PASSWORD}),
         "API /users/me": status_and_error(client, "GET", "/api/v1/users/me",
@@ -281,8 +294,12 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     db_session.close()
 
     postgres_outage.begin()
-    during = {name: count(REQUESTS, call) for name, call in endpoints.items() if name != "revoke"}
+    during = {name: count(REQUESTS, call) for name, call in endpoints.items()
+              if name not in ("revoke", "revoke from the client's page")}
     during_revoke = count(REQUESTS, endpoints["revoke"])
+    during_from_page = count(REQUESTS, endpoints["revoke from the client's page"])
+    with instance(settings, db_session) as started_during:  # it has never read the origin list
+        unread_origins = revocation_from_page(started_during, web_client)()
     postgres_outage.end()
     still_live = introspection(client, web_client, live)()
     audited_after_outage = audited_revocations(db_session)
@@ -300,10 +317,15 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
         "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
     }
     assert during_revoke == {(503, "temporarily_unavailable"): REQUESTS}
+    # RFC 6749 §5.2 error readable by the client's page: the CORS headers come with errors too.
+    assert during_from_page == {(503, "temporarily_unavailable", WEB_ORIGIN): REQUESTS}
+    # Where the origins cannot be read, the same 503 without the header: never a 500.
+    assert unread_origins == (503, "temporarily_unavailable", None)
     # Refused whole: not denied, not audited; revoking it afterwards works.
     assert still_live == (200, True) and audited_after_outage == audited_before
     assert after["revoke"] == {(200, None): 1} and after["API sign-in"] == {(200, None): 1}
     assert after["health"] == {(200, None): 1}
+    assert after["revoke from the client's page"] == {(200, None, WEB_ORIGIN): 1}
     assert introspection(client, web_client, live)() == (200, False)
 
 

@@ -178,10 +178,23 @@ def test_other_grants_are_answered_by_their_own_rules(client, token_request, mac
     assert refresh.get_json()["error"] == "invalid_grant"
 
 
-def test_a_body_over_the_limit_is_refused(client, machine_client):
-    """MAX_CONTENT_LENGTH applies to the token endpoint: 413, not a 500."""
-    response = client.post("/oauth2/token", **cc_form(machine_client, scope="x" * (1024 * 1024 + 1)))
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+def test_a_body_over_the_limit_is_refused(client, machine_client, path):
+    """MAX_CONTENT_LENGTH applies to the protocol endpoints: 413, not a 500, with RFC 6749 §5.2's
+    invalid_request in a JSON body a client can read (not Werkzeug's HTML page), never cached."""
+    response = client.post(path, **cc_form(machine_client, scope="x" * (1024 * 1024 + 1)))
     assert response.status_code == 413
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"error": "invalid_request", "error_description": "The request body is too large."}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_consent_form_over_the_limit_is_an_error_page(client):
+    """The browser's endpoints answer the same refusal on a page: no client or redirect URI is known yet."""
+    response = client.post("/oauth2/authorize", data={"decision": "x" * (1024 * 1024 + 1)})
+    assert response.status_code == 413
+    assert response.mimetype == "text/html"
+    assert "invalid_request" in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/oauth2/jwks", "/oauth2/token", "/oauth2/introspect"])

@@ -126,6 +126,7 @@ def test_a_form_over_the_part_limit_is_413(client, machine_client):
     auth = (machine_client.client_id, machine_client.secret)
     response = client.post("/oauth2/token", data=data, content_type="multipart/form-data", auth=auth)
     assert response.status_code == 413
+    assert response.get_json()["error"] == "invalid_request"  # RFC 6749 §5.2
 
 
 # --- introspection and revocation (RFC 7662 §2.1, RFC 7009 §2.1) ------------------------------
