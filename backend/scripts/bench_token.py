@@ -769,7 +769,8 @@ def main() -> int:
             prepared = setup_gatehouse(stack, a, tmp, out)
             overhead = in_process(a, prepared, "overhead")
             log(f"framework overhead: {overhead}")
-            exchange = in_process(a, prepared, "exchange", prepared["web"]["client_id"],
+            # "--": a random secret or session token may begin with "-", which argparse would take for an option.
+            exchange = in_process(a, prepared, "exchange", "--", prepared["web"]["client_id"],
                                   prepared["web"]["client_secret"], prepared["tokens"][0], REDIRECT_URI, CODE_SCOPE)
             log(f"one code + PKCE exchange: {exchange}")
             for server in servers:
