@@ -4,20 +4,32 @@ SQLite: foreign keys on (ON DELETE rules), WAL, and BEGIN IMMEDIATE for every
 transaction. pysqlite's deferred BEGIN lets two requests both read and then
 both try to write, which SQLite resolves by failing one with "database is
 locked"; taking the write lock at BEGIN makes them queue instead (SQLAlchemy's
-documented pysqlite recipe). PostgreSQL needs nothing special.
+documented pysqlite recipe).
+
+PostgreSQL: a pooled connection is pinged before use only if it sat idle in the
+pool for PING_AFTER_IDLE_SECONDS or more, as HikariCP does (aliveBypassWindowMs,
+500 ms). SQLAlchemy's pool_pre_ping pings on every checkout: a round trip per
+request, two of the eleven in a code + PKCE exchange. A connection checked in
+a moment ago was alive then; if the server went away since, the statement fails
+with a disconnect, the request is answered 503 (DATABASE_UNAVAILABLE) and
+SQLAlchemy invalidates every pooled connection, so the next request reconnects.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # What a database that is down, restarting or out of connections raises (connection refused or
 # lost, pool exhausted): answered 503 in each endpoint's own format, never 500.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+PING_AFTER_IDLE_SECONDS = 0.5
+# Where a pooled connection's record keeps the time it was last connected or checked in.
+_IDLE_SINCE = "gatehouse.idle_since"
 
 
 def engine_options(database_url: str) -> dict[str, Any]:
@@ -26,11 +38,12 @@ def engine_options(database_url: str) -> dict[str, Any]:
     common = {"hide_parameters": True}
     if database_url.startswith("sqlite"):
         return {**common, "connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {**common, "pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    return {**common, "pool_size": 10, "max_overflow": 10}
 
 
 def configure_engine(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
+        _ping_after_idle(engine)
         return
 
     @event.listens_for(engine, "connect")
@@ -44,3 +57,24 @@ def configure_engine(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine.pool, "connect")
+    @event.listens_for(engine.pool, "checkin")
+    def on_idle(_dbapi_connection, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def on_checkout(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            # As pool_pre_ping does: every pooled connection is suspect; the pool connects anew.
+            raise InvalidatePoolError() from error

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask_migrate import upgrade
 from redis import Redis
-from sqlalchemy import func, select
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app import create_app
+from app import create_app, database
 from app.config import Settings
+from app.database import configure_engine, engine_options
 from app.extensions import db
 from app.models import AuditEvent, RevokedToken
 from tests import factories
@@ -327,6 +329,44 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     assert after["health"] == {(200, None): 1}
     assert after["revoke from the client's page"] == {(200, None, WEB_ORIGIN): 1}
     assert introspection(client, web_client, live)() == (200, False)
+
+
+@pytest.fixture
+def pooled_engine(database_url: str) -> Iterator[Engine]:
+    """The app's engine, as app/database.py configures it, with one connection used and back in the pool."""
+    engine = create_engine(database_url, **engine_options(database_url))
+    configure_engine(engine)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    yield engine
+    engine.dispose()
+
+
+def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_after_a_restart(pooled_engine, postgres_outage,
+                                                                              monkeypatch):
+    """A pooled connection idle for PING_AFTER_IDLE_SECONDS is pinged before use: after PostgreSQL
+    restarted, the first request is served on a new connection, not answered 503."""
+    postgres_outage.begin()
+    postgres_outage.end()
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # its idle time has passed, without sleeping
+
+    with pooled_engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(pooled_engine, postgres_outage, monkeypatch):
+    """One checked in less than PING_AFTER_IDLE_SECONDS ago is used without a ping (a round trip saved per
+    request). Had PostgreSQL restarted in that moment, the statement fails as a disconnect (the request's
+    503) and the pool connects anew for the next one."""
+    postgres_outage.begin()
+    postgres_outage.end()
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+
+    with pytest.raises(OperationalError) as failed, pooled_engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    assert failed.value.connection_invalidated
+    with pooled_engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
 
 
 def _jti(http, access: str) -> str:
