@@ -39,7 +39,7 @@ def adapter_for(provider: IdentityProvider, *, our_issuer: str, metadata: Upstre
     """The adapter that signs people in at `provider`.
 
     Raises:
-        FederationFailed: the provider has no client_id.
+        FederationFailed: the provider has no client_id, or its client secret cannot be decrypted.
     """
     settings = provider.kind_settings
     if provider.client_id is None:

@@ -145,7 +145,7 @@ class SAMLConnection:
         """The connection's service provider, its private key decrypted to sign with.
 
         Raises:
-            UndecryptableSecret: no key in ENCRYPTION_KEYS decrypts it.
+            FederationFailed: no key in ENCRYPTION_KEYS decrypts it.
         """
         return cls(provider, our_issuer=our_issuer, sp_private_key=decrypt_sp_private_key(cipher, provider))
 

@@ -315,8 +315,16 @@ def logout():
         db.session.commit()
     response = server.create_endpoint_response("end_session", end_session_request)
     if saml_connection is not None:
-        response = _saml_single_logout(saml_connection, browser, then=response.location if response else None)
-    elif response is None:
+        try:
+            response = _saml_single_logout(saml_connection, browser, then=response.location if response else None)
+        except errors.FederationFailed as error:
+            # Our session has ended; the IdP's cannot be asked to: the logout goes on here, and the audit
+            # trail says why the IdP was not told.
+            db.session.rollback()
+            identities.record_failure(db.session, actor=request_actor(browser.user, browser.id),
+                                      provider=saml_connection, reason=error.reason)
+            db.session.commit()
+    if response is None:
         response = Response(render_template("logged_out.html"))
     clear_session_cookie(response)
     return response

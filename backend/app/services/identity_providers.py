@@ -45,7 +45,7 @@ from cryptography.x509.oid import NameOID
 from app import errors
 from app.models import ExternalIdentity, IdentityProvider, ProviderKind, User
 from app.models.federation import KIND_SETTINGS, MembershipSettings
-from app.security.crypto import FieldCipher
+from app.security.crypto import FieldCipher, UndecryptableSecret
 from app.services import audit, domains
 from app.services.actor import Actor
 from app.services.pagination import paginate
@@ -113,14 +113,28 @@ class UpstreamChecks(Protocol):
         """
 
 
+def _decrypted(cipher: FieldCipher, provider: IdentityProvider, ciphertext: str) -> str:
+    """A secret of `provider` for a sign-in or a logout through it.
+
+    Raises:
+        FederationFailed: no key in ENCRYPTION_KEYS decrypts it (one the secret was stored under was dropped
+            without `flask secrets rotate`): the person gets a plain refusal and the audit trail the reason.
+    """
+    try:
+        return cipher.decrypt(ciphertext)
+    except UndecryptableSecret:
+        raise errors.FederationFailed("secret_undecryptable",
+                                      f"Signing in with {provider.name} is not available right now.") from None
+
+
 def decrypt_sp_private_key(cipher: FieldCipher, provider: IdentityProvider) -> str:
     """A saml connection's SP private key (PEM), to sign with; never display it.
 
     Raises:
-        UndecryptableSecret: no key in ENCRYPTION_KEYS decrypts it.
+        FederationFailed: no key in ENCRYPTION_KEYS decrypts it (`_decrypted`).
     """
     assert provider.sp_private_key_ciphertext is not None
-    return cipher.decrypt(provider.sp_private_key_ciphertext)
+    return _decrypted(cipher, provider, provider.sp_private_key_ciphertext)
 
 
 def new_sp_key_pair(common_name: str) -> tuple[str, str]:
@@ -149,11 +163,11 @@ def decrypt_client_secret(cipher: FieldCipher, provider: IdentityProvider) -> st
     """The provider's client secret in plain text, for a request to the upstream; never display it.
 
     Raises:
-        UndecryptableSecret: no key in ENCRYPTION_KEYS decrypts it.
+        FederationFailed: no key in ENCRYPTION_KEYS decrypts it (`_decrypted`).
     """
     if provider.client_secret_ciphertext is None:
         return None
-    return cipher.decrypt(provider.client_secret_ciphertext)
+    return _decrypted(cipher, provider, provider.client_secret_ciphertext)
 
 
 # --- configuration rules ----------------------------------------------------------------------------

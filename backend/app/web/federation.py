@@ -80,7 +80,10 @@ def start(provider_id: str):
 def _start_saml(provider: IdentityProvider, next_url: str | None) -> Response:
     """A signed AuthnRequest; the RelayState is a random key to the request kept server-side, never a URL."""
     relay_state = new_token()
-    message = saml_connection(provider).authn_request(relay_state=relay_state)
+    try:
+        message = saml_connection(provider).authn_request(relay_state=relay_state)
+    except errors.FederationFailed as error:
+        return _failed(provider, error, next_url)
     identities.remember_saml_request(db.session, provider=provider, relay_state=relay_state,
                                      request_id=message.message_id, next_url=next_url)
     db.session.commit()

@@ -41,7 +41,11 @@ def metadata(provider_id: str):
     provider = _enabled_connection(provider_id)
     if provider is None:
         return Response("Not found.", status=404, mimetype="text/plain")
-    return Response(saml_connection(provider).metadata_xml(), mimetype="application/samlmetadata+xml")
+    try:
+        connection = saml_connection(provider)
+    except errors.FederationFailed as error:  # its key does not decrypt: it can sign nothing, so offer nothing
+        return Response(error.message, status=503, mimetype="text/plain")
+    return Response(connection.metadata_xml(), mimetype="application/samlmetadata+xml")
 
 
 @bp.post("/saml/<provider_id>/acs")
@@ -102,7 +106,10 @@ def sls(provider_id: str):
     redirect_binding = "SAMLRequest" in request.args or "SAMLResponse" in request.args
     fields = (request.args if redirect_binding else request.form).to_dict()
     query_string = request.query_string.decode("latin-1") if redirect_binding else None
-    connection = saml_connection(provider)
+    try:
+        connection = saml_connection(provider)
+    except errors.FederationFailed as error:
+        return _logout_failed(provider, error, signed_out=False)
     if "SAMLRequest" in fields:
         try:
             logout = connection.idp_logout_request(fields, query_string=query_string)

@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from app.models import AuditEvent
+from app.models import AuditEvent, IdentityProvider
 from tests.factories import DEFAULT_PASSWORD
 
 ISSUER = "http://127.0.0.1:5000"  # Settings.ISSUER's default, which the tests use
@@ -312,6 +312,14 @@ def unverified_header(token: str) -> dict[str, Any]:
 
 
 # --- the database -------------------------------------------------------------
+
+def store_under_a_dropped_key(db: Session, provider: IdentityProvider, column: str) -> None:
+    """`provider`'s stored secret in `column` as if the ENCRYPTION_KEYS key it was encrypted under had been
+    dropped without `flask secrets rotate`: no key decrypts it."""
+    db.execute(update(IdentityProvider).where(IdentityProvider.id == provider.id)
+               .values({column: "gAAAAA-stored-under-a-dropped-key"}))
+    db.commit()
+
 
 def audit_events(db: Session, action: str) -> list[AuditEvent]:
     return list(db.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.occurred_at)))

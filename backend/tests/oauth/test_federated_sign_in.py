@@ -21,6 +21,7 @@ from tests.oauth.helpers import (
     make_pkce,
     parse_page,
     query_of,
+    store_under_a_dropped_key,
     verify_jwt,
     without_query,
 )
@@ -264,6 +265,15 @@ def test_callback_refuses_a_token_endpoint_error(via, upstream, db_session):
     sent = via.start()
     upstream.server.serve("/token", {"error": "invalid_grant"}, status=400)
     assert_refused(via.come_back(sent), db_session, users_before=0, message="refused to complete")
+
+
+def test_start_when_no_key_decrypts_the_client_secret_is_refused_plainly(via, db_session):
+    """The upstream cannot be authenticated to: the sign-in page says so before the person leaves (not a
+    500), the reason audited."""
+    store_under_a_dropped_key(db_session, via.provider, "client_secret_ciphertext")
+    response = via.browser.http.get(f"/federation/{via.provider.id}/start")
+    assert_refused(response, db_session, users_before=0, message="is not available right now")
+    assert audit_events(db_session, "federation.failed")[-1].details == {"reason": "secret_undecryptable"}
 
 
 def test_failed_sign_in_audit_carries_no_token_or_code(via, upstream, db_session):

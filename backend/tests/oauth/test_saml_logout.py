@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from app.models import IdentityProvider, SessionEndReason, UserSession
 from tests.oauth.helpers import (WEB_POST_LOGOUT_URI, Redirect, audit_events, authorization_params,
-                                 is_consent_page, make_pkce, parse_page, query_of, without_query)
+                                 is_consent_page, make_pkce, parse_page, query_of, store_under_a_dropped_key,
+                                 without_query)
 from tests.oauth.test_saml_sign_in import SAMLRoundTrip, idp, make_connection  # noqa: F401 -- fixtures
 from tests.saml_idp import TestIdP, key_and_certificate
 
@@ -213,6 +214,31 @@ def test_the_idp_logout_response_returns_to_the_relying_partys_post_logout_uri(v
     done = to_sls(via, via.idp.redirect_query("SAMLResponse", answer, relay_state=sent["RelayState"]))
     assert done.status_code == 302
     assert without_query(done.location) == WEB_POST_LOGOUT_URI and query_of(done.location) == {"state": "bye-1"}
+
+
+def test_our_logout_when_no_key_decrypts_the_connections_key_ends_our_session_here(via, signed_in, db_session):
+    """Without its SP key the IdP cannot be sent a signed LogoutRequest: our logout, already done, finishes
+    here (not a 500 with the cookie left), and the audit trail says why the IdP was not told."""
+    store_under_a_dropped_key(db_session, via.provider, "sp_private_key_ciphertext")
+
+    response = confirm_logout(via)
+
+    assert response.status_code == 200 and "You are signed out" in parse_page(response).text
+    assert live_sessions(db_session) == []
+    assert any(h.startswith(f"{COOKIE}=;") for h in response.headers.getlist("Set-Cookie"))
+    assert audit_events(db_session, "federation.failed")[-1].details == {"reason": "secret_undecryptable"}
+
+
+def test_an_idp_logout_request_when_no_key_decrypts_the_connections_key_ends_nothing(via, signed_in, db_session):
+    """The LogoutResponse could not be signed: nothing ends (Profiles §4.4.4.2 has the IdP learn the outcome),
+    a plain page, the reason audited."""
+    store_under_a_dropped_key(db_session, via.provider, "sp_private_key_ciphertext")
+    request = via.idp.logout_request(destination=sls_url(via), name_id="corp-user-1",
+                                     session_index="_idp-session-1", request_id="_idp-logout-1")
+
+    response = to_sls(via, via.idp.redirect_query("SAMLRequest", request, relay_state="idp-state"))
+
+    assert_nobody_signed_out(response, db_session, "secret_undecryptable")
 
 
 def test_our_logout_without_an_idp_slo_url_stays_here(make_connection, browser, idp, settings, db_session):

@@ -24,7 +24,7 @@ from app.models import ExternalIdentity, IdentityProvider, Membership, SAMLAsser
 from app.services.identity_providers import DEFAULT_SAML_SETTINGS, new_sp_key_pair
 from tests import factories
 from tests.oauth.helpers import Redirect, audit_events, authorization_params, is_consent_page, make_pkce, \
-    parse_page, query_of, verify_jwt
+    parse_page, query_of, store_under_a_dropped_key, verify_jwt
 from tests.saml_idp import TRANSIENT, TestIdP, key_and_certificate
 
 SAMLP = "{urn:oasis:names:tc:SAML:2.0:protocol}"
@@ -119,6 +119,14 @@ def assert_refused(response, db_session, *, reason_prefix: str) -> None:
 
 # --- the AuthnRequest and our metadata ------------------------------------------------------------------
 
+def test_start_when_no_key_decrypts_the_connections_key_is_refused_plainly(via, db_session):
+    """No AuthnRequest can be signed: the sign-in page says so (not a 500), the reason audited."""
+    store_under_a_dropped_key(db_session, via.provider, "sp_private_key_ciphertext")
+    response = via.browser.http.get(f"/federation/{via.provider.id}/start")
+    assert "is not available right now" in parse_page(response).text
+    assert_refused(response, db_session, reason_prefix="secret_undecryptable")
+
+
 def test_start_sends_a_signed_authn_request_with_an_opaque_relay_state(via, db_session):
     sent = via.start(next="https://evil.example/")
     assert sent["SigAlg"] == C.RSA_SHA256 and sent["Signature"]
@@ -144,6 +152,14 @@ def test_metadata_publishes_entity_id_acs_and_signing_certificate(via, browser):
     assert root.find(f".//{md}AssertionConsumerService").get("Location") == via.acs_url
     certificate = root.find(".//{http://www.w3.org/2000/09/xmldsig#}X509Certificate").text
     assert certificate.strip() in via.provider.settings["sp_certificate"].replace("\n", "")
+
+
+def test_metadata_when_no_key_decrypts_the_connections_key_is_503(via, browser, db_session):
+    """The connection cannot sign anything, so it is not offered to an IdP either: a plain 503, not a 500."""
+    store_under_a_dropped_key(db_session, via.provider, "sp_private_key_ciphertext")
+    response = browser.http.get(f"/saml/{via.provider.id}/metadata")
+    assert response.status_code == 503 and response.mimetype == "text/plain"
+    assert "is not available right now" in response.get_data(as_text=True)
 
 
 def test_metadata_of_an_unknown_connection_is_404(browser):
