@@ -127,6 +127,13 @@ def test_start_when_no_key_decrypts_the_connections_key_is_refused_plainly(via, 
     assert_refused(response, db_session, reason_prefix="secret_undecryptable")
 
 
+def test_a_response_when_no_key_decrypts_the_connections_key_is_refused_plainly(via, db_session):
+    """The key went between the AuthnRequest and the IdP's Response: the Response is refused plainly, not a 500."""
+    sent = via.start()
+    store_under_a_dropped_key(db_session, via.provider, "sp_private_key_ciphertext")
+    assert_refused(via.answer(sent), db_session, reason_prefix="secret_undecryptable")
+
+
 def test_start_sends_a_signed_authn_request_with_an_opaque_relay_state(via, db_session):
     sent = via.start(next="https://evil.example/")
     assert sent["SigAlg"] == C.RSA_SHA256 and sent["Signature"]
