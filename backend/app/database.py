@@ -18,6 +18,7 @@ SQLAlchemy invalidates every pooled connection, so the next request reconnects.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -41,9 +42,9 @@ def engine_options(database_url: str) -> dict[str, Any]:
     return {**common, "pool_size": 10, "max_overflow": 10}
 
 
-def configure_engine(engine: Engine) -> None:
+def configure_engine(engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
     if engine.dialect.name != "sqlite":
-        _ping_after_idle(engine)
+        _ping_after_idle(engine, clock)
         return
 
     @event.listens_for(engine, "connect")
@@ -59,17 +60,17 @@ def configure_engine(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _ping_after_idle(engine: Engine) -> None:
+def _ping_after_idle(engine: Engine, clock: Callable[[], float]) -> None:
     dialect = engine.dialect
 
     @event.listens_for(engine.pool, "connect")
     @event.listens_for(engine.pool, "checkin")
     def on_idle(_dbapi_connection, record) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
+        record.info[_IDLE_SINCE] = clock()
 
     @event.listens_for(engine.pool, "checkout")
     def on_checkout(dbapi_connection, record, _proxy) -> None:
-        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE_SECONDS:
+        if clock() - record.info.get(_IDLE_SINCE, float("-inf")) < PING_AFTER_IDLE_SECONDS:
             return
         try:
             dialect.do_ping(dbapi_connection)

@@ -12,7 +12,6 @@ from functools import wraps
 from typing import Callable
 
 from flask import Response, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import client_cache, current_settings, db
 
@@ -24,13 +23,15 @@ ANSWERS_CORS = "answers_cors"
 _ALLOWED_ORIGIN = "gatehouse.cors_origin"
 
 
-def _allowed_origin() -> str | None:
-    """The request's Origin if it may read the answer; None without an Origin or for another one."""
+def _allowed_origin(*, ask_database: bool = True) -> str | None:
+    """The request's Origin if it may read the answer; None without an Origin or for another one.
+    Without `ask_database`, the registered clients' origins are those last read."""
     environ = request.environ
     if _ALLOWED_ORIGIN not in environ:
         origin = environ.get("HTTP_ORIGIN")
-        allowed = origin and (origin in current_settings().cors_extra_origins
-                              or origin in client_cache().cors_origins(db.session))
+        cache = client_cache()
+        allowed = origin and (origin in current_settings().cors_extra_origins or origin in (
+            cache.cors_origins(db.session) if ask_database else cache.last_cors_origins()))
         environ[_ALLOWED_ORIGIN] = origin if allowed else None
     return environ[_ALLOWED_ORIGIN]
 
@@ -57,17 +58,14 @@ def with_cors(view: Callable) -> Callable:
 
 def add_cors_headers(response: Response) -> Response:
     """After every request of the blueprint: on a `with_cors` view's answer, its errors included (a
-    refused input or a body over the limit, found before the view runs; the database down),
-    Access-Control-Allow-Origin for an allowed origin, so that the page can read the RFC 6749 §5.2
-    error (Fetch Standard §3.2.5)."""
+    refused input or a body over the limit, found before the view runs; the database down, judged by
+    the origins last read), Access-Control-Allow-Origin for an allowed origin, so that the page can
+    read the RFC 6749 §5.2 error (Fetch Standard §3.2.5)."""
     if not getattr(current_app.view_functions.get(request.endpoint), ANSWERS_CORS, False):
         return response
-    try:
-        origin = _allowed_origin()
-    except SQLAlchemyError:
-        # The origin list cannot be read (the database is down, or this request's transaction failed):
-        # the answer is already decided, and goes without the header, as it would from another origin.
-        origin = None
+    # A 503 is a store that could not be reached: asking the database again would fail again, after as long
+    # a wait (a connect timeout, the pool's timeout).
+    origin = _allowed_origin(ask_database=response.status_code != 503)
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
     # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.

@@ -289,6 +289,12 @@ class ClientCache:
         self._origins = _Entry(origins, version, self._clock() + self.ttl)
         return origins
 
+    def last_cors_origins(self) -> frozenset[str]:
+        """What `cors_origins` last read and kept, fresh or not (nothing if it never kept any): for an
+        answer made while the database cannot be asked."""
+        cached = self._origins
+        return cached.values if cached is not None else frozenset()
+
     def get(self, db: Session, client_id: str) -> OAuthClient | None:
         """The client with this client_id, or None: `load_client`, usually without a query."""
         if self.ttl <= 0:

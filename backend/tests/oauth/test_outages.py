@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask_migrate import upgrade
 from redis import Redis
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -301,6 +301,9 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     during_revoke = count(REQUESTS, endpoints["revoke"])
     during_from_page = count(REQUESTS, endpoints["revoke from the client's page"])
     with instance(settings, db_session) as started_during:  # it has never read the origin list
+        with started_during.application.app_context():
+            connecting = []
+            event.listen(db.engine, "do_connect", lambda *args: connecting.append(args))
         unread_origins = revocation_from_page(started_during, web_client)()
     postgres_outage.end()
     still_live = introspection(client, web_client, live)()
@@ -323,6 +326,7 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     assert during_from_page == {(503, "temporarily_unavailable", WEB_ORIGIN): REQUESTS}
     # Where the origins cannot be read, the same 503 without the header: never a 500.
     assert unread_origins == (503, "temporarily_unavailable", None)
+    assert len(connecting) == 1  # the request's own attempt: the headers do not wait for the database again
     # Refused whole: not denied, not audited; revoking it afterwards works.
     assert still_live == (200, True) and audited_after_outage == audited_before
     assert after["revoke"] == {(200, None): 1} and after["API sign-in"] == {(200, None): 1}
@@ -331,42 +335,79 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     assert introspection(client, web_client, live)() == (200, False)
 
 
+class Clock:
+    """The pool's idle clock, moved by the test (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def pooled_engine(database_url: str) -> Iterator[Engine]:
-    """The app's engine, as app/database.py configures it, with one connection used and back in the pool."""
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def pooled_engine(database_url: str, clock: Clock) -> Iterator[Engine]:
+    """The app's engine as app/database.py configures it, on the test's clock."""
     engine = create_engine(database_url, **engine_options(database_url))
-    configure_engine(engine)
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    configure_engine(engine, clock=clock)
     yield engine
     engine.dispose()
 
 
-def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_after_a_restart(pooled_engine, postgres_outage,
-                                                                              monkeypatch):
+def select_one(connection: Connection) -> int:
+    return connection.execute(text("SELECT 1")).scalar()
+
+
+def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_after_a_restart(pooled_engine, clock, postgres_outage):
     """A pooled connection idle for PING_AFTER_IDLE_SECONDS is pinged before use: after PostgreSQL
     restarted, the first request is served on a new connection, not answered 503."""
+    with pooled_engine.connect() as connection:
+        assert select_one(connection) == 1
     postgres_outage.begin()
     postgres_outage.end()
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # its idle time has passed, without sleeping
+    clock.now += database.PING_AFTER_IDLE_SECONDS
 
     with pooled_engine.connect() as connection:
-        assert connection.execute(text("SELECT 1")).scalar() == 1
+        assert select_one(connection) == 1
 
 
-def test_a_connection_used_a_moment_ago_is_not_pinged(pooled_engine, postgres_outage, monkeypatch):
-    """One checked in less than PING_AFTER_IDLE_SECONDS ago is used without a ping (a round trip saved per
-    request). Had PostgreSQL restarted in that moment, the statement fails as a disconnect (the request's
-    503) and the pool connects anew for the next one."""
-    postgres_outage.begin()
+def test_a_connection_checked_in_a_moment_ago_is_not_pinged(pooled_engine, clock, postgres_outage):
+    """Idle time counts from the last check-in, not from the connection's making: one checked in less
+    than PING_AFTER_IDLE_SECONDS ago is used without a ping (a round trip saved per request). Had
+    PostgreSQL restarted in that moment, the statement fails as a disconnect (the request's 503) and
+    the pool connects anew for the next one."""
+    with pooled_engine.connect() as connection:  # made at 0
+        clock.now = 100.0
+        assert select_one(connection) == 1
+    postgres_outage.begin()  # checked in at 100
     postgres_outage.end()
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    clock.now = 100.0 + database.PING_AFTER_IDLE_SECONDS / 2
 
     with pytest.raises(OperationalError) as failed, pooled_engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+        select_one(connection)
     assert failed.value.connection_invalidated
     with pooled_engine.connect() as connection:
-        assert connection.execute(text("SELECT 1")).scalar() == 1
+        assert select_one(connection) == 1
+
+
+def test_a_failed_ping_renews_every_pooled_connection(pooled_engine, clock, postgres_outage):
+    """As pool_pre_ping does: a ping that finds the server gone invalidates the whole pool, so a connection
+    checked in a moment before the restart (which no ping would check) is made anew too."""
+    with pooled_engine.connect() as idle, pooled_engine.connect() as recent:
+        select_one(idle), select_one(recent)
+        idle.close()  # checked in at 0: handed out first (the pool is first in, first out)
+        clock.now = 100.0
+    postgres_outage.begin()  # `recent` checked in at 100
+    postgres_outage.end()
+    clock.now = 100.0 + database.PING_AFTER_IDLE_SECONDS / 2
+
+    with pooled_engine.connect() as first, pooled_engine.connect() as second:
+        assert (select_one(first), select_one(second)) == (1, 1)
 
 
 def _jti(http, access: str) -> str:
