@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Callable
 
 from flask import Response, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import client_cache, current_settings, db
 
@@ -63,9 +64,14 @@ def add_cors_headers(response: Response) -> Response:
     read the RFC 6749 §5.2 error (Fetch Standard §3.2.5)."""
     if not getattr(current_app.view_functions.get(request.endpoint), ANSWERS_CORS, False):
         return response
-    # A 503 is a store that could not be reached: asking the database again would fail again, after as long
-    # a wait (a connect timeout, the pool's timeout).
-    origin = _allowed_origin(ask_database=response.status_code != 503)
+    try:
+        # A 503 is a store that could not be reached: asking the database again would fail again, after as
+        # long a wait (a connect timeout, the pool's timeout).
+        origin = _allowed_origin(ask_database=response.status_code != 503)
+    except SQLAlchemyError:
+        # The origin list cannot be read (a refusal made before the view while the database is down, or a
+        # transaction that failed): the answer is already decided, and goes without the header.
+        origin = None
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
     # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.

@@ -109,7 +109,8 @@ def sls(provider_id: str):
     try:
         connection = saml_connection(provider)
     except errors.FederationFailed as error:
-        return _logout_failed(provider, error, signed_out=False)
+        # A LogoutResponse answers our own logout, whose session had ended before we asked the IdP.
+        return _logout_failed(provider, error, signed_out="SAMLResponse" in fields)
     if "SAMLRequest" in fields:
         try:
             logout = connection.idp_logout_request(fields, query_string=query_string)

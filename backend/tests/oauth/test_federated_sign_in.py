@@ -276,6 +276,15 @@ def test_start_when_no_key_decrypts_the_client_secret_is_refused_plainly(via, db
     assert audit_events(db_session, "federation.failed")[-1].details == {"reason": "secret_undecryptable"}
 
 
+def test_callback_when_no_key_decrypts_the_client_secret_is_refused_plainly(via, db_session):
+    """The key went between the start and the upstream's answer: the code cannot be redeemed, so the
+    sign-in page says so (not a 500), the reason audited."""
+    sent = via.start()
+    store_under_a_dropped_key(db_session, via.provider, "client_secret_ciphertext")
+    assert_refused(via.come_back(sent), db_session, users_before=0, message="is not available right now")
+    assert audit_events(db_session, "federation.failed")[-1].details == {"reason": "secret_undecryptable"}
+
+
 def test_failed_sign_in_audit_carries_no_token_or_code(via, upstream, db_session):
     sent = via.start()
     upstream.issue(nonce="wrong")

@@ -305,6 +305,9 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
             connecting = []
             event.listen(db.engine, "do_connect", lambda *args: connecting.append(args))
         unread_origins = revocation_from_page(started_during, web_client)()
+        attempts_for_the_503 = len(connecting)
+        # Refused before the view: a 400, whose headers cannot ask the database either, and stays a 400.
+        refused = started_during.post("/oauth2/revoke", headers={"Origin": WEB_ORIGIN}, data={"token": "a\x00b"})
     postgres_outage.end()
     still_live = introspection(client, web_client, live)()
     audited_after_outage = audited_revocations(db_session)
@@ -326,7 +329,9 @@ def test_postgres_down_answers_503_in_each_format_and_revocations_are_refused_wh
     assert during_from_page == {(503, "temporarily_unavailable", WEB_ORIGIN): REQUESTS}
     # Where the origins cannot be read, the same 503 without the header: never a 500.
     assert unread_origins == (503, "temporarily_unavailable", None)
-    assert len(connecting) == 1  # the request's own attempt: the headers do not wait for the database again
+    assert attempts_for_the_503 == 1  # the request's own attempt: the headers do not wait for the database again
+    assert (refused.status_code, refused.get_json()["error"], refused.headers.get("Access-Control-Allow-Origin")) \
+        == (400, "invalid_request", None)
     # Refused whole: not denied, not audited; revoking it afterwards works.
     assert still_live == (200, True) and audited_after_outage == audited_before
     assert after["revoke"] == {(200, None): 1} and after["API sign-in"] == {(200, None): 1}

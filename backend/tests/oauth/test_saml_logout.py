@@ -291,6 +291,24 @@ def test_an_idp_logout_response_is_accepted_once(via, logout_sent, db_session):
     assert audit_events(db_session, "federation.failed")[-1].details["reason"] == "state_expired"
 
 
+def test_an_idp_logout_response_when_no_key_decrypts_the_connections_key_says_we_signed_out(via, logout_sent,
+                                                                                           db_session):
+    """The key went between our LogoutRequest and the IdP's answer: our session had already ended, and the
+    page says so (not "Not signed out"), with the reason audited."""
+    request, sent = logout_sent
+    store_under_a_dropped_key(db_session, via.provider, "sp_private_key_ciphertext")
+    query = via.idp.redirect_query("SAMLResponse", via.idp.logout_response(
+        destination=sls_url(via), in_response_to=request.get("ID")), relay_state=sent["RelayState"])
+
+    response = to_sls(via, query)
+
+    assert response.status_code == 400
+    page = parse_page(response).text
+    assert "You are signed out" in page and "Not signed out" not in page
+    assert live_sessions(db_session) == []
+    assert audit_events(db_session, "federation.failed")[-1].details == {"reason": "secret_undecryptable"}
+
+
 # --- the HTTP-POST binding at the SLS (Bindings §3.5): the signature inside the message -----------------
 
 def post_to_sls(via: SAMLRoundTrip, form: dict[str, str]):
