@@ -122,7 +122,9 @@ class ClientUpdateIn(Schema):
     post_logout_redirect_uris = redirect_uri_list()
     grant_types = _grant_types()
     scopes = _scope_list()
-    first_party = fields.Boolean()
+    first_party = fields.Boolean(metadata={"description": "First-party clients skip the consent page. Only a "
+                                                          "platform client (of no organization) may be one: 422 "
+                                                          "for an organization's client."})
     jwks = _jwks()
     id_token_signed_response_alg = _id_token_alg()
     access_token_lifetime = _access_token_lifetime()

@@ -61,7 +61,7 @@ RULES_IN_WORDS = {
     "POST /api/v1/users/me/password": PASSWORD_RULE,
     "POST /api/v1/invitations/accept": PASSWORD_RULE | {"name"},  # signed in, send only the token
     "POST /api/v1/clients": CLIENT_RULES,
-    "PATCH /api/v1/clients/{client_id}": CLIENT_RULES,
+    "PATCH /api/v1/clients/{client_id}": CLIENT_RULES | {"first_party"},  # a platform client only
     "POST /api/v1/organizations/{org_id}/clients": CLIENT_RULES,
     "PATCH /api/v1/organizations/{org_id}/clients/{client_id}": CLIENT_RULES,
     "POST /api/v1/organizations/{org_id}/members": ROLE_REFERENCE,

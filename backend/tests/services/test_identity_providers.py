@@ -14,7 +14,7 @@ from app.federation.discovery import UpstreamChecks
 from app.federation.http import GuardedFetcher
 from app.models import AuditEvent, ExternalIdentity, IdentityProvider, User
 from app.models.base import encrypted_columns
-from app.security.crypto import FieldCipher, UndecryptableSecret
+from app.security.crypto import FieldCipher
 from app.services import identity_providers, stored_secrets
 from app.services.actor import Actor
 from tests import factories
@@ -313,8 +313,9 @@ def test_rotate_stored_secrets_reencrypts_under_the_first_key(db_session):
 
     assert rotated == {"identity_providers": 1}
     assert identity_providers.decrypt_client_secret(FieldCipher.from_keys([new_key]), provider) == SECRET
-    with pytest.raises(UndecryptableSecret):
+    with pytest.raises(errors.FederationFailed) as refused:
         identity_providers.decrypt_client_secret(FieldCipher.from_keys([old_key]), provider)
+    assert refused.value.reason == "secret_undecryptable"
     assert actions(db_session)[-1] == "secrets.rotated"
 
 
