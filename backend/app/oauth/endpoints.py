@@ -320,7 +320,6 @@ def logout():
         except errors.FederationFailed as error:
             # Our session has ended; the IdP's cannot be asked to: the logout goes on here, and the audit
             # trail says why the IdP was not told.
-            db.session.rollback()
             identities.record_failure(db.session, actor=request_actor(browser.user, browser.id),
                                       provider=saml_connection, reason=error.reason)
             db.session.commit()
