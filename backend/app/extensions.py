@@ -13,7 +13,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from limits import parse as parse_limit
-from limits.strategies import RateLimiter
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 from redis.exceptions import RedisError
 
 from app import errors
@@ -73,11 +73,13 @@ API_KEY_FAILURES = "api-key-failures"
 
 
 def _on_api_key_failure_budget(use: Callable[[RateLimiter], T]) -> T:
-    """`use` the limiter's strategy; while its Redis cannot answer, the process's own counts (the stores'
-    memory_rate_limits), as Flask-Limiter's route checks fall back, which this budget, checked outside
-    them, does not reach."""
+    """`use` a fixed window (Flask-Limiter's strategy) on the limiter's own storage; while its Redis cannot
+    answer, the process's own counts (the stores' memory_rate_limits), as Flask-Limiter's route checks
+    fall back, which this budget, checked outside them, does not reach. Not `limiter.limiter`: that turns
+    to Flask-Limiter's own memory only once a route check found Redis down, and one outage's refused
+    keys would be counted in two places."""
     try:
-        return use(limiter.limiter)
+        return use(FixedWindowRateLimiter(limiter.storage))
     except RedisError as error:
         log.warning("rate-limit storage unavailable (%s): API key failures counted in this process",
                     type(error).__name__)

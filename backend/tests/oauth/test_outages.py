@@ -9,6 +9,7 @@ after it, and their answers counted: README quotes these counts.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -258,6 +259,23 @@ def test_redis_down_issues_tokens_answers_introspection_and_signs_in(client, mac
         "health": {(503, "SERVICE_UNAVAILABLE"): REQUESTS},
     }
     assert after == {**during, "token (private_key_jwt)": {(200, None): REQUESTS}, "health": {(200, None): REQUESTS}}
+
+
+def test_refused_api_keys_count_in_one_place_through_a_redis_outage(settings, own_redis, user, db_session):
+    """RATELIMIT_API_KEY_FAILURES while Redis is down: one budget per process, whether or not a limited route
+    (here the sign-in) has found Redis down in between; the fourth refused key of three allowed is 429."""
+    with instance(replace(settings, RATELIMIT_API_KEY_FAILURES="3 per minute"), db_session) as http:
+        def refused_key(n: int) -> int:
+            return http.get("/api/v1/users/me", headers={"X-API-Key": f"gh_wrong-{n}"}).status_code
+
+        own_redis.stop()
+        before = [refused_key(n) for n in range(2)]
+        sign_in = http.post("/api/v1/auth/login", json={"email": user.email, "password": factories.DEFAULT_PASSWORD})
+        after = [refused_key(n) for n in range(2, 4)]
+        own_redis.start()
+
+    assert sign_in.status_code == 200
+    assert (before, after) == ([401, 401], [401, 429])
 
 
 # --- PostgreSQL down -------------------------------------------------------------------------------
