@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 from flask import session
+from flask.sessions import SecureCookieSessionInterface
+
+from app.security.cookie_session import CookieSessionInterface
 
 
 @pytest.fixture
@@ -48,6 +51,7 @@ def test_a_cookie_signed_before_the_key_rotated_is_read_through_the_fallback(rou
 
 
 def test_a_session_the_view_never_touched_is_not_set_again(routes, client):
+    """As Flask's own interface answers (this pins that ours kept it): no cookie and no Vary: Cookie."""
     client.set_cookie("session", cookie_of(client.get("/_session/set")))
 
     response = client.get("/_session/untouched")
@@ -55,3 +59,22 @@ def test_a_session_the_view_never_touched_is_not_set_again(routes, client):
     assert response.status_code == 200
     assert not [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")]
     assert "Cookie" not in response.headers.get("Vary", "")
+
+
+def test_nothing_is_signed_for_a_request_without_a_cookie_and_one_serializer_serves_the_rest(routes, client,
+                                                                                           monkeypatch):
+    """What the interface adds to Flask's: a request that brings no cookie and touches no session builds
+    no signing serializer (Flask's builds one for every request), and one serializer serves every
+    request until the keys change."""
+    built = []
+    build = SecureCookieSessionInterface.get_signing_serializer
+    monkeypatch.setattr(SecureCookieSessionInterface, "get_signing_serializer",
+                        lambda interface, app: built.append(app) or build(interface, app))
+    routes.session_interface = CookieSessionInterface()
+
+    for _ in range(3):
+        client.get("/_session/untouched")
+    assert built == []
+    for _ in range(3):
+        client.get("/_session/set")
+    assert len(built) == 1
