@@ -300,6 +300,23 @@ def test_organization_connection(db_session, make_provider, acme):
     assert identities.organization_connection(db_session, "acme") is None  # enforces two: the page decides
 
 
+def test_an_idp_hint_goes_before_the_organization(db_session, make_provider, acme):
+    """hinted_connection: `idp_hint` names the platform provider to use, and wins over `organization`; an
+    unknown, disabled or organization-owned hint falls back to the organization's connection."""
+    connection = make_provider(organization_id=acme.id)
+    platform = make_provider(name="Platform")
+    disabled = make_provider(name="Disabled", enabled=False)
+
+    def hinted(idp_hint: str | None, organization: str | None):
+        return identities.hinted_connection(db_session, idp_hint=idp_hint, organization=organization)
+
+    assert hinted(str(platform.id), "acme") == platform
+    assert hinted(None, "acme") == connection
+    for fallen_back in (str(disabled.id), str(connection.id), "not-an-id"):
+        assert hinted(fallen_back, "acme") == connection
+    assert hinted(None, None) is None
+
+
 def test_choose_organization_of_an_sso_session(db_session, make_provider, acme, web_client, user):
     connection = make_provider(organization_id=acme.id)
     client = db_session.scalar(select(OAuthClient).where(OAuthClient.client_id == web_client.client_id))
