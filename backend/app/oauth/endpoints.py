@@ -97,9 +97,8 @@ def oauth_metadata():
 @bp.route("/oauth2/jwks", methods=["GET", "OPTIONS"])
 @with_cors
 def jwks():
-    response = jsonify(key_store().jwks())
-    response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
-    return response
+    return Response(key_store().jwks_json(), mimetype="application/json",
+                    headers={"Cache-Control": JWKS_CACHE_CONTROL})
 
 
 def _authorization_error(error: OAuth2Error) -> Response:

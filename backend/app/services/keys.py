@@ -434,7 +434,7 @@ class KeyStore:
         self._loaded = False
         self._listed_until = float("-inf")
         self._states: _States | None = None
-        self._jwks: tuple[_States | None, dict[str, list[dict[str, Any]]]] = (None, {"keys": []})
+        self._jwks: tuple[_States | None, dict[str, list[dict[str, Any]]], bytes] = (None, {"keys": []}, b"")
 
     def _fingerprint(self) -> tuple[tuple[str, int, int, int], ...] | None:
         try:
@@ -525,13 +525,22 @@ class KeyStore:
         callers read and never modify."""
         if now is not None:
             return jwk_set(self.published(now))
+        return self._current_jwks()[1]
+
+    def jwks_json(self) -> bytes:
+        """Now's JWK Set as the JWKS endpoint serves it (compact JSON), serialised
+        once per change of the keys' states like the document itself."""
+        return self._current_jwks()[2]
+
+    def _current_jwks(self) -> tuple[_States | None, dict[str, list[dict[str, Any]]], bytes]:
         self.states()  # brings self._states up to date
         current = self._states  # read once: another thread may replace it meanwhile
-        built_for, document = self._jwks
-        if built_for is not current:
+        built = self._jwks
+        if built[0] is not current:
             document = jwk_set(key for key, state in reversed(current.states) if state in PUBLISHED_STATES)
-            self._jwks = (current, document)
-        return document
+            body = json.dumps(document, separators=(",", ":")).encode()
+            built = self._jwks = (current, document, body)
+        return built
 
     def find(self, kid: str, now: datetime | None = None) -> SigningKey | None:
         """The published key with this kid, or None (unknown, or expired and no longer published)."""

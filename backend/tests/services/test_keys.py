@@ -456,3 +456,25 @@ def test_the_states_of_now_follow_the_first_key_of_an_alg_as_it_activates(keydir
     assert store.states() == store.states(scheduled.activates_at)
     assert dict(store.states())[scheduled] == KeyState.ACTIVE
     assert store.signing_key("ES256") == scheduled
+
+
+def test_the_served_jwk_set_follows_every_change_of_the_published_keys(keydir: Path, store: KeyStore,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """jwks_json() is serialised once per change of the keys' states: it must still be now's JWK Set
+    when a key is added, activates, retires and expires, and as compact JSON (what /oauth2/jwks serves)."""
+    old = ensure_keys(keydir, algs=("RS256",), now=T0)[0]
+    now = [at(60)]
+    monkeypatch.setattr(keys_module, "_utcnow", lambda: now[0])
+    first = store.jwks_json()
+    new = rotate_key(keydir, alg="RS256", activation_delay=DELAY, now=at(60))
+    expiry = new.activates_at + timedelta(seconds=MAX_LIFETIME)
+    served = []
+    for moment in (at(60), new.activates_at, expiry):
+        now[0] = moment
+        body = store.jwks_json()
+        assert json.loads(body) == store.jwks(moment) == store.jwks()
+        assert b" " not in body
+        served.append({jwk["kid"] for jwk in json.loads(body)["keys"]})
+    assert [jwk["kid"] for jwk in json.loads(first)["keys"]] == [old.kid]
+    # published before it signs; the retired key until its tokens have expired; then the new key alone
+    assert served == [{old.kid, new.kid}, {old.kid, new.kid}, {new.kid}]
