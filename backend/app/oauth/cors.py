@@ -30,10 +30,11 @@ def _allowed_origin(*, ask_database: bool = True) -> str | None:
     environ = request.environ
     if _ALLOWED_ORIGIN not in environ:
         origin = environ.get("HTTP_ORIGIN")
-        cache = client_cache()
-        allowed = origin and (origin in current_settings().cors_extra_origins or origin in (
-            cache.cors_origins(db.session) if ask_database else cache.last_cors_origins()))
-        environ[_ALLOWED_ORIGIN] = origin if allowed else None
+        if origin and origin not in current_settings().cors_extra_origins:
+            cache = client_cache()
+            if origin not in (cache.cors_origins(db.session) if ask_database else cache.last_cors_origins()):
+                origin = None
+        environ[_ALLOWED_ORIGIN] = origin or None
     return environ[_ALLOWED_ORIGIN]
 
 
@@ -75,8 +76,9 @@ def add_cors_headers(response: Response) -> Response:
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
     # Every answer, with an Origin or without: a cache must not serve one origin's answer to another.
-    if "Vary" in response.headers:
+    # (getlist: Werkzeug's `in` and `get` raise and catch a KeyError for a header the answer lacks.)
+    if response.headers.getlist("Vary"):
         response.vary.add("Origin")
     else:
-        response.headers["Vary"] = "Origin"
+        response.headers.add("Vary", "Origin")
     return response
