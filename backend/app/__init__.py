@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import BACKEND_DIR, DEV_SECRET_KEY, Settings
@@ -241,6 +242,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.web import saml as saml_pages
 
     envelope.register_error_handlers(app)
+    # A 405 is raised while routing, before a blueprint is known, so only app-wide handlers see it: the
+    # protocol endpoints answer theirs in their own format, every other path as the envelope does.
+    app.register_error_handler(
+        MethodNotAllowed, lambda error: endpoints.refused_method(error) or envelope.from_http_exception(error))
     init_oauth(app)
     for module in (auth, users, clients, organizations, organization_clients, organization_audit, health,
                    invitations, identity_providers, organization_connections, organization_domains, domains,

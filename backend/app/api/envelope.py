@@ -84,7 +84,7 @@ def _from_validation_error(err: ValidationError) -> Response:
     return error_response(422, "VALIDATION_ERROR", "The request has invalid fields.", details=details)
 
 
-def _from_http_exception(err: HTTPException) -> Response:
+def from_http_exception(err: HTTPException) -> Response:
     headers = {}
     if isinstance(err, RateLimitExceeded):
         # RFC 6585 §4: a 429 MAY say how long to wait; ours say it on pages and in the API alike.
@@ -131,7 +131,7 @@ def _from_unhandled(err: Exception) -> Response | tuple[str, int]:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(errors.AppError, _from_app_error)
     app.register_error_handler(ValidationError, _from_validation_error)
-    app.register_error_handler(HTTPException, _from_http_exception)
+    app.register_error_handler(HTTPException, from_http_exception)
     for unavailable in DATABASE_UNAVAILABLE:
         app.register_error_handler(unavailable, _from_database_unavailable)
     app.register_error_handler(Exception, _from_unhandled)

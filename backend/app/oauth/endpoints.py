@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InsecureTransportError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, session, url_for
 from joserfc.jws import extract_compact
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from app import errors
 from app.database import DATABASE_UNAVAILABLE
@@ -20,7 +20,7 @@ from app.models import IdentityProvider, Organization, UserSession
 from app.models.base import utcnow
 from app.oauth.cors import add_cors_headers, with_cors
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
-from app.oauth.server import (FormBodyRequest, IssuerInResponse, RequestTooLarge, database_unavailable,
+from app.oauth.server import (FormBodyRequest, IssuerInResponse, MethodRefused, RequestTooLarge, database_unavailable,
                               oauth_server)
 from app.request_context import request_actor
 from app.security.tokens import new_token
@@ -72,6 +72,24 @@ def _too_large(error: RequestEntityTooLarge) -> Response:
     """A body over the limits (MAX_CONTENT_LENGTH, MAX_FORM_PARTS) is invalid_request too, with its 413:
     a client reads the §5.2 body, not Werkzeug's HTML page."""
     return _refusal(RequestTooLarge())
+
+
+def refused_method(error: MethodNotAllowed) -> Response | None:
+    """A 405 from a protocol endpoint that answers JSON (token, introspection, revocation, UserInfo, JWKS,
+    discovery): RFC 6749 §5.2's invalid_request, with the 405 and its Allow header (RFC 9110 §15.5.6), not
+    Werkzeug's HTML page. None for any other path. Routing refuses the method before a blueprint is known,
+    so only an app-wide handler sees the error: the app's asks here first (create_app)."""
+    allowed = sorted(error.valid_methods or ())
+    try:
+        endpoint = current_app.url_map.bind_to_environ(request.environ).match(method=allowed[0])[0]
+    except (HTTPException, IndexError):
+        return None
+    if not endpoint.startswith(f"{bp.name}.") or endpoint in BROWSER_ENDPOINTS:
+        return None
+    response = oauth_server().handle_error_response(None, MethodRefused(
+        [method for method in allowed if method not in ("HEAD", "OPTIONS")]))
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 def _database_unavailable(error: Exception) -> Response:

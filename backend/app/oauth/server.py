@@ -189,6 +189,16 @@ class RequestTooLarge(InvalidRequestError):
     status_code = 413
 
 
+class MethodRefused(InvalidRequestError):
+    """A method the endpoint does not take (RFC 6749 §3.2: the token endpoint takes POST): a malformed
+    request, invalid_request, with HTTP's 405 (RFC 9110 §15.5.6) in place of §5.2's default 400."""
+
+    status_code = 405
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(description=f"This endpoint accepts {', '.join(allowed)} only.")
+
+
 def database_unavailable(error: Exception) -> TemporarilyUnavailable:
     """The protocol error for a request the database failed, logged."""
     # The exception's class only: its text may carry the statement's parameters.

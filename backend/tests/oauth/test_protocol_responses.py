@@ -189,6 +189,37 @@ def test_a_body_over_the_limit_is_refused(client, machine_client, path):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize(("method", "path", "allow", "accepted"), [
+    ("GET", "/oauth2/token", "OPTIONS, POST", "POST"),
+    ("PUT", "/oauth2/introspect", "POST", "POST"),
+    ("GET", "/oauth2/revoke", "OPTIONS, POST", "POST"),
+    ("DELETE", "/oauth2/userinfo", "GET, HEAD, OPTIONS, POST", "GET, POST"),
+    ("POST", "/oauth2/jwks", "GET, HEAD, OPTIONS", "GET"),
+    ("POST", "/.well-known/openid-configuration", "GET, HEAD", "GET"),
+])
+def test_a_method_the_endpoint_does_not_take_is_refused_in_json(client, method, path, allow, accepted):
+    """RFC 6749 §3.2: the token endpoint takes POST (RFC 7662 §2.1 and RFC 7009 §2.1 likewise). Another
+    method is a malformed request: §5.2's invalid_request in JSON a client can read, with HTTP's 405 and
+    the Allow header it requires (RFC 9110 §15.5.6), never cached; not Werkzeug's HTML page."""
+    response = client.open(path, method=method)
+    assert response.status_code == 405
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"error": "invalid_request",
+                                   "error_description": f"This endpoint accepts {accepted} only."}
+    assert response.headers["Allow"] == allow
+    assert response.headers["Cache-Control"] == "no-store"
+    assert_json_security_headers(response)
+
+
+@pytest.mark.parametrize("path", ["/oauth2/authorize", "/oauth2/logout"])
+def test_a_method_the_browser_endpoints_do_not_take_is_an_error_page(client, path):
+    """The browser's endpoints answer it on a page, like every page of the site."""
+    response = client.put(path)
+    assert response.status_code == 405
+    assert response.mimetype == "text/html"
+    assert {method.strip() for method in response.headers["Allow"].split(",")} == {"GET", "HEAD", "POST"}
+
+
 def test_a_consent_form_over_the_limit_is_an_error_page(client):
     """The browser's endpoints answer the same refusal on a page: no client or redirect URI is known yet."""
     response = client.post("/oauth2/authorize", data={"decision": "x" * (1024 * 1024 + 1)})
