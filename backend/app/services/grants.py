@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.models import AuthorizationCode, Consent, OAuthClient, RefreshToken, User
@@ -21,6 +21,30 @@ from app.security.tokens import hash_token, new_token
 from app.services import audit, revocations
 from app.services.actor import Actor
 from app.stores.denylist import TokenDenylist
+
+
+# The statements every sign-in and refresh runs, built once: building a statement and its cache key costs about as much
+# CPU as executing it (issue 16). Values come as bound parameters. A code is written once and never
+# changed through the ORM, so it is inserted without a unit of work (its columns' defaults still apply).
+_INSERT_CODE = insert(AuthorizationCode.__table__)
+_CODE_BY_HASH = (select(AuthorizationCode).options(joinedload(AuthorizationCode.user))
+                 .where(AuthorizationCode.code_hash == bindparam("code_hash")))
+_CLAIM_CODE = (update(AuthorizationCode)
+               .where(AuthorizationCode.id == bindparam("code_id"), AuthorizationCode.redeemed_at.is_(None))
+               .values(redeemed_at=bindparam("redeemed_at"), family_id=bindparam("family_id"),
+                       access_token_jti=bindparam("access_token_jti"),
+                       access_token_expires_at=bindparam("access_token_expires_at"))
+               .execution_options(synchronize_session=False))
+_REFRESH_TOKEN_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("token_hash"))
+_CLAIM_ROTATION = (update(RefreshToken)
+                   .where(RefreshToken.id == bindparam("token_id"), RefreshToken.rotated_at.is_(None),
+                          RefreshToken.revoked_at.is_(None))
+                   .values(rotated_at=bindparam("rotated_at"), successor_ciphertext=bindparam("successor_ciphertext"))
+                   .execution_options(synchronize_session=False))
+_NONCE_OF_CLIENT = (select(AuthorizationCode.id)
+                    .join(OAuthClient, OAuthClient.id == AuthorizationCode.client_pk)
+                    .where(OAuthClient.client_id == bindparam("client_id"), AuthorizationCode.nonce == bindparam("nonce"))
+                    .limit(1))
 
 
 def new_authorization_code() -> str:
@@ -38,12 +62,13 @@ def store_authorization_code(db: Session, *, code: str, client: OAuthClient, use
     tokens the code is redeemed for, and every refresh of them, carry it.
     """
     now = now or utcnow()
-    db.add(AuthorizationCode(
-        code_hash=hash_token(code), client_pk=client.id, user_id=user.id, redirect_uri=redirect_uri,
-        scope=scope, nonce=nonce, code_challenge=code_challenge, code_challenge_method=code_challenge_method,
-        auth_time=auth_time, amr=amr, organization_id=organization_id, identity_provider_id=identity_provider_id,
-        created_at=now, expires_at=now + timedelta(seconds=lifetime),
-    ))
+    db.execute(_INSERT_CODE, {
+        "code_hash": hash_token(code), "client_pk": client.id, "user_id": user.id, "redirect_uri": redirect_uri,
+        "scope": scope, "nonce": nonce, "code_challenge": code_challenge,
+        "code_challenge_method": code_challenge_method, "auth_time": auth_time, "amr": amr,
+        "organization_id": organization_id, "identity_provider_id": identity_provider_id, "created_at": now,
+        "expires_at": now + timedelta(seconds=lifetime),
+    })
 
 
 def find_authorization_code(db: Session, *, actor: Actor, code: str, client: OAuthClient, denylist: TokenDenylist,
@@ -55,8 +80,7 @@ def find_authorization_code(db: Session, *, actor: Actor, code: str, client: OAu
     """
     now = now or utcnow()
     # With its user, whom redeeming it always needs.
-    row = db.scalar(select(AuthorizationCode).options(joinedload(AuthorizationCode.user))
-                    .where(AuthorizationCode.code_hash == hash_token(code)))
+    row = db.scalar(_CODE_BY_HASH, {"code_hash": hash_token(code)})
     if row is None or row.client_pk != client.id:
         return None
     if row.redeemed_at is not None:
@@ -76,13 +100,9 @@ def claim_authorization_code(db: Session, *, code: AuthorizationCode, family_id:
                              access_token_jti: str, access_token_expires_at: datetime,
                              now: datetime | None = None) -> bool:
     """Mark the code redeemed, recording what it issued. False if another request redeemed it first."""
-    claimed = db.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == code.id, AuthorizationCode.redeemed_at.is_(None))
-        .values(redeemed_at=now or utcnow(), family_id=family_id, access_token_jti=access_token_jti,
-                access_token_expires_at=access_token_expires_at)
-        .execution_options(synchronize_session=False)
-    )
+    claimed = db.execute(_CLAIM_CODE, {"code_id": code.id, "redeemed_at": now or utcnow(), "family_id": family_id,
+                                       "access_token_jti": access_token_jti,
+                                       "access_token_expires_at": access_token_expires_at})
     return claimed.rowcount == 1
 
 
@@ -127,7 +147,7 @@ def record_family_access_token(db: Session, *, row: RefreshToken, access_token_j
 
 
 def find_refresh_token(db: Session, *, token: str) -> RefreshToken | None:
-    return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(token)))
+    return db.scalar(_REFRESH_TOKEN_BY_HASH, {"token_hash": hash_token(token)})
 
 
 def find_revocable_refresh_token(db: Session, *, token: str) -> RefreshToken | None:
@@ -168,12 +188,8 @@ def in_grace_window(db: Session, *, row: RefreshToken, grace_seconds: int, now: 
 def claim_rotation(db: Session, *, row: RefreshToken, successor_ciphertext: str | None,
                    now: datetime | None = None) -> bool:
     """Mark the token rotated. False if another request rotated it first."""
-    claimed = db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
-        .values(rotated_at=now or utcnow(), successor_ciphertext=successor_ciphertext)
-        .execution_options(synchronize_session=False)
-    )
+    claimed = db.execute(_CLAIM_ROTATION, {"token_id": row.id, "rotated_at": now or utcnow(),
+                                           "successor_ciphertext": successor_ciphertext})
     return claimed.rowcount == 1
 
 
@@ -210,12 +226,7 @@ def report_refresh_reuse(db: Session, *, actor: Actor, row: RefreshToken, denyli
 
 def nonce_used(db: Session, *, client_id: str, nonce: str) -> bool:
     """Whether this client already sent this nonce in an authorization request."""
-    return db.scalar(
-        select(AuthorizationCode.id)
-        .join(OAuthClient, OAuthClient.id == AuthorizationCode.client_pk)
-        .where(OAuthClient.client_id == client_id, AuthorizationCode.nonce == nonce)
-        .limit(1)
-    ) is not None
+    return db.scalar(_NONCE_OF_CLIENT, {"client_id": client_id, "nonce": nonce}) is not None
 
 
 def revoke_user_grants_in_organization(db: Session, *, organization_id: uuid.UUID, user_id: uuid.UUID,

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app import errors
@@ -60,6 +60,13 @@ def start_session(db: Session, *, user: User, settings: Settings, kind: SessionK
     return IssuedSession(session=session, token=token)
 
 
+# Every authenticated request runs it: built once (its construction and cache key cost more CPU than the
+# database's answer), the token's hash bound per call. The user comes in the same query: its status is
+# checked on every authenticated request.
+_SESSION_BY_HASH = (select(UserSession).options(joinedload(UserSession.user))
+                    .where(UserSession.token_hash == bindparam("token_hash")))
+
+
 def authenticate_token(db: Session, *, token: str, settings: Settings, kind: SessionKind = SessionKind.API,
                        now: datetime | None = None) -> UserSession:
     """The live session for a bearer token, its idle window extended if its use is due to be
@@ -69,9 +76,7 @@ def authenticate_token(db: Session, *, token: str, settings: Settings, kind: Ses
         AuthenticationRequired: unknown, ended or expired token, or an inactive user.
     """
     now = now or utcnow()
-    # The user comes in the same query: its status is checked on every authenticated request.
-    session = db.scalar(select(UserSession).options(joinedload(UserSession.user))
-                        .where(UserSession.token_hash == hash_token(token)))
+    session = db.scalar(_SESSION_BY_HASH, {"token_hash": hash_token(token)})
     if session is None or session.kind != kind or not session.is_live(now):
         raise errors.AuthenticationRequired("The session token is invalid or has expired.")
     if not session.user.is_active:
