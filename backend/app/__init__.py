@@ -8,6 +8,7 @@ from typing import Any
 from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
+from flask_limiter.util import get_qualified_name
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import MethodNotAllowed
@@ -137,15 +138,20 @@ def _init_without_request_hooks(app: Flask, init: Callable[[Flask], None]) -> No
 
 def _refuse_limits_without_their_hook(app: Flask) -> None:
     """Default, application-wide and blueprint limits are applied only by the Flask-Limiter hook that
-    _init_without_request_hooks removes: declared, they would silently limit nothing. Refuse to start
-    instead; a limit belongs on its route (a decorator checks it per request)."""
+    _init_without_request_hooks removes, and a route limit's `deduct_when` is deducted only by it too:
+    declared, they would silently limit nothing. Refuse to start instead; a limit belongs on its route
+    (a decorator checks it per request), deducted on every request."""
     manager = limiter.limit_manager
+    with app.app_context():  # a route's limits are read as a request would (their values may be callables)
+        deducted_after = [f"route {endpoint}: {limit.limit} with deduct_when"
+                          for endpoint, view in app.view_functions.items()
+                          for limit in manager.decorated_limits(get_qualified_name(view)) if limit.deduct_when]
     unapplied = [*(f"default {limit.limit}" for limit in manager.default_limits),
                  *(f"application {limit.limit}" for limit in manager.application_limits),
                  *(f"blueprint {name}: {limit.limit}" for name in app.blueprints
-                   for limit in manager.blueprint_limits(app, name))]
+                   for limit in manager.blueprint_limits(app, name)), *deducted_after]
     if unapplied:
-        raise RuntimeError(f"rate limits that no hook applies (declare them on routes): {', '.join(unapplied)}")
+        raise RuntimeError(f"rate limits that no hook applies (declare them on routes, without deduct_when): {', '.join(unapplied)}")
 
 
 def _init_keys(app: Flask, settings: Settings) -> None:

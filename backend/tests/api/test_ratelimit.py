@@ -143,7 +143,8 @@ class TestBehindOneTrustedProxy:
 # --- limits no hook would apply ------------------------------------------------------------------
 # create_app removes Flask-Limiter's per-request hook (app._init_without_request_hooks): only a route's
 # own decorator applies its limit. A limit declared for a whole blueprint, as a default or for the
-# whole application would limit nothing, so the app refuses to start with one.
+# whole application would limit nothing, nor would a route limit deducted only when `deduct_when`
+# says so (the hook deducts it), so the app refuses to start with one.
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def limit_manager(monkeypatch):
     from app.extensions import limiter
 
     manager = limiter.limit_manager
-    for name in ("_blueprint_limits", "_default_limits", "_application_limits"):
+    for name in ("_blueprint_limits", "_default_limits", "_application_limits", "_decorated_limits"):
         monkeypatch.setattr(manager, name, type(getattr(manager, name))(getattr(manager, name)))
     return limiter
 
@@ -180,6 +181,18 @@ def test_app_with_a_default_or_application_limit_refuses_to_start_naming_it(limi
         manager.set_application_limits([ApplicationLimit("7 per hour").bind(limit_manager)])
 
     with pytest.raises(RuntimeError, match=f"{kind} 7 per 1 hour"):
+        create_app(settings)
+
+
+def test_app_with_a_route_limit_deducted_after_the_answer_refuses_to_start_naming_it(limit_manager, settings):
+    """A route limit with `deduct_when` is checked by its decorator but deducted by the removed hook:
+    it would never count a request."""
+    from app import create_app
+    from app.oauth.endpoints import token
+
+    limit_manager.limit("3 per minute", deduct_when=lambda response: response.status_code == 401)(token)
+
+    with pytest.raises(RuntimeError, match="route oauth.token: 3 per 1 minute with deduct_when"):
         create_app(settings)
 
 
