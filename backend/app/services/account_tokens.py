@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlencode
 
 from sqlalchemy import select, update
@@ -135,12 +136,12 @@ def request_password_reset(db: Session, *, actor: Actor, email: str, settings: S
 
 
 def _mail_link(db: Session, *, user: User, purpose: AccountTokenPurpose, seconds: int, issuer: str, path: str,
-               message: Callable[..., mail.Message], now: datetime | None) -> None:
-    """Issue a `purpose` link of `user` to `path`, good for `seconds` (earlier unused ones die), and queue
-    `message` carrying it."""
+               message: Callable[..., mail.Message], now: datetime | None, email: str | None = None) -> None:
+    """Issue a `purpose` link of `user` to `path`, sent to `email` (by default the account's), good for
+    `seconds` (earlier unused ones die), and queue `message` carrying it."""
     now = now or utcnow()
     lifetime = timedelta(seconds=seconds)
-    token = _issue_link(db, user=user, purpose=purpose, lifetime=lifetime, now=now)
+    token = _issue_link(db, user=user, purpose=purpose, lifetime=lifetime, now=now, email=email)
     mail.queue(db, message(user=user, link=link_url(issuer, path, token), expires_at=now + lifetime))
 
 
@@ -284,16 +285,13 @@ def request_email_change(db: Session, *, actor: Actor, user: User, email: str, s
         ValidationFailed: `email` is already the account's address.
         Conflict: another account has it.
     """
-    now = now or utcnow()
     new_email = users.normalize_email(email)
     if new_email == user.email:
         raise errors.ValidationFailed(details={"email": ["This is already your address."]})
     users.require_email_free(db, new_email)
-    lifetime = timedelta(seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS)
-    token = _issue_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_CHANGE, lifetime=lifetime, now=now,
-                        email=new_email)
-    mail.queue(db, _email_change_message(user=user, new_email=new_email, expires_at=now + lifetime,
-                                         link=link_url(settings.ISSUER, VERIFY_PATH, token)))
+    _mail_link(db, user=user, purpose=AccountTokenPurpose.EMAIL_CHANGE, seconds=settings.EMAIL_VERIFICATION_TTL_SECONDS,
+               issuer=settings.ISSUER, path=VERIFY_PATH, message=partial(_email_change_message, new_email=new_email),
+               now=now, email=new_email)
     audit.record_event(db, actor=actor, action="user.email_change_requested", target_type="user", target_id=user.id)
 
 
