@@ -18,7 +18,7 @@ from app.extensions import csrf, current_settings, db, field_cipher, key_store
 from app.federation.saml import SAMLConnection
 from app.models import IdentityProvider, Organization, UserSession
 from app.models.base import utcnow
-from app.oauth.cors import add_cors_headers, with_cors
+from app.oauth.cors import add_cors_headers, cors_route
 from app.oauth.metadata import authorization_server_metadata, openid_configuration
 from app.oauth.server import (FormBodyRequest, IssuerInResponse, MethodRefused, RequestTooLarge, database_unavailable,
                               oauth_server)
@@ -76,7 +76,7 @@ def _too_large(error: RequestEntityTooLarge) -> Response:
 
 def refused_method(error: MethodNotAllowed) -> Response | None:
     """A 405 from a protocol endpoint that answers JSON (token, introspection, revocation, UserInfo, JWKS,
-    discovery): RFC 6749 §5.2's invalid_request, with the 405 and its Allow header (RFC 9110 §15.5.6), not
+    the OpenID and RFC 8414 metadata): RFC 6749 §5.2's invalid_request, with the 405 and its Allow header (RFC 9110 §15.5.6), not
     Werkzeug's HTML page. None for any other path. Routing refuses the method before a blueprint is known,
     so only an app-wide handler sees the error: the app's asks here first (create_app)."""
     allowed = sorted(error.valid_methods or ())
@@ -112,8 +112,7 @@ def oauth_metadata():
     return jsonify(authorization_server_metadata(current_settings()))
 
 
-@bp.route("/oauth2/jwks", methods=["GET", "OPTIONS"])
-@with_cors
+@cors_route(bp, "/oauth2/jwks", methods=["GET"])
 def jwks():
     return Response(key_store().jwks_json(), mimetype="application/json",
                     headers={"Cache-Control": JWKS_CACHE_CONTROL})
@@ -261,8 +260,7 @@ def authorize():
     return response
 
 
-@bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
-@with_cors
+@cors_route(bp, "/oauth2/token", methods=["POST"])
 def token():
     response = oauth_server().create_token_response(FormBodyRequest(request))
     _commit_what_began()  # failure paths commit too: reuse detection revokes and audits
@@ -276,8 +274,7 @@ def _commit_what_began() -> None:
         db.session.commit()
 
 
-@bp.route("/oauth2/userinfo", methods=["GET", "POST", "OPTIONS"])
-@with_cors
+@cors_route(bp, "/oauth2/userinfo", methods=["GET", "POST"])
 def userinfo():
     return oauth_server().create_endpoint_response("userinfo")
 
@@ -287,8 +284,7 @@ def introspect():
     return oauth_server().create_endpoint_response("introspection", FormBodyRequest(request))
 
 
-@bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
-@with_cors
+@cors_route(bp, "/oauth2/revoke", methods=["POST"])
 def revoke():
     response = oauth_server().create_endpoint_response("revocation", FormBodyRequest(request))
     _commit_what_began()

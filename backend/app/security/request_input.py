@@ -54,10 +54,11 @@ def check_request_input() -> None:
     Raises:
         RefusedInput: naming where the value is (its name quoted with `shown`).
     """
-    environ = request.environ
+    checked = request._get_current_object()  # once: every access through the proxy costs a context lookup
+    environ = checked.environ
     if not (environ.get("QUERY_STRING") or "HTTP_AUTHORIZATION" in environ
             or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
-            or request.view_args):
+            or checked.view_args):
         return  # nothing a value could be in (most GETs)
     for where, value in _request_values():
         if has_refused_character(value):

@@ -493,13 +493,16 @@ class KeyStore:
         and every introspection asks)."""
         if now is not None:
             return key_states(self.keys(), now=_aware(now), max_token_lifetime=self.max_token_lifetime)
+        return list(self._states_now().states)
+
+    def _states_now(self) -> _States:
         keys, now = self.keys(), _utcnow()
         known = self._states
         if known is None or known.keys is not keys or now >= known.until:
             states = key_states(keys, now=now, max_token_lifetime=self.max_token_lifetime)
             known = self._states = _States(keys, tuple(states), next_change(keys, now=now,
                                                                           max_token_lifetime=self.max_token_lifetime))
-        return list(known.states)
+        return known
 
     def signing_key(self, alg: str, now: datetime | None = None) -> SigningKey:
         """The key that signs `alg` tokens at `now`.
@@ -533,8 +536,7 @@ class KeyStore:
         return self._current_jwks()[2]
 
     def _current_jwks(self) -> tuple[_States | None, dict[str, list[dict[str, Any]]], bytes]:
-        self.states()  # brings self._states up to date
-        current = self._states  # read once: another thread may replace it meanwhile
+        current = self._states_now()
         built = self._jwks
         if built[0] is not current:
             document = jwk_set(key for key, state in reversed(current.states) if state in PUBLISHED_STATES)
