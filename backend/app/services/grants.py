@@ -24,8 +24,8 @@ from app.stores.denylist import TokenDenylist
 
 
 # The statements every sign-in and refresh runs, built once: building a statement and its cache key costs about as much
-# CPU as executing it (issue 16). Values come as bound parameters. A code is written once and never
-# changed through the ORM, so it is inserted without a unit of work (its columns' defaults still apply).
+# CPU as executing it. Values come as bound parameters. A code is written once and never changed through
+# the ORM, so it is inserted without a unit of work: every column is given but its id (the column's default).
 _INSERT_CODE = insert(AuthorizationCode.__table__)
 _CODE_BY_HASH = (select(AuthorizationCode).options(joinedload(AuthorizationCode.user))
                  .where(AuthorizationCode.code_hash == bindparam("code_hash")))
