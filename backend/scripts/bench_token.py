@@ -12,7 +12,7 @@ What it does (loopback only, everything it creates is removed again, even on fai
    (`--server granian,gunicorn`, one after the other on the same database), with GATEHOUSE_ENV=production,
    pinned to CPU 0 (`--cpus 1`) or CPUs 0-1 (`--cpus 2`) with taskset;
    and measures in-process on the same CPU (scripts/bench_app.py) the framework overhead per request
-   (GET /oauth2/jwks through the app against a bare Flask app answering the same JSON) and what one
+   (GET /oauth2/jwks through the app against a bare Flask app serving the same serialised JSON) and what one
    code + PKCE exchange asks of PostgreSQL and Redis (statements, transactions, pings, commands);
 4. drives load for each scenario at a fixed concurrency and duration, `--runs` times after a
    warm-up, and reports the median:
@@ -814,7 +814,7 @@ def main() -> int:
         if overhead:
             line = (f"framework overhead per request, in-process on the server's CPU: GET {overhead['path']} "
                     f"{overhead['app_us']} us through the app, {overhead['bare_flask_us']} us through a bare "
-                    f"Flask app answering the same JSON: {overhead['ratio']}x")
+                    f"Flask app serving the same serialised JSON: {overhead['ratio']}x")
             print(line)
             table += "\n" + line
         if exchange:
