@@ -8,7 +8,6 @@ from typing import Any
 from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
-from flask_limiter.util import get_qualified_name
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import MethodNotAllowed
@@ -142,16 +141,17 @@ def _refuse_limits_without_their_hook(app: Flask) -> None:
     declared, they would silently limit nothing. Refuse to start instead; a limit belongs on its route
     (a decorator checks it per request), deducted on every request."""
     manager = limiter.limit_manager
-    with app.app_context():  # a route's limits are read as a request would (their values may be callables)
-        deducted_after = [f"route {endpoint}: {limit.limit} with deduct_when"
-                          for endpoint, view in app.view_functions.items()
-                          for limit in manager.decorated_limits(get_qualified_name(view)) if limit.deduct_when]
+    # Every declared limit as declared, wherever it is (a view, a function a view calls), without evaluating
+    # its value, which may read the request. Flask-Limiter lists them publicly only per function name.
+    deducted_after = [f"{name}: {limit.limit_provider} with deduct_when"
+                      for name, limits in manager._decorated_limits.items() for limit in limits if limit.deduct_when]
     unapplied = [*(f"default {limit.limit}" for limit in manager.default_limits),
                  *(f"application {limit.limit}" for limit in manager.application_limits),
                  *(f"blueprint {name}: {limit.limit}" for name in app.blueprints
                    for limit in manager.blueprint_limits(app, name)), *deducted_after]
     if unapplied:
-        raise RuntimeError(f"rate limits that no hook applies (declare them on routes, without deduct_when): {', '.join(unapplied)}")
+        raise RuntimeError("rate limits that no hook applies (declare them on routes, without deduct_when): "
+                           + ", ".join(unapplied))
 
 
 def _init_keys(app: Flask, settings: Settings) -> None:

@@ -76,9 +76,10 @@ def _too_large(error: RequestEntityTooLarge) -> Response:
 
 def refused_method(error: MethodNotAllowed) -> Response | None:
     """A 405 from a protocol endpoint that answers JSON (token, introspection, revocation, UserInfo, JWKS,
-    the OpenID and RFC 8414 metadata): RFC 6749 §5.2's invalid_request, with the 405 and its Allow header (RFC 9110 §15.5.6), not
-    Werkzeug's HTML page. None for any other path. Routing refuses the method before a blueprint is known,
-    so only an app-wide handler sees the error: the app's asks here first (create_app)."""
+    the OpenID and RFC 8414 metadata): RFC 6749 §5.2's invalid_request, with the 405 and its Allow header
+    (RFC 9110 §15.5.6), not Werkzeug's HTML page. None for any other path. Routing refuses the method
+    before a blueprint is known, so only an app-wide handler sees the error: the app's asks here first
+    (create_app)."""
     allowed = sorted(error.valid_methods or ())
     try:
         endpoint = current_app.url_map.bind_to_environ(request.environ).match(method=allowed[0])[0]

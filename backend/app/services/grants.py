@@ -25,7 +25,7 @@ from app.stores.denylist import TokenDenylist
 
 # The statements every sign-in and refresh runs, built once: building a statement and its cache key costs about as much
 # CPU as executing it. Values come as bound parameters. A code is written once and never changed through
-# the ORM, so it is inserted without a unit of work: every column is given but its id (the column's default).
+# the ORM, so it is inserted without a unit of work: every column with a default is given but its id.
 _INSERT_CODE = insert(AuthorizationCode.__table__)
 _CODE_BY_HASH = (select(AuthorizationCode).options(joinedload(AuthorizationCode.user))
                  .where(AuthorizationCode.code_hash == bindparam("code_hash")))
@@ -43,7 +43,8 @@ _CLAIM_ROTATION = (update(RefreshToken)
                    .execution_options(synchronize_session=False))
 _NONCE_OF_CLIENT = (select(AuthorizationCode.id)
                     .join(OAuthClient, OAuthClient.id == AuthorizationCode.client_pk)
-                    .where(OAuthClient.client_id == bindparam("client_id"), AuthorizationCode.nonce == bindparam("nonce"))
+                    .where(OAuthClient.client_id == bindparam("client_id"),
+                           AuthorizationCode.nonce == bindparam("nonce"))
                     .limit(1))
 
 

@@ -153,8 +153,12 @@ def limit_manager(monkeypatch):
     from app.extensions import limiter
 
     manager = limiter.limit_manager
-    for name in ("_blueprint_limits", "_default_limits", "_application_limits", "_decorated_limits"):
+    for name in ("_blueprint_limits", "_default_limits", "_application_limits"):
         monkeypatch.setattr(manager, name, type(getattr(manager, name))(getattr(manager, name)))
+    # Per function, a set a new limit is added to: copied one level deeper.
+    monkeypatch.setattr(manager, "_decorated_limits",
+                        {name: type(limits)(limits) for name, limits in manager._decorated_limits.items()})
+    monkeypatch.setattr(limiter, "_marked_for_limiting", set(limiter._marked_for_limiting))
     return limiter
 
 
@@ -192,8 +196,32 @@ def test_app_with_a_route_limit_deducted_after_the_answer_refuses_to_start_namin
 
     limit_manager.limit("3 per minute", deduct_when=lambda response: response.status_code == 401)(token)
 
-    with pytest.raises(RuntimeError, match="route oauth.token: 3 per 1 minute with deduct_when"):
+    with pytest.raises(RuntimeError, match=r"app\.oauth\.endpoints\.token\S*: 3 per minute with deduct_when"):
         create_app(settings)
+
+
+def test_a_limit_on_a_function_a_view_calls_is_found_too(limit_manager, settings):
+    """Flask-Limiter lets any function a view calls carry a limit; deduct_when there is as unapplied."""
+    from app import create_app
+
+    def helper() -> None:
+        pass
+
+    limit_manager.limit("4 per minute", deduct_when=lambda response: True)(helper)
+
+    with pytest.raises(RuntimeError, match="helper: 4 per minute with deduct_when"):
+        create_app(settings)
+
+
+def test_a_limit_whose_value_reads_the_request_is_not_evaluated_at_startup(limit_manager, settings):
+    from flask import request
+
+    from app import create_app
+    from app.oauth.endpoints import token
+
+    limit_manager.limit(lambda: "10/minute" if request.headers.get("X-Trusted") else "3/minute")(token)
+
+    assert create_app(settings).view_functions["oauth.token"]
 
 
 def test_app_as_declared_starts_with_every_limit_on_its_route(app):

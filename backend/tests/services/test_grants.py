@@ -47,9 +47,10 @@ def test_a_stored_code_is_kept_hashed_and_found_with_its_user(db_session):
 
 def test_a_code_may_be_stored_for_a_user_not_yet_flushed(db_session):
     """The insert runs at once, outside the unit of work: the session flushes what is pending first."""
+    client = factories.OAuthClientFactory()  # a factory commits: made before the user is pending
     user = User(email="pending@example.com", name="Pending")
     db_session.add(user)
-    _, client = store(db_session, user=user)
+    store(db_session, user=user, client=client)
     assert find(db_session, client).user_id == user.id
 
 
