@@ -34,6 +34,7 @@ def test_preflight_from_a_registered_origin(spa_client, web_client, client, path
     assert response.headers["Access-Control-Allow-Origin"] == origin
     assert response.headers["Access-Control-Allow-Methods"] == ALLOWED_METHODS[path]  # the route's, no more
     assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+    assert response.headers["Access-Control-Max-Age"] == "600"  # the browser may keep the answer ten minutes
     assert "Access-Control-Allow-Credentials" not in response.headers
     assert "Origin" in response.headers.get("Vary", "")
 
